@@ -1,0 +1,1 @@
+"""anole host side: IVF-PQ numerics, index tooling, backends, memory node, coordinator, CLI."""

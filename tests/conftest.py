@@ -1,0 +1,30 @@
+import logging
+
+import numpy as np
+import pytest
+
+from host.datasets import synthetic_clustered
+from host.index_builder import BuildConfig, build_ivfpq
+from host.index_dir import export_index, load_index
+
+logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """20k clustered vectors of d=32 and 200 queries from the same distribution."""
+    x = synthetic_clustered(20_200, 32, seed=1, clusters=100)
+    return x[:20_000], x[20_000:]
+
+
+@pytest.fixture(scope="session")
+def small_faiss(small_data):
+    base, _ = small_data
+    return build_ivfpq(base, BuildConfig(nlist=64, m=8, seed=0))
+
+
+@pytest.fixture(scope="session")
+def small_index(small_faiss, tmp_path_factory):
+    """The small index exported over 3 shards and loaded back."""
+    out = export_index(small_faiss, tmp_path_factory.mktemp("idx"), nshards=3)
+    return load_index(out)
