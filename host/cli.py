@@ -12,7 +12,6 @@ from host.errors import AnoleError
 COMMAND_MODULES = [
     "host.cli_index",
     "host.cli_search",
-    "host.cli_demo",
 ]
 
 
@@ -38,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("faiss.loader", "numba", "httpx", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except AnoleError as e:

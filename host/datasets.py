@@ -54,17 +54,17 @@ def write_vecs(path: str | os.PathLike, data: np.ndarray) -> None:
     out.tofile(path)
 
 
-def synthetic_clustered(n: int, dim: int, seed: int = 0, clusters: int | None = None,
-                        spread: float = 0.35) -> np.ndarray:
+def synthetic_clustered(n: int, dim: int, seed: int = 0, clusters: int = 1000,
+                        spread: float = 0.35, stream: int = 0) -> np.ndarray:
     """Gaussian mixture float32[n, dim]: ``clusters`` random centres, points at ``spread`` around them.
 
-    Deterministic for a given (n, dim, seed, clusters, spread); generated in chunks to bound memory.
+    The centres depend on ``seed`` only; the points on (seed, stream), so stream=1 draws queries from the
+    same distribution as a base set drawn with stream=0. Generated in chunks to bound memory.
     """
-    if n < 1 or dim < 1:
-        raise InputError(f"n and dim must be >= 1, not n={n} dim={dim}")
-    clusters = clusters or max(1, min(4096, n // 100))
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+    if n < 1 or dim < 1 or clusters < 1:
+        raise InputError(f"n, dim and clusters must be >= 1, not n={n} dim={dim} clusters={clusters}")
+    centres = np.random.default_rng(seed).standard_normal((clusters, dim), dtype=np.float32)
+    rng = np.random.default_rng([seed, stream])
     out = np.empty((n, dim), dtype=np.float32)
     chunk = 1 << 16
     for lo in range(0, n, chunk):

@@ -95,8 +95,10 @@ class IndexDir:
         return lists.astype(np.int64)
 
 
-def export_index(index, out: str | Path, nshards: int) -> Path:
-    """Write a faiss IndexIVFPQ as an index directory split evenly over ``nshards`` shards."""
+def export_index(index, out: str | Path, nshards: int, source: dict | None = None) -> Path:
+    """Write a faiss IndexIVFPQ as an index directory split evenly over ``nshards`` shards.
+
+    ``source`` (JSON-able) records where the vectors came from, e.g. the synthetic generator's arguments."""
     import faiss
     from faiss.contrib.inspect_tools import get_invlist
 
@@ -131,6 +133,7 @@ def export_index(index, out: str | Path, nshards: int) -> Path:
         "format": FORMAT, "version": VERSION, "metric": "L2", "by_residual": True, "nbits": 8,
         "d": d, "nlist": nlist, "m": m, "ntotal": int(ivf.ntotal), "nshards": nshards,
         "shards": [{"ntotal": int(np.fromfile(out / f"shard_{s:03d}/offsets.u64", np.uint64)[-1])} for s in range(nshards)],
+        "source": source or {},
         "files": {f: {"bytes": (out / f).stat().st_size, "sha256": _sha256(out / f)} for f in files},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
