@@ -12,6 +12,8 @@ from host.errors import AnoleError
 COMMAND_MODULES = [
     "host.cli_index",
     "host.cli_search",
+    "host.cli_demo",
+    "host.cli_serve",
 ]
 
 

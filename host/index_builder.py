@@ -49,6 +49,10 @@ def build_ivfpq(vectors: np.ndarray, cfg: BuildConfig, ids: np.ndarray | None = 
     index = faiss.IndexIVFPQ(quantizer, d, cfg.nlist, cfg.m, 8)
     index.cp.seed = cfg.seed
     index.pq.cp.seed = cfg.seed
+    if n < 39 * 256:       # faiss would print the same warning once per sub-quantizer
+        log.warning("only %d training vectors for 256 PQ centroids per sub-quantizer (faiss advises %d); "
+                    "codebooks will be coarse", n, 39 * 256)
+        index.pq.cp.min_points_per_centroid = 1
     rng = np.random.default_rng(cfg.seed)
     train = x if not cfg.train_size or n <= cfg.train_size else x[np.sort(rng.choice(n, cfg.train_size, replace=False))]
     log.info("training IVF%d,PQ%d on %d vectors of dim %d", cfg.nlist, cfg.m, len(train), d)

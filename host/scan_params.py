@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from host.errors import InputError
+
 KSUB = 256
 """Centroids per sub-quantizer: codes are 8-bit (design.md section 2)."""
 
@@ -31,7 +33,7 @@ class ScanParams:
         _check_range("m", self.m, 4, 64)
         _check_range("lanes", self.lanes, 1, 16)
         if self.lanes & (self.lanes - 1):
-            raise ValueError(f"lanes must be a power of two, not {self.lanes!r}")
+            raise InputError(f"lanes must be a power of two, not {self.lanes!r}")
         _check_range("lut_bits", self.lut_bits, 8, 16)
         _check_range("k", self.k, 1, 100)
         _check_range("id_bits", self.id_bits, 16, 64)
@@ -67,12 +69,12 @@ class ScanParams:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown ScanParams fields {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(f"unknown ScanParams fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
 
 def _check_range(name: str, value, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
+        raise InputError(f"{name} must be an int, not {value!r}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, not {value!r}")
+        raise InputError(f"{name} must be in {lo}..{hi}, not {value!r}")

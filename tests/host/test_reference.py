@@ -103,3 +103,19 @@ def test_reference_recall_vs_faiss(small_index, small_faiss, small_data, lut_bit
     assert r >= {8: 0.85, 12: 0.97, 16: 0.99}[lut_bits], r
     if lut_bits == 16:
         np.testing.assert_allclose(res.distances, fd, rtol=2e-3, atol=1e-3 * fd.max())
+
+
+@pytest.mark.parametrize("field, value", [("m", 3), ("m", 65), ("lanes", 3), ("lanes", 32), ("lut_bits", 7),
+                                          ("lut_bits", 17), ("k", 0), ("k", 101), ("id_bits", 8), ("m", 4.0)])
+def test_scan_params_validation(field, value):
+    with pytest.raises(ValueError, match=field):
+        ScanParams(**{field: value})
+
+
+def test_scan_params_derived_widths():
+    p = ScanParams(m=16, lut_bits=16)
+    assert p.dist_bits == 20 and p.lut_max == 65535 and p.ksub == 256
+    assert ScanParams(m=12, lut_bits=8).dist_bits == 12
+    assert ScanParams.from_dict(p.to_dict()) == p
+    with pytest.raises(ValueError, match="unknown ScanParams fields"):
+        ScanParams.from_dict({"m": 8, "width": 3})

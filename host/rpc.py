@@ -1,0 +1,323 @@
+"""Generic request/response and streaming RPC over asyncio TCP, on the frames of ``host.rpc_codec``.
+
+Transport only: message types and their meaning belong to the user (``host.wire`` for retrieval,
+``llm_node`` for tokens).  Byte-level spec: docs/protocol.md.
+
+Server::
+
+    server = RpcServer(max_frame=64 << 20, read_timeout=30.0)
+    server.register(16, handler)                 # async def handler(fields: dict) -> dict
+    server.register(17, gen_handler, stream=True) # async generator: yields dicts, one frame each, then END
+    host, port = await server.start("127.0.0.1", 0)
+    await server.serve_forever()                 # or: await server.close()
+
+A handler receives the request's field map (arrays are read-only views) and returns the response field
+map.  Raising ``RpcError(code, msg)`` sends that error frame; ``AnoleError``/``ValueError`` send
+``E_BAD_REQUEST``; anything else ``E_INTERNAL``.  Requests run as concurrent tasks, so one connection
+multiplexes many requests by request id (at most ``max_inflight`` each); responses may come back in any
+order.  Malformed frames get an error frame; the connection closes only when the byte stream cannot be
+resynchronised (bad magic, bad version, truncated frame, read timeout).
+
+Client (async; one connection, many concurrent calls)::
+
+    client = await RpcClient.connect("127.0.0.1", port, timeout=30.0)
+    reply = await client.call(16, {"x": np.arange(4)})     # dict, or raises RemoteError / RpcError
+    async for item in client.stream(17, {...}): ...        # items until the END frame
+    await client.close()
+
+``SyncClient`` wraps the same API for scripts and the CLI (its own event loop, not thread-safe).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import AsyncIterator, Iterator
+
+from host.errors import AnoleError
+from host.rpc_codec import (F_RESPONSE, F_STREAM, HEADER_SIZE, T_END, T_ERROR, T_PING, VERSION, WireFormatError,
+                            decode_fields, encode_fields, pack_header, unpack_header)
+
+log = logging.getLogger(__name__)
+
+E_BAD_FRAME, E_VERSION, E_TOO_LARGE, E_BAD_PAYLOAD, E_UNKNOWN_TYPE = 1, 2, 3, 4, 5
+E_BAD_REQUEST, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE = 6, 7, 8, 9
+
+
+class RpcError(AnoleError):
+    """An RPC failed: ``code`` is one of the E_* codes, ``message`` says why."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class RemoteError(RpcError):
+    """The peer answered with an error frame."""
+
+
+def parse_address(addr: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port)."""
+    host, sep, port = addr.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise AnoleError(f"bad address {addr!r}; expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _frame(msg_type: int, flags: int, rid: int, fields: dict) -> bytes:
+    payload = encode_fields(fields)
+    return pack_header(msg_type, flags, rid, len(payload)) + payload
+
+
+async def _read_frame(reader: asyncio.StreamReader, idle: float | None, timeout: float | None):
+    """-> (header tuple, raw header) or None at a clean EOF; the rest of a started frame within timeout."""
+    async with asyncio.timeout(idle):
+        first = await reader.read(1)
+    if not first:
+        return None
+    async with asyncio.timeout(timeout):
+        raw = first + await reader.readexactly(HEADER_SIZE - 1)
+    return unpack_header(raw)
+
+
+class RpcServer:
+    """Serves registered message types to many concurrent TCP connections."""
+
+    def __init__(self, *, max_frame: int = 64 << 20, read_timeout: float | None = 30.0,
+                 idle_timeout: float | None = None, max_inflight: int = 64):
+        self.max_frame, self.read_timeout, self.idle_timeout = max_frame, read_timeout, idle_timeout
+        self.max_inflight = max_inflight
+        self._handlers: dict[int, tuple] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.Task] = set()
+
+    def register(self, msg_type: int, handler, *, stream: bool = False) -> None:
+        if not 16 <= msg_type <= 255:
+            raise ValueError(f"user message types are 16..255, not {msg_type}")
+        self._handlers[msg_type] = (handler, stream)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._serve_conn, host, port, limit=1 << 20)
+        self.address = self._server.sockets[0].getsockname()[:2]
+        log.info("listening on %s:%d", *self.address)
+        return self.address
+
+    async def serve_forever(self) -> None:
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for t in list(self._conns):
+                t.cancel()
+            await asyncio.gather(*self._conns, return_exceptions=True)
+
+    async def _serve_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conns.add(asyncio.current_task())
+        tasks: set[asyncio.Task] = set()
+        slots = asyncio.Semaphore(self.max_inflight)
+
+        async def send(msg_type, flags, rid, fields):
+            if not writer.is_closing():
+                writer.write(_frame(msg_type, flags, rid, fields))
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    pass
+
+        async def error(rid, code, msg):
+            await send(T_ERROR, F_RESPONSE, rid, {"code": code, "message": msg})
+
+        try:
+            while True:
+                try:
+                    head = await _read_frame(reader, self.idle_timeout, self.read_timeout)
+                except WireFormatError as e:
+                    return await error(0, E_BAD_FRAME, str(e))
+                if head is None:  # clean EOF (or half-close): finish what was asked, then close
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    return
+                version, msg_type, flags, rid, length = head
+                if version != VERSION:
+                    return await error(rid, E_VERSION, f"protocol version {version}; this server speaks {VERSION}")
+                if length > self.max_frame:
+                    await error(rid, E_TOO_LARGE, f"payload of {length} bytes exceeds the limit of {self.max_frame}")
+                    async with asyncio.timeout(self.read_timeout):
+                        while length:
+                            length -= len(await reader.readexactly(min(length, 1 << 20)))
+                    continue
+                async with asyncio.timeout(self.read_timeout):
+                    payload = await reader.readexactly(length)
+                if msg_type == T_PING:
+                    await send(T_PING, F_RESPONSE, rid, {})
+                elif flags & F_RESPONSE or msg_type not in self._handlers:
+                    await error(rid, E_UNKNOWN_TYPE, f"no handler for message type {msg_type} (flags {flags:#x})")
+                else:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._run(send, error, msg_type, rid, payload))
+                    tasks.add(task)
+                    task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError) as e:
+            log.debug("connection closed: %r", e)  # CancelledError: server shutting down
+        finally:
+            for t in tasks:
+                t.cancel()
+            writer.close()
+            self._conns.discard(asyncio.current_task())
+
+    async def _run(self, send, error, msg_type: int, rid: int, payload: bytes) -> None:
+        handler, stream = self._handlers[msg_type]
+        try:
+            fields = decode_fields(payload)
+        except WireFormatError as e:
+            return await error(rid, E_BAD_PAYLOAD, str(e))
+        try:
+            if stream:
+                async for item in handler(fields):
+                    await send(msg_type, F_RESPONSE | F_STREAM, rid, item)
+                await send(T_END, F_RESPONSE, rid, {})
+            else:
+                await send(msg_type, F_RESPONSE, rid, await handler(fields) or {})
+        except RpcError as e:
+            await error(rid, e.code, e.message)
+        except (AnoleError, ValueError, TypeError, KeyError) as e:
+            await error(rid, E_BAD_REQUEST, str(e) or type(e).__name__)
+        except Exception as e:  # noqa: BLE001 - the server must survive any handler failure
+            log.exception("handler for message type %d failed", msg_type)
+            await error(rid, E_INTERNAL, f"{type(e).__name__}: {e}")
+
+
+class RpcClient:
+    """One TCP connection to an RpcServer; concurrent calls are multiplexed by request id."""
+
+    def __init__(self, reader, writer, address: str, timeout: float | None, max_frame: int):
+        self._reader, self._writer, self.address = reader, writer, address
+        self.timeout, self.max_frame = timeout, max_frame
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future | asyncio.Queue] = {}
+        self._closed: RpcError | None = None
+        self._task = asyncio.create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, timeout: float | None = 30.0, connect_timeout: float = 5.0,
+                      max_frame: int = 64 << 20) -> "RpcClient":
+        address = f"{host}:{port}"
+        try:
+            async with asyncio.timeout(connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        except (OSError, TimeoutError) as e:
+            raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
+        return cls(reader, writer, address, timeout, max_frame)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def call(self, msg_type: int, fields: dict | None = None, *, timeout: float | None = None) -> dict:
+        """Send one request and wait for its response field map."""
+        fut = asyncio.get_running_loop().create_future()
+        rid = await self._send(msg_type, fields, fut)
+        try:
+            async with asyncio.timeout(timeout or self.timeout):
+                return await fut
+        except TimeoutError:
+            raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def stream(self, msg_type: int, fields: dict | None = None, *,
+                     timeout: float | None = None) -> AsyncIterator[dict]:
+        """Send one request and yield the items of its streamed response; ``timeout`` bounds each wait."""
+        queue: asyncio.Queue = asyncio.Queue()
+        rid = await self._send(msg_type, fields, queue)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout or self.timeout):
+                        item = await queue.get()
+                except TimeoutError:
+                    raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
+                if isinstance(item, Exception):
+                    raise item
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._pending.pop(rid, None)
+
+    async def _send(self, msg_type: int, fields: dict | None, slot) -> int:
+        if self._closed:
+            raise self._closed
+        rid = next(self._ids)
+        frame = _frame(msg_type, 0, rid, fields or {})
+        self._pending[rid] = slot
+        self._writer.write(frame)
+        await self._writer.drain()
+        return rid
+
+    async def _read_loop(self) -> None:
+        why = RpcError(E_UNAVAILABLE, f"{self.address} closed the connection")
+        try:
+            while (head := await _read_frame(self._reader, None, self.timeout)) is not None:
+                _, msg_type, flags, rid, length = head
+                if length > self.max_frame:
+                    why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
+                    break
+                async with asyncio.timeout(self.timeout):
+                    fields = decode_fields(await self._reader.readexactly(length))
+                self._deliver(self._pending.get(rid), msg_type, fields)
+        except (OSError, EOFError, TimeoutError, WireFormatError) as e:
+            why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
+        finally:
+            self._fail_all(why)
+
+    def _deliver(self, slot, msg_type: int, fields) -> None:
+        if msg_type == T_ERROR:
+            fields = RemoteError(fields.get("code", E_INTERNAL), f"{self.address}: {fields.get('message', '')}")
+        if isinstance(slot, asyncio.Queue):
+            slot.put_nowait(None if msg_type == T_END else fields)
+        elif slot is not None and not slot.done():
+            slot.set_exception(fields) if isinstance(fields, Exception) else slot.set_result(fields)
+
+    def _fail_all(self, why: RpcError) -> None:
+        self._closed = why
+        for slot in self._pending.values():
+            self._deliver(slot, -1, why)
+        self._pending.clear()
+        self._writer.close()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+class SyncClient:
+    """Blocking wrapper of RpcClient with its own event loop (for the CLI and scripts)."""
+
+    def __init__(self, host: str, port: int, **kw):
+        self._loop = asyncio.new_event_loop()
+        self._client = self._loop.run_until_complete(RpcClient.connect(host, port, **kw))
+
+    def call(self, msg_type: int, fields: dict | None = None, **kw) -> dict:
+        return self._loop.run_until_complete(self._client.call(msg_type, fields, **kw))
+
+    def stream(self, msg_type: int, fields: dict | None = None, **kw) -> Iterator[dict]:
+        agen = self._client.stream(msg_type, fields, **kw)
+        try:
+            while True:
+                try:
+                    yield self._loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run_until_complete(agen.aclose())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.close())
+        self._loop.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

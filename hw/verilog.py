@@ -1,0 +1,52 @@
+"""Verilog emission of the scan core: `anole_scan.v` plus a JSON of its parameters and port map."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+
+from host.scan_params import ScanParams
+from hw.interface import code_beat_layout, error_layout, result_layout, table_beat_layout, table_beats
+from hw.scan_core import ScanCore, core_latency
+
+TOP = "anole_scan"
+
+
+def _fields(layout) -> dict:
+    return {name: {"offset": f.offset, "width": Shape.cast(f.shape).width} for name, f in layout}
+
+
+def port_map(params: ScanParams) -> dict:
+    """Verilog port name -> direction, width and payload fields (bit offset, width)."""
+    ports = {"clk": {"dir": "in", "width": 1}, "rst": {"dir": "in", "width": 1}}
+    for name, layout, direction in (("table", table_beat_layout(params), "in"),
+                                    ("i", code_beat_layout(params), "in"),
+                                    ("o", result_layout(params), "out")):
+        back = "out" if direction == "in" else "in"
+        ports[f"{name}__payload"] = {"dir": direction, "width": layout.size, "fields": _fields(layout)}
+        ports[f"{name}__valid"] = {"dir": direction, "width": 1}
+        ports[f"{name}__ready"] = {"dir": back, "width": 1}
+    ports["error"] = {"dir": "out", "width": error_layout().size, "fields": _fields(error_layout())}
+    return ports
+
+
+def describe(params: ScanParams) -> dict:
+    return {"top": TOP, "params": params.to_dict(), "dist_bits": params.dist_bits,
+            "table_beats": table_beats(params), "latency": core_latency(params), "ports": port_map(params)}
+
+
+def emit(params: ScanParams, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `<out_dir>/anole_scan.v` and `<out_dir>/anole_scan.json`; returns both paths.
+
+    Files are rewritten only when their content changes, so simulator builds stay cached."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(ScanCore(params=params), name=TOP, emit_src=False)
+    meta = json.dumps(describe(params), indent=2) + "\n"
+    paths = (out / f"{TOP}.v", out / f"{TOP}.json")
+    for path, content in zip(paths, (text, meta)):
+        if not path.exists() or path.read_text() != content:
+            path.write_text(content)
+    return paths

@@ -1,0 +1,54 @@
+"""Runs one scheduled batch through the model over the paged KV cache."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from llm_node.config import EngineConfig
+from llm_node.engine.scheduler import Batch
+from llm_node.layers.attention import AttentionContext, PagedAttention
+from llm_node.models.loader import load_model
+
+log = logging.getLogger(__name__)
+
+
+class ModelRunner:
+    """Owns the model and the KV cache: kv[0 or 1, layer] is K or V, [num_blocks * block_size, KVH, D]."""
+
+    def __init__(self, config: EngineConfig):
+        self.device = torch.device(config.device)
+        self.block_size = config.block_size
+        self.model = load_model(config.model, config.torch_dtype, self.device)
+        cfg = self.model.config
+        self.kv = torch.zeros(2, cfg.num_layers, config.num_kv_blocks * config.block_size, cfg.num_kv_heads,
+                              cfg.head_dim, dtype=config.torch_dtype, device=self.device)
+        layers = [m for m in self.model.modules() if isinstance(m, PagedAttention)]
+        assert len(layers) == cfg.num_layers
+        for i, attn in enumerate(layers):
+            attn.k_cache, attn.v_cache = self.kv[0, i], self.kv[1, i]
+        log.info("KV cache: %d blocks of %d tokens, %.1f MiB", config.num_kv_blocks, config.block_size,
+                 self.kv.numel() * self.kv.element_size() / 2**20)
+
+    @torch.no_grad()
+    def run(self, batch: Batch, all_tokens: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """Compute the batch's new tokens. Returns (rows, hidden [S, H], logits float32[S, V]): for each
+        sequence i in `rows` (those whose last token was computed) the final hidden state and logits of its
+        last token. With all_tokens, hidden and logits cover every new token of the (single) sequence."""
+        ids, positions, starts, ends, last, rows = [], [], [], [], [], []
+        for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_new)):
+            start, end = seq.num_computed_tokens, seq.num_computed_tokens + n
+            ids += seq.token_ids[start:end]
+            positions += range(start, end)
+            starts.append(start)
+            ends.append(end)
+            if end == len(seq):
+                rows.append(i)
+                last.append(len(ids) - 1)
+        ctx = AttentionContext.build([s.block_table for s in batch.seqs], starts, ends, self.block_size,
+                                     self.device)
+        hidden = self.model(torch.tensor(ids, device=self.device), torch.tensor(positions, device=self.device),
+                            ctx)
+        if not all_tokens:
+            hidden = hidden[torch.tensor(last, device=self.device, dtype=torch.long)]
+        return rows, hidden, self.model.compute_logits(hidden).float()

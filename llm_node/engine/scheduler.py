@@ -1,0 +1,140 @@
+"""Continuous batching: each step the policy picks which sequences run and how many new tokens each computes.
+
+A step may mix whole prompts, prompt chunks and decode tokens; the model runner handles any mix. The
+policy decides; the Scheduler owns the queues and the block manager and applies the step's results.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from llm_node.engine.block_manager import BlockManager
+from llm_node.engine.sequence import Sequence, Status
+
+
+@dataclass(slots=True)
+class Batch:
+    """One step: seqs[i] computes its tokens num_computed_tokens .. num_computed_tokens + num_new[i] - 1."""
+
+    seqs: list[Sequence] = field(default_factory=list)
+    num_new: list[int] = field(default_factory=list)
+
+    def add(self, seq: Sequence, n: int) -> None:
+        self.seqs.append(seq)
+        self.num_new.append(n)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.num_new)
+
+    @property
+    def is_prefill(self) -> bool:
+        return any(n > 1 or s.num_computed_tokens < s.num_prompt_tokens for s, n in zip(self.seqs, self.num_new))
+
+
+class SchedulerPolicy:
+    """Decides what runs in the next step. Subclasses (FCFS, chunked prefill, PD multiplexing, SLO-aware)
+    use the Scheduler's queues and its `admit` / `preempt` / `grow` helpers."""
+
+    def schedule(self, s: "Scheduler") -> Batch:
+        raise NotImplementedError
+
+
+class FCFSPolicy(SchedulerPolicy):
+    """vLLM v0 / nano-vllm: admit waiting prompts in arrival order while the token budget allows (a prefill
+    step), otherwise decode every running sequence, preempting the newest when the KV cache is full."""
+
+    def schedule(self, s: "Scheduler") -> Batch:
+        batch = Batch()
+        while s.waiting and len(s.running) < s.max_num_seqs:
+            seq = s.waiting[0]
+            if batch.seqs and batch.num_tokens + len(seq) > s.max_num_batched_tokens or not s.admit(seq):
+                break
+            batch.add(seq, len(seq) - seq.num_computed_tokens)
+        if batch.seqs:
+            return batch
+        running = list(s.running)
+        while running:
+            seq = running.pop(0)
+            while not s.grow(seq, len(seq)):
+                victim = running.pop() if running else seq
+                s.preempt(victim)
+                if victim is seq:
+                    break
+            else:
+                batch.add(seq, 1)
+        return batch
+
+
+class Scheduler:
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
+                 max_model_len: int, eos_token_ids: tuple[int, ...], policy: SchedulerPolicy | None = None):
+        self.bm = block_manager
+        self.max_num_seqs, self.max_num_batched_tokens = max_num_seqs, max_num_batched_tokens
+        self.max_model_len, self.eos_token_ids = max_model_len, set(eos_token_ids)
+        self.policy = policy or FCFSPolicy()
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def schedule(self) -> Batch:
+        return self.policy.schedule(self)
+
+    def admit(self, seq: Sequence) -> bool:
+        """Move the first waiting sequence to running with blocks for all its tokens; False if short."""
+        assert seq is self.waiting[0]
+        if not self.bm.allocate(seq):
+            return False
+        self.waiting.popleft()
+        seq.status = Status.RUNNING
+        self.running.append(seq)
+        return True
+
+    def grow(self, seq: Sequence, num_tokens: int) -> bool:
+        return self.bm.grow(seq, num_tokens)
+
+    def preempt(self, seq: Sequence) -> None:
+        """Free a running sequence's blocks and requeue it first; it is recomputed from its tokens later."""
+        self.running.remove(seq)
+        self.bm.free(seq)
+        seq.status = Status.WAITING
+        seq.num_preemptions += 1
+        self.waiting.appendleft(seq)
+
+    def abort(self, seq: Sequence) -> None:
+        if seq.finished:
+            return
+        (self.running if seq.status is Status.RUNNING else self.waiting).remove(seq)
+        self._finish(seq, "abort")
+
+    def postprocess(self, batch: Batch, sampled: dict[int, int]) -> list[Sequence]:
+        """Account computed tokens, append sampled ones (seq_id -> token), finish; returns finished seqs."""
+        now, done = time.perf_counter(), []
+        for seq, n in zip(batch.seqs, batch.num_new):
+            seq.num_computed_tokens += n
+            self.bm.commit(seq)
+            if seq.seq_id not in sampled:
+                continue
+            token = sampled[seq.seq_id]
+            seq.token_ids.append(token)
+            seq.token_times.append(now)
+            p = seq.params
+            if token in p.stop_token_ids or (token in self.eos_token_ids and not p.ignore_eos):
+                self._finish(seq, "stop")
+            elif len(seq) - seq.num_prompt_tokens >= p.max_tokens or len(seq) >= self.max_model_len:
+                self._finish(seq, "length")
+            if seq.finished:
+                done.append(seq)
+        return done
+
+    def _finish(self, seq: Sequence, reason: str) -> None:
+        if seq.status is Status.RUNNING and seq in self.running:
+            self.running.remove(seq)
+        self.bm.free(seq)
+        seq.status, seq.finish_reason, seq.finish_time = Status.FINISHED, reason, time.perf_counter()

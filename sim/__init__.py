@@ -1,0 +1,1 @@
+"""cocotb verification of the emitted kernels (design.md section 4)."""
