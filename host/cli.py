@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "host.cli_search",
     "host.cli_demo",
     "host.cli_serve",
+    "llm_node.cli",
 ]
 
 

@@ -159,6 +159,8 @@ def load_index(path: str | Path, shards: list[int] | None = None, verify: bool =
     try:
         d, nlist, m, nshards = (int(man[k]) for k in ("d", "nlist", "m", "nshards"))
         files = man["files"]
+        if len(man["shards"]) != nshards:
+            raise ValueError(f"'shards' lists {len(man['shards'])} entries for nshards={nshards}")
     except (KeyError, TypeError, ValueError) as e:
         raise IndexFormatError(f"{mpath}: missing or bad field {e}") from None
     if d % m or nlist < 1 or nshards < 1:
@@ -178,7 +180,11 @@ def load_index(path: str | Path, shards: list[int] | None = None, verify: bool =
     for s in wanted:
         if not 0 <= s < nshards:
             raise InputError(f"shard {s} out of range 0..{nshards - 1}")
-        loaded.append(_load_shard(path, s, nlist, m))
+        shard = _load_shard(path, s, nlist, m)
+        if shard.ntotal != int(man["shards"][s]["ntotal"]):
+            raise IndexFormatError(f"{path}: shard {s} holds {shard.ntotal} codes, the manifest says "
+                                   f"{man['shards'][s]['ntotal']}")
+        loaded.append(shard)
     return IndexDir(path=path, manifest=man, centroids=centroids, codebooks=codebooks, shards=loaded)
 
 

@@ -117,13 +117,11 @@ class RpcServer:
         tasks: set[asyncio.Task] = set()
         slots = asyncio.Semaphore(self.max_inflight)
 
-        async def send(msg_type, flags, rid, fields):
-            if not writer.is_closing():
-                writer.write(_frame(msg_type, flags, rid, fields))
-                try:
-                    await writer.drain()
-                except ConnectionError:
-                    pass
+        async def send(msg_type, flags, rid, fields):  # ConnectionError once the peer is gone
+            if writer.is_closing():
+                raise ConnectionResetError("peer gone")
+            writer.write(_frame(msg_type, flags, rid, fields))
+            await writer.drain()
 
         async def error(rid, code, msg):
             await send(T_ERROR, F_RESPONSE, rid, {"code": code, "message": msg})
@@ -166,6 +164,12 @@ class RpcServer:
             self._conns.discard(asyncio.current_task())
 
     async def _run(self, send, error, msg_type: int, rid: int, payload: bytes) -> None:
+        try:
+            await self._call(send, error, msg_type, rid, payload)
+        except ConnectionError:
+            log.debug("peer left before the answer to request %d", rid)
+
+    async def _call(self, send, error, msg_type: int, rid: int, payload: bytes) -> None:
         handler, stream = self._handlers[msg_type]
         try:
             fields = decode_fields(payload)
@@ -178,6 +182,8 @@ class RpcServer:
                 await send(T_END, F_RESPONSE, rid, {})
             else:
                 await send(msg_type, F_RESPONSE, rid, await handler(fields) or {})
+        except ConnectionError:
+            raise
         except RpcError as e:
             await error(rid, e.code, e.message)
         except (AnoleError, ValueError, TypeError, KeyError) as e:

@@ -38,13 +38,13 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_maps)
 def test_codec_round_trip(fields):
     assert _same(fields, codec.decode_fields(codec.encode_fields(fields)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_maps, st.data())
 def test_decoder_rejects_corruption_cleanly(fields, data):
     raw = bytearray(codec.encode_fields(fields))

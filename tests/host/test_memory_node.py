@@ -1,0 +1,109 @@
+"""host.memory_node: one shard over TCP equals the reference backend; bad input never hurts the node."""
+import asyncio
+import importlib.util
+
+import numpy as np
+import pytest
+
+from host import wire
+from host.backends import make_backend
+from host.index_dir import load_index
+from host.memory_node import MemoryNode, MemoryNodeConfig
+from host.rpc import E_BAD_REQUEST, RemoteError, RpcClient
+from host.scan_params import ScanParams
+
+pytestmark = pytest.mark.timeout(60)
+BACKENDS = ["reference"] + (["cpu"] if importlib.util.find_spec("host.backends.cpu_backend") else [])
+
+
+def _serve(path, shard, backend="reference", k=10, lut_bits=16, max_nq=64):
+    """Run ``body(client, node)`` against an in-process node on 127.0.0.1:0."""
+    def run(body):
+        async def main():
+            node = MemoryNode.open(path, shard, lut_bits=lut_bits, k=k,
+                                   config=MemoryNodeConfig(backend=backend, max_nq=max_nq))
+            _, port = await node.start("127.0.0.1", 0)
+            client = await RpcClient.connect("127.0.0.1", port, timeout=20)
+            try:
+                return await body(client, node)
+            finally:
+                await client.close()
+                await node.close()
+        return asyncio.run(main())
+    return run
+
+
+@pytest.fixture(scope="module")
+def request_data(small_index, small_data):
+    queries = small_data[1][:24]
+    return queries, small_index.coarse_search(queries, 8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shard", [0, 2])
+def test_scan_equals_reference_backend(small_index, request_data, backend, shard):
+    queries, lists = request_data
+    p = ScanParams(m=small_index.m, lut_bits=12, k=10)
+    want = make_backend("reference", small_index, small_index.shards[shard], p).search(queries, lists)
+
+    async def body(client, node):
+        info = await client.call(wire.T_INFO)
+        assert (info["shard"], info["nshards"], info["backend"]) == (shard, 3, backend)
+        assert info["fingerprint"] == wire.index_fingerprint(small_index.manifest)
+        full = await client.call(wire.T_SCAN, wire.scan_request(queries, lists, 10))
+        part = await client.call(wire.T_SCAN, wire.scan_request(queries, lists, 3))
+        return full, part, await client.call(wire.T_STATS)
+
+    full, part, stats = _serve(small_index.path, shard, backend, lut_bits=12)(body)
+    np.testing.assert_array_equal(full["ids"], want.ids)
+    np.testing.assert_array_equal(full["dist"], want.dist)
+    np.testing.assert_array_equal(full["scale"], want.scale)
+    np.testing.assert_array_equal(part["ids"], want.ids[:, :3])   # top-3 is a prefix of top-10
+    sizes = small_index.shards[shard].list_sizes()
+    assert stats["requests"] == 2 and stats["queries"] == 48 and stats["errors"] == 0
+    assert stats["codes"] == 2 * int(sizes[lists].sum()) and stats["scan_s"] > 0
+    assert full["codes"] == int(sizes[lists].sum())
+
+
+def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_data):
+    queries, lists = request_data
+    d, nlist = small_index.d, small_index.nlist
+    bad = {
+        "wrong dim": wire.scan_request(queries[:, :-1], lists, 5),
+        "float64": {**wire.scan_request(queries, lists, 5), "queries": queries.astype(np.float64)},
+        "list id -1": wire.scan_request(queries, np.where(lists == lists[0, 0], -1, lists), 5),
+        "list id nlist": wire.scan_request(queries, np.full_like(lists, nlist), 5),
+        "k=0": wire.scan_request(queries, lists, 0),
+        "k>K": wire.scan_request(queries, lists, 11),
+        "k str": {**wire.scan_request(queries, lists, 5), "k": "5"},
+        "nq>max": wire.scan_request(np.tile(queries, (3, 1)), np.tile(lists, (3, 1)), 5),
+        "rows differ": wire.scan_request(queries, lists[:-1], 5),
+        "nprobe 0": wire.scan_request(queries, lists[:, :0], 5),
+        "nan": wire.scan_request(np.where(queries > 0.5, np.nan, queries), lists, 5),
+        "missing": {"queries": queries},
+        "empty": {},
+    }
+
+    async def body(client, node):
+        good = wire.scan_request(queries, lists, 5)
+        tasks = [client.call(wire.T_SCAN, good)] + [client.call(wire.T_SCAN, f) for f in bad.values()] \
+            + [client.call(wire.T_SCAN, good)]
+        res = await asyncio.gather(*tasks, return_exceptions=True)
+        return res, await client.call(wire.T_STATS), await client.call(wire.T_SCAN, good)
+
+    res, stats, after = _serve(small_index.path, 1, max_nq=len(queries) + 1)(body)
+    assert isinstance(res[0], dict) and isinstance(res[-1], dict) and isinstance(after, dict)
+    np.testing.assert_array_equal(res[0]["ids"], after["ids"])
+    np.testing.assert_array_equal(res[-1]["ids"], after["ids"])
+    for name, r in zip(bad, res[1:-1]):
+        assert isinstance(r, RemoteError) and r.code == E_BAD_REQUEST, (name, r)
+    assert "unknown list id -1" in str(res[3]) and "dimension 31" in str(res[1])
+    assert stats["errors"] == len(bad) and stats["requests"] == 2
+
+
+def test_node_rejects_wrong_shard_and_multi_shard_index(small_index):
+    from host.errors import InputError
+    with pytest.raises(InputError, match="shard 3 out of range"):
+        MemoryNode.open(small_index.path, 3)
+    with pytest.raises(InputError, match="one shard"):
+        MemoryNode(load_index(small_index.path, shards=[0, 1]), 0, ScanParams(m=small_index.m))
