@@ -118,7 +118,7 @@ class CpuBackend(ShardBackend):
         numba.set_num_threads(self.threads)
         try:
             cpu_kernels.search(queries, list_ids, self._centroids, self._lterms, self._cbt, self._offsets,
-                               self._codes, self._codes64, self._ids, p.lut_bits, reference.empty_dist(p),
+                               self._codes, self._codes64, self._codes64.shape[1], self._ids, p.lut_bits, reference.empty_dist(p),
                                self.block, dist, ids, scale)
         finally:
             numba.set_num_threads(prev)

@@ -8,7 +8,7 @@ All functions are compiled once and cached on disk (cache=True).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange
 
 _KSUB = 256
 
@@ -114,22 +114,25 @@ def _heap_replace(hd, hi, d, i):
 
 
 @njit(cache=True, nogil=True)
-def _scan_list(tab, codes, codes64, ids, lo, hi, hd, hid):
-    """Push codes[lo:hi] (distances from tab uint16[m, 256]) into the heap; codes64 is the uint64 view or empty."""
-    nw = codes64.shape[1]
-    m = tab.shape[0]
+def _scan_list(tab, codes, codes64, ids, lo, hi, hd, hid, nw):
+    """Push codes[lo:hi] into the heap hd/hid; tab uint16[m * 256] is the probe's flat table.
+
+    nw > 0 (a compile-time literal): codes are read as nw uint64 words (codes64 uint64[n, nw], m == 8 * nw)
+    and the sum over m is straight-line code; nw == 0: a plain loop over the bytes of codes uint8[n, m]."""
+    m = codes.shape[1]
     for i in range(lo, hi):
         d = 0
         if nw > 0:
             for w in range(nw):
                 x = codes64[i, w]
-                b = w * 8
-                d += (tab[b, x & 0xff] + tab[b + 1, (x >> 8) & 0xff] + tab[b + 2, (x >> 16) & 0xff]
-                      + tab[b + 3, (x >> 24) & 0xff] + tab[b + 4, (x >> 32) & 0xff] + tab[b + 5, (x >> 40) & 0xff]
-                      + tab[b + 6, (x >> 48) & 0xff] + tab[b + 7, (x >> 56) & 0xff])
+                b = w * 2048
+                d += (tab[b + (x & 0xff)] + tab[b + 256 + ((x >> 8) & 0xff)] + tab[b + 512 + ((x >> 16) & 0xff)]
+                      + tab[b + 768 + ((x >> 24) & 0xff)] + tab[b + 1024 + ((x >> 32) & 0xff)]
+                      + tab[b + 1280 + ((x >> 40) & 0xff)] + tab[b + 1536 + ((x >> 48) & 0xff)]
+                      + tab[b + 1792 + (x >> 56)])
         else:
             for j in range(m):
-                d += tab[j, codes[i, j]]
+                d += tab[j * 256 + codes[i, j]]
         if d <= hd[0]:
             v = ids[i]
             if d < hd[0] or v < hid[0]:
@@ -160,13 +163,14 @@ def _sorted_out(hd, hid, empty_dist, out_d, out_i):
 
 
 @njit(cache=True, parallel=True)
-def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, ids, lut_bits, empty_dist,
+def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, nw, ids, lut_bits, empty_dist,
            block, out_d, out_i, scale):
     """Tables, scan and top-K of every query, queries split in blocks over threads.
 
     queries float32[nq, d], list_ids int64[nq, nprobe]; offsets int64[nlist + 1], codes uint8[n, m],
-    codes64 uint64[n, m / 8] (or uint64[0, 0] when m % 8), ids int64[n].
-    Writes out_d, out_i int64[nq, k] and scale float32[nq]."""
+    codes64 uint64[n, nw] with nw = m / 8 (nw = 0 and uint64[0, 0] when m % 8), ids int64[n].
+    Writes out_d, out_i int64[nq, k] and scale float32[nq]. One specialization per nw (numba.literally)."""
+    literally(nw)
     nq, nprobe = list_ids.shape
     m = cbt.shape[0]
     k = out_d.shape[1]
@@ -186,5 +190,5 @@ def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, i
             hid[:] = big
             for p in range(nprobe):
                 c = list_ids[q, p]
-                _scan_list(qt[p], codes, codes64, ids, offsets[c], offsets[c + 1], hd, hid)
+                _scan_list(qt[p].reshape(-1), codes, codes64, ids, offsets[c], offsets[c + 1], hd, hid, nw)
             _sorted_out(hd, hid, empty_dist, out_d[q], out_i[q])

@@ -1,0 +1,1 @@
+"""Retrieval-augmented LMs through the disaggregated system: type 1 (chunks) and type 2 (kNN-LM)."""

@@ -1,0 +1,220 @@
+"""host.coordinator: results through 1..4 memory nodes equal LocalSearcher exactly; failures are clear."""
+import asyncio
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from host import wire
+from host.coordinator import Coordinator, CoordinatorConfig, remote_search
+from host.coordinator_server import CoordinatorServer, client_search
+from host.errors import InputError
+from host.index_dir import export_index, load_index
+from host.local_search import LocalSearcher
+from host.memory_node import MemoryNode, MemoryNodeConfig
+from host.rpc import E_UNAVAILABLE, RpcClient, RpcError, SyncClient
+from host.scan_params import ScanParams
+
+pytestmark = pytest.mark.timeout(90)
+ROOT = Path(__file__).resolve().parents[2]
+HAS_CPU = importlib.util.find_spec("host.backends.cpu_backend") is not None
+NODE_BACKEND = "cpu" if HAS_CPU else "reference"
+
+
+@pytest.fixture(scope="module")
+def indexes(small_faiss, small_index, tmp_path_factory):
+    """The small index over 1, 2, 3 and 4 shards."""
+    out = {3: small_index}
+    for n in (1, 2, 4):
+        out[n] = load_index(export_index(small_faiss, tmp_path_factory.mktemp(f"idx{n}"), nshards=n))
+    return out
+
+
+@pytest.fixture(scope="module")
+def queries(small_data):
+    return small_data[1][:40]
+
+
+@contextlib.asynccontextmanager
+async def serving(index, shards=None, backend="reference", lut_bits=16, k=10):
+    """In-process memory nodes on 127.0.0.1:0 for ``shards`` (default all); yields (addresses, nodes)."""
+    nodes = [MemoryNode.open(index.path, s, lut_bits=lut_bits, k=k, config=MemoryNodeConfig(backend=backend))
+             for s in (range(len(index.shards)) if shards is None else shards)]
+    addrs = [f"127.0.0.1:{(await n.start())[1]}" for n in nodes]
+    try:
+        yield addrs, nodes
+    finally:
+        for n in nodes:
+            await n.close()
+
+
+def _local(index, queries, nprobe, params):
+    return LocalSearcher(index, params, backend="reference").search(queries, nprobe)
+
+
+@pytest.mark.parametrize("nshards,backend", [(1, "reference"), (2, "reference"), (3, NODE_BACKEND), (4, "reference")])
+def test_distributed_equals_local(indexes, queries, nshards, backend):
+    index = indexes[nshards]
+    params = ScanParams(m=index.m, lut_bits=14, k=10)
+    want = _local(index, queries, 8, params)
+
+    async def main():
+        async with serving(index, backend=backend, lut_bits=14) as (addrs, _):
+            coord = Coordinator(load_index(index.path, shards=[]), addrs)
+            await coord.connect()
+            got = await coord.search(queries, 8)
+            top3 = await coord.search(queries, 8, k=3)
+            stats = await coord.node_stats()
+            await coord.close()
+            return got, top3, stats
+
+    got, top3, stats = asyncio.run(main())
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.dist, want.dist)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    np.testing.assert_array_equal(top3.ids, want.ids[:, :3])
+    assert {"coarse", "network", "scan", "merge", "queue", "total"} <= set(got.timings)
+    assert sum(s["queries"] for s in stats) == 2 * len(queries) * nshards
+
+
+def test_remote_search_one_shot(indexes, queries):
+    index = indexes[2]
+    params = ScanParams(m=index.m, k=5)
+    want = _local(index, queries, 4, params)
+
+    async def main():
+        async with serving(index, k=10) as (addrs, _):
+            return await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
+                                           queries, 4, params, CoordinatorConfig(max_batch=16))
+
+    got = asyncio.run(main())
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.dist, want.dist)
+
+
+@pytest.mark.parametrize("case", ["same shard twice", "other index", "missing shard", "lut_bits", "k too small"])
+def test_mismatched_node_sets_are_refused(indexes, case):
+    index = indexes[3]
+    params = ScanParams(m=index.m, lut_bits=16 if case != "lut_bits" else 12, k=20 if case == "k too small" else 10)
+    shards = {"same shard twice": [0, 1, 1], "missing shard": [0, 2]}.get(case, [0, 1, 2])
+    match = {"same shard twice": "both serve shard 1", "other index": "serves index", "missing shard":
+             r"no memory node serves shard\(s\) \[1\]", "lut_bits": "lut_bits=12", "k too small": "k >= 20"}[case]
+
+    async def main():
+        async with serving(index, shards) as (addrs, _), serving(indexes[2], [1]) as (other, _):
+            if case == "other index":
+                addrs[1] = other[0]
+            coord = Coordinator(load_index(index.path, shards=[]), addrs, params)
+            try:
+                await coord.connect()
+            finally:
+                await coord.close()
+
+    with pytest.raises(InputError, match=match):
+        asyncio.run(main())
+
+
+def test_node_going_away_mid_query_then_back(indexes, queries):
+    index = indexes[3]
+
+    async def main():
+        async with serving(index) as (addrs, nodes):
+            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=5))
+            await coord.connect()
+            first = await coord.search(queries, 4)
+            scan = nodes[1].backend.search
+            nodes[1].backend.search = lambda *a: (time.sleep(0.3), scan(*a))[1]
+            pending = asyncio.create_task(coord.search(queries, 4))
+            await asyncio.sleep(0.1)
+            port = int(addrs[1].split(":")[1])
+            await nodes[1].close()                          # the node dies mid-query
+            t0 = time.perf_counter()
+            with pytest.raises(RpcError, match=rf"memory node {addrs[1]} \(shard 1\)") as e:
+                await pending
+            assert e.value.code == E_UNAVAILABLE and time.perf_counter() - t0 < 2
+            with pytest.raises(RpcError, match="cannot connect"):
+                await coord.search(queries, 4)              # still down: clear error, no hang
+            nodes[1] = MemoryNode.open(index.path, 1, config=MemoryNodeConfig(backend="reference"))
+            await nodes[1].start("127.0.0.1", port)         # back: the coordinator reconnects
+            again = await coord.search(queries, 4)
+            await coord.close()
+            return first, again
+
+    first, again = asyncio.run(main())
+    np.testing.assert_array_equal(first.ids, again.ids)
+
+
+def test_concurrent_clients_are_batched(indexes, small_data):
+    index = indexes[3]
+    qs = [small_data[1][20 * i: 20 * i + 20] for i in range(8)]
+    params = ScanParams(m=index.m)
+    searcher = LocalSearcher(index, params, backend="reference")
+    wants = [searcher.search(q, 6) for q in qs]
+
+    async def main():
+        async with serving(index, backend=NODE_BACKEND) as (addrs, _):
+            coord = Coordinator(load_index(index.path, shards=[]), addrs,
+                                config=CoordinatorConfig(max_batch=64, max_wait_s=0.02))
+            await coord.connect()
+            server = CoordinatorServer(coord)
+            _, port = await server.start()
+            clients = [await RpcClient.connect("127.0.0.1", port) for _ in qs]
+            got = await asyncio.gather(*(client_search(c, q, 6, 10) for c, q in zip(clients, qs)))
+            stats = await clients[0].call(wire.T_STATS)
+            for c in clients:
+                await c.close()
+            await server.close()
+            await coord.close()
+            return got, stats
+
+    got, stats = asyncio.run(main())
+    for g, w in zip(got, wants):
+        np.testing.assert_array_equal(g.ids, w.ids)
+        np.testing.assert_array_equal(g.dist, w.dist)
+    assert stats["requests"] == 8 and stats["batches"] < 8 and max(g.timings["batch"] for g in got) <= 64
+
+
+def _spawn(*args) -> tuple[subprocess.Popen, str]:
+    """Start `python -m host.cli serve ...`; returns the process and its 'host:port' once listening."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", "0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise AssertionError(f"server did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def test_real_processes(indexes, queries):
+    index = indexes[2]
+    params = ScanParams(m=index.m, k=10)
+    want = _local(index, queries, 8, params)
+    procs = []
+    try:
+        for s in range(2):
+            procs.append(_spawn("memory-node", "--index", str(index.path), "--shard", str(s), "--backend", NODE_BACKEND))
+        addrs = [a for _, a in procs]
+        got = remote_search(addrs, load_index(index.path, shards=[]), queries, 8, params)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.dist, want.dist)
+        procs.append(_spawn("coordinator", "--index", str(index.path), "--memory-nodes", ",".join(addrs)))
+        host, port = procs[-1][1].split(":")
+        with SyncClient(host, int(port)) as c:
+            res = wire.parse_search_response(c.call(wire.T_SEARCH, wire.search_request(queries, 8, 10)))
+            np.testing.assert_array_equal(res.ids, want.ids)
+            procs[1][0].kill()                              # a node dies: a clear error, the coordinator lives
+            procs[1][0].wait()
+            with pytest.raises(RpcError, match=rf"memory node {addrs[1]}"):
+                c.call(wire.T_SEARCH, wire.search_request(queries, 8, 10))
+            assert c.call(wire.T_INFO)["nodes"] == addrs
+    finally:
+        for p, _ in procs:
+            p.kill()
+            p.wait()
