@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "host.cli_demo",
     "host.cli_serve",
     "llm_node.cli",
+    "llm_node.cli_sched",
 ]
 
 

@@ -11,3 +11,7 @@ class IndexFormatError(AnoleError):
 
 class InputError(AnoleError, ValueError):
     """Bad vectors, parameters or request sizes."""
+
+
+class BoardError(AnoleError):
+    """An FPGA board, its runtime (pynq, XRT) or its bitstream is missing, or the kernel misbehaved."""

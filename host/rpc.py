@@ -12,8 +12,11 @@ Server::
     await server.serve_forever()                 # or: await server.close()
 
 A handler receives the request's field map (arrays are read-only views) and returns the response field
-map.  Raising ``RpcError(code, msg)`` sends that error frame; ``AnoleError``/``ValueError`` send
-``E_BAD_REQUEST``; anything else ``E_INTERNAL``.  Requests run as concurrent tasks, so one connection
+map.  Raising ``RpcError(code, msg)`` sends that error frame; ``AnoleError``, ``ValueError``,
+``TypeError`` or ``KeyError`` send ``E_BAD_REQUEST`` (bad input); anything else ``E_INTERNAL``.  A
+stream handler that raises mid-stream ends the stream with the error frame; when the peer is gone,
+its next ``yield`` is not resumed (the generator is closed).  A T_CANCEL frame (the client's stream
+or call gave up) cancels the handler of its request id.  Requests run as concurrent tasks, so one connection
 multiplexes many requests by request id (at most ``max_inflight`` each); responses may come back in any
 order.  Malformed frames get an error frame; the connection closes only when the byte stream cannot be
 resynchronised (bad magic, bad version, truncated frame, read timeout).
@@ -26,17 +29,16 @@ Client (async; one connection, many concurrent calls)::
     await client.close()
 
 ``SyncClient`` wraps the same API for scripts and the CLI (its own event loop, not thread-safe).
+Both live in ``host.rpc_client`` and are importable from here.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from typing import AsyncIterator, Iterator
 
 from host.errors import AnoleError
-from host.rpc_codec import (F_RESPONSE, F_STREAM, HEADER_SIZE, T_END, T_ERROR, T_PING, VERSION, WireFormatError,
-                            decode_fields, encode_fields, pack_header, unpack_header)
+from host.rpc_codec import (F_RESPONSE, F_STREAM, HEADER_SIZE, T_CANCEL, T_END, T_ERROR, T_PING, VERSION,
+                            WireFormatError, decode_fields, encode_fields, pack_header, unpack_header)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,9 @@ def _frame(msg_type: int, flags: int, rid: int, fields: dict) -> bytes:
 
 
 async def _read_frame(reader: asyncio.StreamReader, idle: float | None, timeout: float | None):
-    """-> (header tuple, raw header) or None at a clean EOF; the rest of a started frame within timeout."""
+    """-> (version, msg_type, flags, request_id, length), or None at a clean EOF.
+
+    Waits ``idle`` for the first byte, then ``timeout`` for the rest of the header."""
     async with asyncio.timeout(idle):
         first = await reader.read(1)
     if not first:
@@ -114,13 +118,17 @@ class RpcServer:
 
     async def _serve_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conns.add(asyncio.current_task())
-        tasks: set[asyncio.Task] = set()
+        tasks: dict[int, asyncio.Task] = {}  # by request id
         slots = asyncio.Semaphore(self.max_inflight)
 
         async def send(msg_type, flags, rid, fields):  # ConnectionError once the peer is gone
             if writer.is_closing():
                 raise ConnectionResetError("peer gone")
-            writer.write(_frame(msg_type, flags, rid, fields))
+            try:
+                frame = _frame(msg_type, flags, rid, fields)
+            except (TypeError, ValueError) as e:
+                raise RpcError(E_INTERNAL, f"the handler's answer cannot be encoded: {e}") from None
+            writer.write(frame)
             await writer.drain()
 
         async def error(rid, code, msg):
@@ -133,7 +141,7 @@ class RpcServer:
                 except WireFormatError as e:
                     return await error(0, E_BAD_FRAME, str(e))
                 if head is None:  # clean EOF (or half-close): finish what was asked, then close
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await asyncio.gather(*tasks.values(), return_exceptions=True)
                     return
                 version, msg_type, flags, rid, length = head
                 if version != VERSION:
@@ -148,17 +156,21 @@ class RpcServer:
                     payload = await reader.readexactly(length)
                 if msg_type == T_PING:
                     await send(T_PING, F_RESPONSE, rid, {})
+                elif msg_type == T_CANCEL:
+                    if rid in tasks:
+                        tasks[rid].cancel()
                 elif flags & F_RESPONSE or msg_type not in self._handlers:
                     await error(rid, E_UNKNOWN_TYPE, f"no handler for message type {msg_type} (flags {flags:#x})")
+                elif rid in tasks:
+                    await error(rid, E_BAD_FRAME, f"request id {rid} is already in flight on this connection")
                 else:
                     await slots.acquire()
-                    task = asyncio.create_task(self._run(send, error, msg_type, rid, payload))
-                    tasks.add(task)
-                    task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+                    tasks[rid] = task = asyncio.create_task(self._run(send, error, msg_type, rid, payload))
+                    task.add_done_callback(lambda t, rid=rid: (tasks.pop(rid, None), slots.release()))
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError) as e:
             log.debug("connection closed: %r", e)  # CancelledError: server shutting down
         finally:
-            for t in tasks:
+            for t in tasks.values():
                 t.cancel()
             writer.close()
             self._conns.discard(asyncio.current_task())
@@ -193,137 +205,9 @@ class RpcServer:
             await error(rid, E_INTERNAL, f"{type(e).__name__}: {e}")
 
 
-class RpcClient:
-    """One TCP connection to an RpcServer; concurrent calls are multiplexed by request id."""
-
-    def __init__(self, reader, writer, address: str, timeout: float | None, max_frame: int):
-        self._reader, self._writer, self.address = reader, writer, address
-        self.timeout, self.max_frame = timeout, max_frame
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future | asyncio.Queue] = {}
-        self._closed: RpcError | None = None
-        self._task = asyncio.create_task(self._read_loop())
-
-    @classmethod
-    async def connect(cls, host: str, port: int, *, timeout: float | None = 30.0, connect_timeout: float = 5.0,
-                      max_frame: int = 64 << 20) -> "RpcClient":
-        address = f"{host}:{port}"
-        try:
-            async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        except (OSError, TimeoutError) as e:
-            raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
-        return cls(reader, writer, address, timeout, max_frame)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed is not None
-
-    async def call(self, msg_type: int, fields: dict | None = None, *, timeout: float | None = None) -> dict:
-        """Send one request and wait for its response field map."""
-        fut = asyncio.get_running_loop().create_future()
-        rid = await self._send(msg_type, fields, fut)
-        try:
-            async with asyncio.timeout(timeout or self.timeout):
-                return await fut
-        except TimeoutError:
-            raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
-        finally:
-            self._pending.pop(rid, None)
-
-    async def stream(self, msg_type: int, fields: dict | None = None, *,
-                     timeout: float | None = None) -> AsyncIterator[dict]:
-        """Send one request and yield the items of its streamed response; ``timeout`` bounds each wait."""
-        queue: asyncio.Queue = asyncio.Queue()
-        rid = await self._send(msg_type, fields, queue)
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(timeout or self.timeout):
-                        item = await queue.get()
-                except TimeoutError:
-                    raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
-                if isinstance(item, Exception):
-                    raise item
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._pending.pop(rid, None)
-
-    async def _send(self, msg_type: int, fields: dict | None, slot) -> int:
-        if self._closed:
-            raise self._closed
-        rid = next(self._ids)
-        frame = _frame(msg_type, 0, rid, fields or {})
-        self._pending[rid] = slot
-        self._writer.write(frame)
-        await self._writer.drain()
-        return rid
-
-    async def _read_loop(self) -> None:
-        why = RpcError(E_UNAVAILABLE, f"{self.address} closed the connection")
-        try:
-            while (head := await _read_frame(self._reader, None, self.timeout)) is not None:
-                _, msg_type, flags, rid, length = head
-                if length > self.max_frame:
-                    why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
-                    break
-                async with asyncio.timeout(self.timeout):
-                    fields = decode_fields(await self._reader.readexactly(length))
-                self._deliver(self._pending.get(rid), msg_type, fields)
-        except (OSError, EOFError, TimeoutError, WireFormatError) as e:
-            why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
-        finally:
-            self._fail_all(why)
-
-    def _deliver(self, slot, msg_type: int, fields) -> None:
-        if msg_type == T_ERROR:
-            fields = RemoteError(fields.get("code", E_INTERNAL), f"{self.address}: {fields.get('message', '')}")
-        if isinstance(slot, asyncio.Queue):
-            slot.put_nowait(None if msg_type == T_END else fields)
-        elif slot is not None and not slot.done():
-            slot.set_exception(fields) if isinstance(fields, Exception) else slot.set_result(fields)
-
-    def _fail_all(self, why: RpcError) -> None:
-        self._closed = why
-        for slot in self._pending.values():
-            self._deliver(slot, -1, why)
-        self._pending.clear()
-        self._writer.close()
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-
-class SyncClient:
-    """Blocking wrapper of RpcClient with its own event loop (for the CLI and scripts)."""
-
-    def __init__(self, host: str, port: int, **kw):
-        self._loop = asyncio.new_event_loop()
-        self._client = self._loop.run_until_complete(RpcClient.connect(host, port, **kw))
-
-    def call(self, msg_type: int, fields: dict | None = None, **kw) -> dict:
-        return self._loop.run_until_complete(self._client.call(msg_type, fields, **kw))
-
-    def stream(self, msg_type: int, fields: dict | None = None, **kw) -> Iterator[dict]:
-        agen = self._client.stream(msg_type, fields, **kw)
-        try:
-            while True:
-                try:
-                    yield self._loop.run_until_complete(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._loop.run_until_complete(agen.aclose())
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.close())
-        self._loop.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def __getattr__(name: str):
+    """The client half lives in host.rpc_client; ``from host.rpc import RpcClient, SyncClient`` works too."""
+    if name in ("RpcClient", "SyncClient"):
+        from host import rpc_client
+        return getattr(rpc_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ F_STREAM = 0x2    # one item of a streamed response; more follow, then an END fr
 T_ERROR = 1
 T_END = 2
 T_PING = 3
+T_CANCEL = 4  # client -> server: stop working on request_id (no answer)
 FIRST_USER_TYPE = 16
 
 MAX_DEPTH = 8

@@ -25,6 +25,7 @@ from llm_node.models.gpt2 import GPT2ForCausalLM
 log = logging.getLogger(__name__)
 EOS = "<|endoftext|>"
 SUFFIXES = {".py", ".txt", ".md", ".rst"}
+SKIP_DIRS = {"site-packages", "encodings", "test", "tests", "__pycache__"}  # tables and fixtures, not prose/code
 
 
 @dataclass(slots=True)
@@ -33,16 +34,16 @@ class TrainConfig:
 
     corpus: list[str] | None = None
     out: str | Path = "build/llm/demo-gpt2"
-    minutes: float = 3.0
+    minutes: float = 4.0
     steps: int = 0
     vocab_size: int = 4096
-    n_embd: int = 192
+    n_embd: int = 160
     n_layer: int = 4
     n_head: int = 4
-    context: int = 256
-    batch_size: int = 16
-    lr: float = 2e-3
-    max_corpus_bytes: int = 8 << 20
+    context: int = 128
+    batch_size: int = 8
+    lr: float = 3e-3
+    max_corpus_bytes: int = 3 << 20
     val_fraction: float = 0.05
     threads: int = 0
     seed: int = 0
@@ -67,7 +68,7 @@ def read_corpus(paths: list[str] | None, max_bytes: int) -> list[str]:
         if not root.exists():
             raise InputError(f"corpus path {str(root)!r} does not exist")
         files += [root] if root.is_file() else sorted(
-            f for f in root.rglob("*") if f.suffix in SUFFIXES and "site-packages" not in f.parts and f.is_file())
+            f for f in root.rglob("*") if f.suffix in SUFFIXES and not SKIP_DIRS & set(f.parts) and f.is_file())
     texts, total = [], 0
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")
@@ -179,9 +180,9 @@ def train_demo_model(cfg: TrainConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        ema = float(loss) if ema is None else 0.9 * ema + 0.1 * float(loss)
+        ema = loss.item() if ema is None else 0.9 * ema + 0.1 * loss.item()
         bar.update(1 if cfg.steps else int(time.perf_counter() - t0) - bar.n)
-        bar.set_postfix(loss=f"{ema:.3f}", lr=f"{lr:.1e}")
+        bar.set_postfix(step=step, loss=f"{ema:.3f}", lr=f"{lr:.1e}")
         if step % 50 == 0:
             log.info("step %d loss %.3f", step, ema)
     bar.close()

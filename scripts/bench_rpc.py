@@ -81,7 +81,7 @@ async def run(args, index, queries: np.ndarray, addr: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--nlist", type=int, default=1024)
     ap.add_argument("--m", type=int, default=16)
@@ -89,7 +89,7 @@ def main() -> int:
     ap.add_argument("--nprobe", type=int, default=32)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--batches", type=int, default=8, help="distinct query batches")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--threads", type=int, default=0)

@@ -106,6 +106,7 @@ class CpuBackend(ShardBackend):
         if m % 8 == 0 and n:
             words = self._codes.reshape(-1).view(np.uint64).reshape(n, m // 8)
         self._codes64 = _readonly(words, np.uint64)
+        self._words = tuple(range(words.shape[1]))
 
     def _search(self, queries: np.ndarray, list_ids: np.ndarray) -> ShardResult:
         p = self.params
@@ -116,11 +117,13 @@ class CpuBackend(ShardBackend):
         t0 = time.perf_counter()
         prev = numba.get_num_threads()
         numba.set_num_threads(self.threads)
+        prev_chunk = numba.set_parallel_chunksize(1)       # blocks are handed out dynamically
         try:
             cpu_kernels.search(queries, list_ids, self._centroids, self._lterms, self._cbt, self._offsets,
-                               self._codes, self._codes64, self._codes64.shape[1], self._ids, p.lut_bits, reference.empty_dist(p),
+                               self._codes, self._codes64, self._words, self._ids, p.lut_bits, reference.empty_dist(p),
                                self.block, dist, ids, scale)
         finally:
+            numba.set_parallel_chunksize(prev_chunk)
             numba.set_num_threads(prev)
         log.debug("cpu scan of %d queries x %d lists in %.3f s", nq, list_ids.shape[1], time.perf_counter() - t0)
         return ShardResult(dist=dist, ids=ids, scale=scale)

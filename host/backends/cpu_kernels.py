@@ -8,7 +8,7 @@ All functions are compiled once and cached on disk (cache=True).
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit, prange
+from numba import njit, prange
 
 _KSUB = 256
 
@@ -36,7 +36,7 @@ def float_tables_one(x, lids, centroids, lterms, dterm, ft):
     dterm float32[m, 256] must hold query_terms(x); lterms float32[nlist, m, 256] is B."""
     m = dterm.shape[0]
     dsub = x.shape[0] // m
-    tmax = np.float32(0)
+    vmax = np.zeros(_KSUB, np.float32)          # running max per entry: vectorizes, unlike a scalar max
     for p in range(lids.shape[0]):
         c = lids[p]
         for s in range(m):
@@ -51,7 +51,10 @@ def float_tables_one(x, lids, centroids, lterms, dterm, ft):
                 t = (a + b[k]) + dt[k]
                 t = t if t > np.float32(0) else np.float32(0)
                 out[k] = t
-                tmax = t if t > tmax else tmax
+                vmax[k] = t if t > vmax[k] else vmax[k]
+    tmax = np.float32(0)
+    for k in range(_KSUB):
+        tmax = vmax[k] if vmax[k] > tmax else tmax
     return tmax
 
 
@@ -114,12 +117,14 @@ def _heap_replace(hd, hi, d, i):
 
 
 @njit(cache=True, nogil=True)
-def _scan_list(tab, codes, codes64, ids, lo, hi, hd, hid, nw):
+def _scan_list(tab, codes, codes64, ids, lo, hi, hd, hid, words):
     """Push codes[lo:hi] into the heap hd/hid; tab uint16[m * 256] is the probe's flat table.
 
-    nw > 0 (a compile-time literal): codes are read as nw uint64 words (codes64 uint64[n, nw], m == 8 * nw)
-    and the sum over m is straight-line code; nw == 0: a plain loop over the bytes of codes uint8[n, m]."""
+    words = tuple(range(nw)) carries nw = m / 8 in its type, so the loop over words has a compile-time trip
+    count and unrolls into straight-line code over codes64 uint64[n, nw]; words == (): a plain loop over the
+    bytes of codes uint8[n, m] (m % 8 != 0)."""
     m = codes.shape[1]
+    nw = len(words)
     for i in range(lo, hi):
         d = 0
         if nw > 0:
@@ -163,14 +168,13 @@ def _sorted_out(hd, hid, empty_dist, out_d, out_i):
 
 
 @njit(cache=True, parallel=True)
-def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, nw, ids, lut_bits, empty_dist,
+def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, words, ids, lut_bits, empty_dist,
            block, out_d, out_i, scale):
     """Tables, scan and top-K of every query, queries split in blocks over threads.
 
     queries float32[nq, d], list_ids int64[nq, nprobe]; offsets int64[nlist + 1], codes uint8[n, m],
-    codes64 uint64[n, nw] with nw = m / 8 (nw = 0 and uint64[0, 0] when m % 8), ids int64[n].
-    Writes out_d, out_i int64[nq, k] and scale float32[nq]. One specialization per nw (numba.literally)."""
-    literally(nw)
+    codes64 uint64[n, m / 8] and words = tuple(range(m / 8)) (uint64[0, 0] and () when m % 8), ids int64[n].
+    Writes out_d, out_i int64[nq, k] and scale float32[nq]. Compiled once per m / 8 (the type of words)."""
     nq, nprobe = list_ids.shape
     m = cbt.shape[0]
     k = out_d.shape[1]
@@ -190,5 +194,5 @@ def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, n
             hid[:] = big
             for p in range(nprobe):
                 c = list_ids[q, p]
-                _scan_list(qt[p].reshape(-1), codes, codes64, ids, offsets[c], offsets[c + 1], hd, hid, nw)
+                _scan_list(qt[p].reshape(-1), codes, codes64, ids, offsets[c], offsets[c + 1], hd, hid, words)
             _sorted_out(hd, hid, empty_dist, out_d[q], out_i[q])

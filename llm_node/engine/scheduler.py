@@ -54,17 +54,21 @@ class FCFSPolicy(SchedulerPolicy):
             batch.add(seq, len(seq) - seq.num_computed_tokens)
         if batch.seqs:
             return batch
-        running = list(s.running)
-        while running:
-            seq = running.pop(0)
-            while not s.grow(seq, len(seq)):
-                victim = running.pop() if running else seq
-                s.preempt(victim)
-                if victim is seq:
-                    break
-            else:
-                batch.add(seq, 1)
+        decode_all(s, list(s.running), batch)
         return batch
+
+
+def decode_all(s: "Scheduler", seqs: list[Sequence], batch: Batch) -> None:
+    """Add one decode token per sequence, in order; when the cache is full, preempt from the end of `seqs`."""
+    while seqs:
+        seq = seqs.pop(0)
+        while not s.grow(seq, len(seq)):
+            victim = seqs.pop() if seqs else seq
+            s.preempt(victim)
+            if victim is seq:
+                break
+        else:
+            batch.add(seq, 1)
 
 
 class Scheduler:

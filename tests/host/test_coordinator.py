@@ -150,6 +150,24 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
     np.testing.assert_array_equal(first.ids, again.ids)
 
 
+def test_hung_node_times_out_with_its_name(indexes, queries):
+    index = indexes[2]
+
+    async def main():
+        async with serving(index) as (addrs, nodes):
+            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=0.3))
+            await coord.connect()
+            scan = nodes[0].backend.search
+            nodes[0].backend.search = lambda *a: (time.sleep(1.0), scan(*a))[1]
+            t0 = time.perf_counter()
+            with pytest.raises(RpcError, match=rf"memory node {addrs[0]} \(shard 0\): .*no answer within 0.3 s"):
+                await coord.search(queries, 4)
+            assert time.perf_counter() - t0 < 0.9
+            await coord.close()
+
+    asyncio.run(main())
+
+
 def test_concurrent_clients_are_batched(indexes, small_data):
     index = indexes[3]
     qs = [small_data[1][20 * i: 20 * i + 20] for i in range(8)]

@@ -150,3 +150,37 @@ def test_bench_quick(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = [line for line in out.stdout.splitlines() if line.startswith("bench_scan: anole-cpu ")]
     assert len(summary) == 1 and "x faiss (anole " in summary[0], out.stdout
+
+
+def test_table_kernels_have_no_fma():
+    """Bit-exactness needs separately rounded multiplies and adds: no FMA contraction in the table sums."""
+    import re
+
+    import numba
+
+    from host.backends import cpu_kernels
+
+    rng = np.random.default_rng(0)
+    x, cbt = rng.standard_normal(32, dtype=np.float32), rng.standard_normal((8, 4, 256), dtype=np.float32)
+    dterm, ft = np.empty((8, 256), np.float32), np.empty((3, 8, 256), np.float32)
+    query_terms = numba.njit(cpu_kernels.query_terms.py_func)     # uncached, so its assembly can be read
+    float_tables = numba.njit(cpu_kernels.float_tables_one.py_func)
+    query_terms(x, cbt, dterm)
+    float_tables(x, np.zeros(3, np.int64), rng.standard_normal((4, 32), dtype=np.float32),
+                 rng.standard_normal((4, 8, 256), dtype=np.float32), dterm, ft)
+    for f in (query_terms, float_tables):
+        asm = "".join(f.inspect_asm().values())
+        assert not re.search(r"\bvfn?m(add|sub)\d", asm), f"FMA in {f.py_func.__name__}"
+
+
+def test_quantize_rounds_half_to_even():
+    from host.backends import cpu_kernels
+
+    ft = np.zeros((1, 2, 4, 256), np.float32)
+    ft[0, 0, 0, :6] = [0.5, 1.5, 2.5, 3.5, 254.5, 255.0]       # max 255 at 8 bits: the scale is exactly 1
+    ft[0, 1, 3, :] = np.arange(256, dtype=np.float32) * np.float32(0.999)
+    want_q, want_s = reference.quantize_tables(ft, 8)
+    q = np.empty(ft.shape[1:], np.uint16)
+    s = cpu_kernels.quantize_one(ft[0], np.float32(ft.max()), 255, q)
+    assert s == want_s[0] == 1.0 and q[0, 0, :6].tolist() == [0, 2, 2, 4, 254, 255]
+    np.testing.assert_array_equal(q, want_q[0])

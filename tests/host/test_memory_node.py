@@ -107,3 +107,44 @@ def test_node_rejects_wrong_shard_and_multi_shard_index(small_index):
         MemoryNode.open(small_index.path, 3)
     with pytest.raises(InputError, match="one shard"):
         MemoryNode(load_index(small_index.path, shards=[0, 1]), 0, ScanParams(m=small_index.m))
+
+
+def test_random_scan_requests_and_vanishing_clients(small_index, request_data):
+    """Random field maps (dtypes, shapes, ranges) get BAD_REQUEST or a valid answer; clients that leave
+    mid-request do not disturb the node."""
+    queries, lists = request_data
+    rng = np.random.default_rng(7)
+    dtypes = [np.float32, np.float64, np.int64, np.int32, np.uint8, np.float16]
+
+    def rand_array(good: np.ndarray) -> np.ndarray:
+        shape = [int(x) for x in rng.integers(0, 5, rng.integers(0, 4))] if rng.random() < 0.3 else good.shape
+        a = rng.normal(0, 3 * small_index.nlist, size=shape) if rng.random() < 0.5 else good
+        return np.asarray(a).astype(dtypes[rng.integers(len(dtypes))] if rng.random() < 0.5 else good.dtype)
+
+    requests = []
+    for _ in range(300):
+        f = {"queries": rand_array(queries[:4]), "list_ids": rand_array(lists[:4]),
+             "k": int(rng.integers(-2, 13)) if rng.random() < 0.8 else float(rng.random())}
+        if rng.random() < 0.1:
+            del f[list(f)[rng.integers(3)]]
+        requests.append(f)
+
+    async def body(client, node):
+        host, port = node.server.address
+        for _ in range(10):                          # send a scan, then vanish before the answer
+            leaver = await RpcClient.connect(host, port)
+            call = asyncio.create_task(leaver.call(wire.T_SCAN, wire.scan_request(queries, lists, 5)))
+            await asyncio.sleep(0.005)
+            await leaver.close()
+            await asyncio.gather(call, return_exceptions=True)
+        res = await asyncio.gather(*(client.call(wire.T_SCAN, f) for f in requests), return_exceptions=True)
+        return res, await client.call(wire.T_SCAN, wire.scan_request(queries, lists, 10))
+
+    res, after = _serve(small_index.path, 0)(body)
+    for f, r in zip(requests, res):
+        if isinstance(r, dict):                      # only well-formed requests succeed
+            assert f["queries"].dtype == np.float32 and f["list_ids"].dtype == np.int64 and 1 <= f["k"] <= 10
+            assert r["ids"].shape == (len(f["queries"]), f["k"])
+        else:
+            assert isinstance(r, RemoteError) and r.code == E_BAD_REQUEST, r
+    assert any(isinstance(r, dict) for r in res) and after["ids"].shape == (len(queries), 10)

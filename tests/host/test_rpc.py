@@ -111,6 +111,16 @@ async def _server(**kw) -> tuple[RpcServer, int]:
     async def crash(f):
         raise RuntimeError("bug")
 
+    async def forever(f):
+        try:
+            for i in range(10**9):
+                await asyncio.sleep(0.001)
+                yield {"i": i}
+        finally:
+            s.stopped.append(f["tag"])
+
+    s.stopped = []
+    s.register(21, forever, stream=True)
     s.register(16, echo)
     s.register(17, sleep)
     s.register(18, count, stream=True)
@@ -144,6 +154,14 @@ def test_call_stream_errors_and_multiplexing():
             await c.call(17, {"t": 5.0}, timeout=0.05)
         assert e.value.code == E_TIMEOUT
         assert (await c.call(16, {"ok": True})) == {"ok": True}
+        async for item in c.stream(21, {"tag": "a"}):        # leaving early cancels the server's stream
+            if item["i"] == 3:
+                break
+        for _ in range(100):
+            if s.stopped:
+                break
+            await asyncio.sleep(0.01)
+        assert s.stopped == ["a"]
         await c.close()
         await s.close()
     asyncio.run(main())
@@ -207,7 +225,7 @@ def test_garbage_never_kills_the_server():
                 frames.append(head(16, 0, i, len(payload)) + payload)        # garbage field map
                 expect.append((i, (E_BAD_PAYLOAD, 16)))                      # (may decode: echo)
             elif kind == 1:
-                frames.append(head(int(rng.integers(21, 256)), 0, i, len(payload)) + payload)
+                frames.append(head(int(rng.integers(22, 256)), 0, i, len(payload)) + payload)
                 expect.append((i, (E_UNKNOWN_TYPE,)))
             else:
                 frames.append(head(19, 0, i, 0) + b"")                       # valid, handler rejects

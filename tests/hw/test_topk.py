@@ -37,12 +37,13 @@ def test_topk_of_each_query_in_order(params):
                     ctx.set(dut.i.payload.dist[l], int(dist[t, l]))
                     ctx.set(dut.i.payload.id[l], int(ids[t, l]))
                 await ctx.tick()
+            ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload.valid, 0)
             ctx.set(dut.i.payload.flush, 1)
             await ctx.tick()
             ctx.set(dut.i.payload.flush, 0)
             ctx.set(dut.i.valid, 0)
-            await ctx.tick()
+            await ctx.tick().repeat(2)          # the flush reaches the merge (busy) 2 cycles later
             await ctx.tick().until(~dut.busy)
 
     async def collect(ctx):

@@ -1,0 +1,49 @@
+"""Common part of the FPGA backends (pynq, xrt): tables on the host CPU, the scan on the kernel.
+
+``device`` picks what is under the driver: "board" (the real one) or "csim" (the virtual board running
+the HLS kernel's C model); the driver code above the MMIO/buffer layer is the same for both.
+"""
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+
+from host.backends.base import ShardBackend, ShardResult
+from host.board.device import Device
+from host.board.driver import KernelDriver
+from host.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("board", "csim")
+
+
+class BoardBackend(ShardBackend):
+    name = "board"
+
+    def __init__(self, index, shard, params, device: str = "board", max_table_bytes: int = 64 << 20,
+                 timeout_s: float = 60.0, **device_options):
+        super().__init__(index, shard, params)
+        if device not in DEVICES:
+            raise InputError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        if device == "csim":
+            from host.board.csim_device import HlsCsimDevice
+            self.device = HlsCsimDevice(params, **device_options)
+        else:
+            self.device = self.open_board(**device_options)
+        self.driver = KernelDriver(self.device, params, shard, timeout_s=timeout_s,
+                                   max_table_bytes=max_table_bytes)
+
+    @abstractmethod
+    def open_board(self, **options) -> Device:
+        """The real board's device; raises host.errors.BoardError when it is not there."""
+
+    def _search(self, queries, list_ids) -> ShardResult:
+        from host.backends.cpu_backend import build_quantized_tables
+        qtables, scale = build_quantized_tables(self.index, queries, list_ids, self.params.lut_bits)
+        dist, ids = self.driver.scan(qtables, list_ids)
+        return ShardResult(dist=dist, ids=ids, scale=scale)
+
+    def close(self) -> None:
+        self.driver.close()
+        self.device.close()

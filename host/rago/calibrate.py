@@ -1,0 +1,177 @@
+"""Measure anole's own components and write the calibration file the performance model reads.
+
+Measured here: the CPU scan backend on a synthetic IVF-PQ index (one thread: codes/s/core) fitted as
+``scan_s = overhead + per_query * nq + per_list * nq * nprobe + codes / rate``, and the RPC round trip of ``host.rpc`` on
+localhost. Calibration file (JSON)::
+
+    {"version": 1, "host": ..., "date": ...,
+     "cpu_scan": {"backend": "cpu", "threads": 1, "m": 16, "d": 64, "ntotal": ..., "nlist": ...,
+                  "scan_rate": codes/s/core, "per_query_us", "per_list_us", "batch_overhead_us",
+                  "points": [{"nq", "nprobe", "codes", "seconds"}, ...]},
+     "rpc": {"latency_us": median round trip, "payload_bytes": ..., "calls": ...}}
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from host.rago.coeff import Coefficient, SchemaError, check_keys
+from host.rago.schema import RagSchema
+
+log = logging.getLogger(__name__)
+GRID = ((8, 4), (32, 4), (8, 16), (32, 16), (64, 8), (128, 1), (2, 32))
+"""(nq, nprobe) points the scan is measured at."""
+
+
+class ScanBench:
+    """``LocalSearcher`` with one thread over ``index`` (an IndexDir) or a synthetic index built in ``workdir``."""
+
+    def __init__(self, workdir: str | Path | None = None, index=None, n: int = 20_000, d: int = 32, nlist: int = 32,
+                 m: int = 8, seed: int = 0, backend: str = "cpu"):
+        from host.datasets import synthetic_clustered
+        from host.local_search import LocalSearcher
+        from host.scan_params import ScanParams
+
+        if index is None:
+            from host.index_builder import BuildConfig, build_ivfpq
+            from host.index_dir import export_index, load_index
+
+            x = synthetic_clustered(n, d, seed=seed, clusters=200)
+            cfg = BuildConfig(nlist=nlist, m=m, seed=seed, train_size=10_000, threads=1)
+            index = load_index(export_index(build_ivfpq(x, cfg), Path(workdir) / "index", nshards=1))
+        self.index = index
+        self.queries = synthetic_clustered(256, index.d, seed=seed + 1, clusters=200)
+        opts = {"threads": 1} if backend == "cpu" else {}
+        self.searcher = LocalSearcher(index, ScanParams(m=index.m, k=10), backend=backend, **opts)
+        self.backend = backend
+        self.searcher.search(self.queries[:2], 2)                    # compile / warm up
+        self.sizes = sum(s.list_sizes() for s in index.shards)
+
+    def measure(self, nq: int, nprobe: int, reps: int = 3) -> dict:
+        """Best of ``reps`` scan times for ``nq`` queries at ``nprobe``, with the codes scanned."""
+        q = self.queries[:nq]
+        codes = int(self.sizes[self.index.coarse_search(q, nprobe)].sum())
+        best = min(self.searcher.search(q, nprobe).timings["scan"] for _ in range(reps))
+        return {"nq": nq, "nprobe": nprobe, "codes": codes, "seconds": best}
+
+    def close(self) -> None:
+        self.searcher.close()
+
+
+def fit_scan(points: list[dict]) -> dict:
+    """Least-squares fit (relative error) of ``seconds = a + q * nq + b * nq*nprobe + codes / rate``, all
+    terms >= 0.
+
+    On one index nq*nprobe and codes are nearly collinear; when the full fit gives a negative term, the
+    per-list term is dropped (then the others), so the rate absorbs the per-list cost."""
+    full = np.array([[1.0, p["nq"], p["nq"] * p["nprobe"], p["codes"]] for p in points])
+    t = np.array([p["seconds"] for p in points])
+    for cols in ((0, 1, 2, 3), (0, 1, 3), (0, 3), (1, 3), (3,)):
+        sub, *_ = np.linalg.lstsq(full[:, cols] / t[:, None], np.ones(len(t)), rcond=None)
+        if (sub >= 0).all() and sub[-1] > 0:
+            break
+    else:
+        raise SchemaError("scan calibration failed: time does not grow with codes scanned")
+    coef = np.zeros(4)
+    coef[list(cols)] = sub
+    return {"scan_rate": 1.0 / coef[3], "per_list_us": coef[2] * 1e6, "per_query_us": coef[1] * 1e6,
+            "batch_overhead_us": coef[0] * 1e6}
+
+
+def predict_scan(cal: dict, nq: int, nprobe: int, codes: int) -> float:
+    """Seconds the calibrated model predicts for a scan of ``codes`` codes over nq x nprobe lists."""
+    return (cal["batch_overhead_us"] + cal.get("per_query_us", 0.0) * nq + cal["per_list_us"] * nq * nprobe) * 1e-6 \
+        + codes / cal["scan_rate"]
+
+
+def measure_rpc(calls: int = 200, payload_bytes: int = 64 * 4 + 10 * 16) -> dict:
+    """Median round trip (µs) of an echo request of ``payload_bytes`` over host.rpc on localhost."""
+    from host.rpc import RpcClient, RpcServer
+
+    async def run():
+        server = RpcServer()
+
+        async def echo(fields):
+            return fields
+        server.register(16, echo)
+        host, port = await server.start("127.0.0.1", 0)
+        client = await RpcClient.connect(host, port)
+        payload = {"x": np.zeros(payload_bytes, np.uint8)}
+        times = []
+        try:
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                await client.call(16, payload)
+                times.append(time.perf_counter() - t0)
+        finally:
+            await client.close()
+            await server.close()
+        return times
+
+    times = asyncio.run(run())
+    return {"latency_us": float(np.median(times[calls // 10:]) * 1e6), "payload_bytes": payload_bytes, "calls": calls}
+
+
+def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, **bench_kw) -> dict:
+    """Run the measurements, fit them and (when ``out`` is given) write the calibration JSON."""
+    with tempfile.TemporaryDirectory(prefix="anole-rago-") as tmp:
+        bench = ScanBench(tmp, **bench_kw)
+        try:
+            points = [bench.measure(nq, nprobe) for nq, nprobe in grid]
+        finally:
+            bench.close()
+        idx = bench.index
+        scan = {"backend": bench.backend, "threads": 1, "m": idx.m, "d": idx.d, "ntotal": idx.ntotal,
+                "nlist": idx.nlist, **fit_scan(points), "points": points}
+    cal = {"version": 1, "host": platform.node(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_scan": scan}
+    if rpc:
+        cal["rpc"] = measure_rpc()
+    log.info("cpu scan %.3g codes/s/core, rpc %s", scan["scan_rate"], cal.get("rpc"))
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(cal, indent=1) + "\n")
+    return cal
+
+
+def load_calibration(path: str | Path) -> dict:
+    """Read and check a calibration JSON (module docstring); SchemaError naming the field if malformed."""
+    try:
+        cal = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise SchemaError(f"cannot read calibration {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"calibration {path} is not valid JSON: {e}") from None
+    check_keys("calibration", cal, {"version", "host", "date", "cpu_scan", "rpc"}, {"version"})
+    if cal["version"] != 1:
+        raise SchemaError(f"calibration.version must be 1, not {cal['version']!r}")
+    for key, need in (("cpu_scan", {"scan_rate", "m", "batch_overhead_us"}), ("rpc", {"latency_us"})):
+        if key in cal:
+            missing = need - set(cal[key])
+            if missing:
+                raise SchemaError(f"calibration.{key} lacks {', '.join(sorted(missing))}")
+    return cal
+
+
+def apply_calibration(schema: RagSchema, cal: dict, path: str = "calibration") -> RagSchema:
+    """A copy of ``schema`` whose CPU scan rate (scaled from the measured ``m`` to the schema's
+    ``pq_bytes``: table lookups per second are what a core sustains), CPU batch overhead and RPC latency
+    are the measured ones, each with source ``measured: <path>``."""
+    res = schema.resources
+    src = f"measured: {path}"
+    if "cpu_scan" in cal and res.cpu_server is not None:
+        c, pq = cal["cpu_scan"], schema.retrieval.pq_bytes
+        rate = Coefficient(c["scan_rate"] * c["m"] / pq, "codes/s/core", f"{src} (m={c['m']} scaled to {pq} bytes)")
+        over = Coefficient(c["batch_overhead_us"], "us", src)
+        res = dataclasses.replace(res, cpu_server=dataclasses.replace(res.cpu_server, scan_rate=rate, batch_overhead_us=over))
+    if "rpc" in cal:
+        res = dataclasses.replace(res, network=dataclasses.replace(
+            res.network, rpc_latency_us=Coefficient(cal["rpc"]["latency_us"], "us", src)))
+    return dataclasses.replace(schema, resources=res)

@@ -1,0 +1,80 @@
+"""Latency of model forward passes: a roofline from FLOPs and bytes, or the LLM node's fitted model.
+
+The fitted model is the file ``anole llm profile`` writes (format ``anole-latency/1``, defined and read
+by ``llm_node.sched.latency``; docs/latency-model.md). RAGO uses its ``full`` (whole-device) coefficients::
+
+    prefill(B prompts of L new tokens after ctx cached) = c0 + tokens * B*L + attn * B*L*(ctx + L)
+    decode_step(B sequences of context C)               = c0 + batch * B + context * B*C
+
+On ``tp`` devices the non-constant terms are divided by ``tp`` (an assumption: the file measures one).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from host.rago.coeff import Coefficient
+from host.rago.resources import GB, Gpu
+from host.rago.schema import ModelSpec
+
+TP_LAYER_OVERHEAD = Coefficient(10.0, "us/layer", "assumption: two NVLink all-reduces per layer under tensor parallelism")
+
+
+class Roofline:
+    """Time of a pass = max(FLOPs / (tp * peak * mfu), bytes / (tp * bandwidth * bw_eff)) + TP overhead."""
+
+    def __init__(self, model: ModelSpec, gpu: Gpu):
+        self.model, self.gpu = model, gpu
+        self.flops = float(gpu.tflops) * 1e12 * float(gpu.mfu)
+        self.bw = float(gpu.mem_bw_gbs) * GB * float(gpu.bw_eff)
+
+    def _time(self, flops: float, nbytes: float, tp: int) -> float:
+        overhead = self.model.layers * float(TP_LAYER_OVERHEAD) * 1e-6 if tp > 1 else 0.0
+        return max(flops / (tp * self.flops), nbytes / (tp * self.bw)) + overhead
+
+    def prefill(self, batch: int, tokens: int, tp: int = 1, context: int = 0) -> float:
+        """Seconds to run ``batch`` prompts of ``tokens`` new tokens each after ``context`` cached tokens."""
+        m = self.model
+        flops = 2 * m.params_b * 1e9 * batch * tokens + 2 * m.layers * m.hidden * batch * tokens * (2 * context + tokens)
+        nbytes = m.weight_bytes + batch * (context + tokens) * m.kv_bytes_per_token
+        return self._time(flops, nbytes, tp)
+
+    def decode_step(self, batch: int, context: int, tp: int = 1) -> float:
+        """Seconds for one token of each of ``batch`` sequences with ``context`` tokens of KV cache."""
+        m = self.model
+        flops = 2 * m.params_b * 1e9 * batch + 4 * m.layers * m.hidden * batch * context
+        nbytes = m.weight_bytes + batch * context * m.kv_bytes_per_token
+        return self._time(flops, nbytes, tp)
+
+    def coefficients(self) -> dict[str, Coefficient]:
+        g = self.gpu
+        return {"gpu.tflops": g.tflops, "gpu.mfu": g.mfu, "gpu.mem_bw_gbs": g.mem_bw_gbs, "gpu.bw_eff": g.bw_eff,
+                "tp_layer_overhead": TP_LAYER_OVERHEAD}
+
+
+class FittedLatency:
+    """The LLM node's fitted latency model (``llm_node.sched.latency.LatencyModel``) with provenance."""
+
+    def __init__(self, path: str | Path):
+        from llm_node.sched.latency import LatencyModel
+
+        self.path = str(path)
+        self.fitted = LatencyModel.load(path)
+        self.p, self.d = self.fitted.full.prefill, self.fitted.full.decode
+
+    def prefill(self, batch: int, tokens: int, tp: int = 1, context: int = 0) -> float:
+        n = batch * tokens
+        return self.p["c0"] + (self.p["tokens"] * n + self.p["attn"] * n * (context + tokens)) / tp
+
+    def decode_step(self, batch: int, context: int, tp: int = 1) -> float:
+        return self.d["c0"] + (self.d["batch"] * batch + self.d["context"] * batch * context) / tp
+
+    def coefficients(self) -> dict[str, Coefficient]:
+        src = f"fitted: {self.path} ({self.fitted.device})"
+        units = {"c0": "s", "tokens": "s/token", "attn": "s/token^2", "batch": "s/seq", "context": "s/token"}
+        return {**{f"prefill.{k}": Coefficient(float(v), units[k], src) for k, v in self.p.items()},
+                **{f"decode.{k}": Coefficient(float(v), units[k], src) for k, v in self.d.items()}}
+
+
+def latency_model(model: ModelSpec, gpu: Gpu) -> Roofline | FittedLatency:
+    """The model's fitted latency file when the schema names one, else the roofline on ``gpu``."""
+    return FittedLatency(model.latency_model) if model.latency_model else Roofline(model, gpu)

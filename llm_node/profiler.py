@@ -1,0 +1,193 @@
+"""`anole llm profile`: measure prefill and decode step latency per partition split and fit the latency
+model (format in llm_node/sched/latency.py and docs/latency-model.md).
+
+For every split the prefill grid runs on the prefill partition *while* the decode partition runs decode
+steps in a loop, and the decode grid while the prefill partition prefills: the fitted coefficients
+include the partition's slowdown and the interference between the two. `full` is each phase alone on the
+whole device. Coefficients are non-negative least squares fits; relative errors are stored under "fit".
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from llm_node.engine.scheduler import Batch
+from llm_node.engine.sequence import SamplingParams, Sequence
+from llm_node.partition import Worker, device_units, green_contexts_status, make_partitions
+from llm_node.sched.latency import DECODE_KEYS, PREFILL_KEYS, LatencyModel, Split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ProfileConfig:
+    """prefill_grid: (new tokens, cached context); decode_grid: (batch, context per sequence);
+    splits: prefill units per split (None: every core split on CPU, quarters of the SMs on CUDA)."""
+
+    prefill_grid: tuple = ((32, 0), (128, 0), (256, 0), (512, 0), (128, 512), (256, 256))
+    decode_grid: tuple = ((1, 128), (4, 128), (16, 128), (32, 128), (8, 512), (32, 512))
+    repeats: int = 3
+    splits: tuple | None = None
+
+    def __post_init__(self):
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, not {self.repeats!r}")
+
+
+class Bench:
+    """Timed prefill / decode steps on an engine's model runner and KV cache (contents are irrelevant)."""
+
+    def __init__(self, engine):
+        self.runner, self.bm, self.device = engine.runner, engine.block_manager, engine.runner.device
+        self.lock = threading.Lock()
+
+    def _seq(self, ctx: int, new: int) -> Sequence:
+        seq = Sequence([5] * (ctx + new), SamplingParams())
+        with self.lock:
+            if not self.bm.grow(seq, ctx + new):
+                raise ValueError(f"KV cache too small for {ctx + new} tokens; raise --kv-blocks")
+        seq.num_computed_tokens = ctx
+        return seq
+
+    def run(self, shapes: list[tuple[int, int]]) -> float:
+        """Seconds of one step computing shapes[i] = (new tokens, cached context) for sequence i."""
+        seqs = [self._seq(c, n) for n, c in shapes]
+        batch = Batch()
+        for s, (n, _) in zip(seqs, shapes):
+            batch.add(s, n)
+        try:
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).synchronize()
+            t = time.perf_counter()
+            self.runner.run(batch)
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).synchronize()
+            return time.perf_counter() - t
+        finally:
+            with self.lock:
+                for s in seqs:
+                    self.bm.free(s)
+
+    def median(self, shapes, repeats: int) -> float:
+        self.run(shapes)
+        return statistics.median(self.run(shapes) for _ in range(repeats))
+
+
+def prefill_shapes(n: int, ctx: int):
+    return [(n, ctx)]
+
+
+def decode_shapes(b: int, ctx: int):
+    return [(1, ctx)] * b
+
+
+def prefill_row(n: int, ctx: int) -> list[float]:
+    return [1.0, n, n * (ctx + n)]
+
+
+def decode_row(b: int, ctx: int) -> list[float]:
+    return [1.0, b, b * (ctx + 1)]
+
+
+def fit(rows, times, keys) -> tuple[dict, float]:
+    """Non-negative least squares on relative error; (coefficients, mean relative error)."""
+    a, y = np.asarray(rows, float), np.asarray(times, float)
+    coef, _ = nnls(a / y[:, None], np.ones_like(y))
+    err = float(np.mean(np.abs(a @ coef - y) / y))
+    return dict(zip(keys, map(float, coef))), err
+
+
+def measure(bench: Bench, cfg: ProfileConfig, own: Worker, other: Worker | None, phase: str):
+    """Times of the `phase` grid on worker `own` while `other` (if any) loops the opposite phase."""
+    stop = threading.Event()
+    bg_shape = decode_shapes(16, 256) if phase == "prefill" else prefill_shapes(256, 0)
+
+    def background():
+        while not stop.is_set():
+            bench.run(bg_shape)
+
+    bg = other.submit(background) if other is not None else None
+    try:
+        grid = cfg.prefill_grid if phase == "prefill" else cfg.decode_grid
+        shapes = prefill_shapes if phase == "prefill" else decode_shapes
+        rows = prefill_row if phase == "prefill" else decode_row
+        times = [own.submit(lambda g=g: bench.median(shapes(*g), cfg.repeats)).result() for g in grid]
+        return [rows(*g) for g in grid], times
+    finally:
+        stop.set()
+        if bg is not None:
+            bg.result()
+
+
+def kv_transfer_per_token(engine, tokens: int = 1024) -> float:
+    """Seconds per token to copy one token's K and V of every layer to other slots (a KV migration)."""
+    kv = engine.runner.kv
+    n = min(tokens, kv.shape[2] // 2)
+    src, dst = torch.arange(n, device=kv.device), torch.arange(n, 2 * n, device=kv.device)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        kv.index_copy_(2, dst, kv.index_select(2, src))
+        if kv.device.type == "cuda":
+            torch.cuda.synchronize(kv.device)
+        best = min(best, time.perf_counter() - t)
+    return best / n
+
+
+def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
+    """Measure and fit on the engine's device; see the module docstring."""
+    cfg = cfg or ProfileConfig()
+    device = engine.runner.device
+    units = device_units(device)
+    ok, why = green_contexts_status(device)
+    log.info("partitions: %s", why)
+    bench = Bench(engine)
+    fits = {}
+
+    def phase_pair(prefill_units: int):
+        p_part, d_part = make_partitions(device, prefill_units, units)
+        workers = [Worker(p_part)] + ([Worker(d_part)] if d_part is not None else [])
+        try:
+            if d_part is None:  # whole device, each phase alone
+                pr, pt = measure(bench, cfg, workers[0], None, "prefill")
+                dr, dt = measure(bench, cfg, workers[0], None, "decode")
+            else:
+                pr, pt = measure(bench, cfg, workers[0], workers[1], "prefill")
+                dr, dt = measure(bench, cfg, workers[1], workers[0], "decode")
+        finally:
+            for w in workers:
+                w.close()
+        (pc, pe), (dc, de) = fit(pr, pt, PREFILL_KEYS), fit(dr, dt, DECODE_KEYS)
+        fits[str(prefill_units)] = {"prefill_rel_err": pe, "decode_rel_err": de}
+        return pc, dc
+
+    pc, dc = phase_pair(units)
+    full = Split(1.0, pc, dc, units, units)
+    if cfg.splits is not None:
+        split_units = list(cfg.splits)
+    elif device.type == "cuda":
+        split_units = sorted({max(1, units * k // 4) for k in (1, 2, 3)})
+    else:
+        split_units = list(range(1, units))
+    splits = []
+    for k in split_units:
+        log.info("profiling split: %d of %d units to prefill", k, units)
+        pc, dc = phase_pair(k)
+        splits.append(Split(k / units, pc, dc, k, units - k))
+    if not splits:
+        log.warning("%s has a single unit: no partition split can be measured, PD multiplexing is unavailable",
+                    device)
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    name = (torch.cuda.get_device_name(device) if kind == "cuda"
+            else f"cpu ({units} cores; CPU analogue of SM partitions: a core split between two threads)")
+    return LatencyModel(name, full, splits, kv_transfer_per_token(engine), kind, units,
+                        {"partitioning": why if not ok else "green_contexts",
+                         "model": str(engine.config.model), "dtype": engine.config.dtype,
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "fit": fits})

@@ -1,0 +1,110 @@
+"""PD multiplexing (ours): prefill and decode run at the same time on two partitions of one device that
+share the paged KV cache, so a finished prefill starts decoding with nothing migrated.
+
+SLO-aware split: when a prefill block starts, the policy picks the largest prefill share whose predicted
+decode step (on the rest of the device, for the current decode batch and context) stays within the TBT
+target times a margin; with nothing to decode, prefill gets the whole device.
+Adaptive gang scheduling: prefill runs in blocks of tokens sized to `block_s` seconds by the model; lanes
+advance independently and meet only at block/step boundaries (the driver polls completion events, it
+never blocks one lane on the other); a block needing a larger share than the decode step in flight
+leaves waits for that step to end. Short requests preempt long prefills at block boundaries: each block
+serves the waiting or partially prefilled requests with the fewest remaining prompt tokens first.
+"""
+from __future__ import annotations
+
+from llm_node.engine.scheduler import Batch
+from llm_node.sched.base import LanePolicy, Work, admit_any, grow_decodes, in_prefill, slo_of
+from llm_node.sched.latency import LatencyModel
+from llm_node.sched.slo import Kind
+
+MIN_BLOCK = 16
+
+
+class PDMuxPolicy(LanePolicy):
+    name = "pd_mux"
+    lanes = ("prefill", "decode")
+
+    def __init__(self, model: LatencyModel, tbt: float = 0.1, block_s: float | None = None, margin: float = 0.9,
+                 max_block_tokens: int = 2048):
+        if not model.splits:
+            raise ValueError(f"the latency model of {model.device!r} has no partition splits to multiplex")
+        self.model, self.tbt, self.margin = model, tbt, margin
+        self.block_s = block_s if block_s is not None else 4 * tbt
+        self.max_block_tokens = max_block_tokens
+        self.splits_chosen: dict[float, int] = {}
+        self.owed = False  # a decode step is due before the next whole-device prefill block
+
+    def tbt_target(self, decoding) -> float:
+        """The tightest TBT among decoding latency-sensitive requests, else the default target."""
+        tbts = [slo_of(q).tbt for q in decoding if slo_of(q) is not None and slo_of(q).kind is Kind.LATENCY]
+        return min(tbts, default=self.tbt)
+
+    def choose_split(self, decoding, ctx: int = 0) -> tuple[float, int]:
+        """(prefill share, block tokens) for the next prefill block. Candidates: every measured split whose
+        predicted decode step on the rest meets the TBT target, and time sharing (share 1.0: one block
+        on the whole device between two decode steps, sized so the decode gap still meets it). The one
+        with the highest predicted prefill throughput wins; with nothing decoding, the whole device."""
+        if not decoding:
+            return 1.0, self.block_tokens(1.0, ctx, self.block_s)
+        b, c = len(decoding), sum(len(q) for q in decoding)
+        limit = self.margin * self.tbt_target(decoding)
+        d1 = self.model.decode_time(1.0, b, c)
+        n1 = self.block_tokens(1.0, ctx, limit - d1)
+        best = (n1 / (d1 + self._pt(1.0, n1, ctx)), 1.0, n1)
+        for f in self.model.shares:
+            if self.model.decode_time(1 - f, b, c) <= limit:
+                n = self.block_tokens(f, ctx, self.block_s)
+                best = max(best, (n / self._pt(f, n, ctx), f, n))
+        return best[1], best[2]
+
+    def _pt(self, share: float, n: int, ctx: int) -> float:
+        return self.model.prefill_time(share, n, n * (ctx + n))
+
+    def dispatch(self, s, lane, busy):
+        busy_ids = {q.seq_id for w in busy.values() if w is not None for q in w.batch.seqs}
+        if lane == "decode":
+            decodes = [q for q in s.running if not in_prefill(q) and q.seq_id not in busy_ids][:s.max_num_seqs]
+            pw = busy.get("prefill")
+            share = 1.0 if pw is None else round(1 - pw.share, 6)
+            if not decodes or share <= 0:
+                return None
+            batch = Batch()
+            for q in grow_decodes(s, decodes, busy_ids):
+                batch.add(q, 1)
+            self.owed = False
+            return Work("decode", batch, share) if batch.seqs else None
+        cands = [q for q in s.running if in_prefill(q) and q.seq_id not in busy_ids] + list(s.waiting)
+        if not cands:
+            return None
+        decoding = [q for q in s.running if not in_prefill(q)]
+        cands.sort(key=lambda q: len(q) - q.num_computed_tokens)
+        f, left = self.choose_split(decoding, cands[0].num_computed_tokens)
+        dw = busy.get("decode")
+        if dw is not None and dw.share + f > 1 + 1e-9:
+            return None  # gang boundary: wait for the decode step that holds the device
+        if f >= 1.0 and decoding and self.owed:
+            return None  # time sharing: a decode step goes between two whole-device blocks
+        batch = Batch()
+        for q in cands:
+            if left < MIN_BLOCK and batch.seqs:
+                break
+            if q.status.name == "WAITING":
+                if len(s.running) >= s.max_num_seqs or not admit_any(s, q):
+                    continue
+            n = min(left, len(q) - q.num_computed_tokens)
+            batch.add(q, n)
+            left -= n
+        if batch.seqs:
+            self.splits_chosen[f] = self.splits_chosen.get(f, 0) + 1
+            self.owed = f >= 1.0 and bool(decoding)
+        return Work("prefill", batch, f) if batch.seqs else None
+
+    def block_tokens(self, share: float, ctx: int, budget_s: float) -> int:
+        """The most tokens whose predicted prefill block time fits `budget_s` (at least MIN_BLOCK)."""
+        lo, hi = MIN_BLOCK, self.max_block_tokens
+        if self._pt(share, hi, ctx) <= budget_s:
+            return hi
+        while hi - lo > 8:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self._pt(share, mid, ctx) <= budget_s else (lo, mid)
+        return lo

@@ -1,0 +1,151 @@
+"""The LLM node over TCP: streaming order, concurrent clients, disconnects, bad requests, scoring."""
+import asyncio
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from host.rpc import E_BAD_REQUEST, RemoteError, SyncClient
+from llm_node.config import EngineConfig
+from llm_node.engine.llm_engine import LLMEngine
+from llm_node.engine.sequence import SamplingParams
+from llm_node.server import T_GENERATE, T_INFO, T_SCORE, LLMNode
+
+pytestmark = pytest.mark.timeout(120)
+KV_BLOCKS = 64
+
+
+@pytest.fixture(scope="module")
+def node(llama_checkpoint):
+    """An LLM node on an event loop in a background thread; yields (node, port)."""
+    engine = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=KV_BLOCKS, max_model_len=128))
+    loop = asyncio.new_event_loop()
+    server = LLMNode(engine)
+    _, port = loop.run_until_complete(server.start("127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield server, port
+    asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def reference(llama_checkpoint):
+    """Greedy completions computed in-process by a separate engine."""
+    engine = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=KV_BLOCKS))
+    return lambda ids, n: engine.generate([ids], SamplingParams(temperature=0, max_tokens=n,
+                                                                ignore_eos=True))[0].completion_ids
+
+
+def greedy_request(ids, n, **kw):
+    return {"prompt_ids": np.array(ids, np.int64), "max_tokens": n, "temperature": 0.0, "ignore_eos": True, **kw}
+
+
+def wait_idle(port, timeout=20.0):
+    with SyncClient("127.0.0.1", port) as c:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = c.call(T_INFO)
+            if info["running"] == 0 and info["waiting"] == 0:
+                return info
+            time.sleep(0.05)
+    raise AssertionError("the node did not become idle")
+
+
+def test_stream_in_order_and_equal_to_in_process(node, reference):
+    _, port = node
+    with SyncClient("127.0.0.1", port) as c:
+        items = list(c.stream(T_GENERATE, greedy_request([5, 6, 7, 8], 12, return_hidden=True)))
+    tokens, final = items[:-1], items[-1]
+    assert [t["index"] for t in tokens] == list(range(12))
+    assert all(a["t"] <= b["t"] for a, b in zip(tokens, tokens[1:]))
+    assert [t["token"] for t in tokens] == final["token_ids"].tolist() == reference([5, 6, 7, 8], 12)
+    assert tokens[0]["hidden"].shape == (64,) and tokens[0]["hidden"].dtype == np.float32
+    assert final["finish_reason"] == "length" and 0 < final["ttft"] <= final["ttlt"] and len(final["tbt"]) == 11
+
+
+def test_concurrent_clients(node, reference):
+    _, port = node
+    prompts = [[3 + i] * (2 + 3 * i) for i in range(6)]
+    results = [None] * len(prompts)
+
+    def client(i):
+        with SyncClient("127.0.0.1", port) as c:
+            results[i] = [x["token"] for x in c.stream(T_GENERATE, greedy_request(prompts[i], 15)) if "token" in x]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [reference(p, 15) for p in prompts]
+
+
+def test_disconnect_mid_stream_frees_blocks(node):
+    server, port = node
+    before = server.worker.stats["aborted"]
+    c = SyncClient("127.0.0.1", port)
+    stream = c.stream(T_GENERATE, greedy_request([4, 5, 6], 120))
+    got = [next(stream) for _ in range(3)]
+    assert [g["index"] for g in got] == [0, 1, 2]
+    stream.close()
+    c.close()
+    info = wait_idle(port)
+    assert info["free_kv_blocks"] == KV_BLOCKS
+    assert server.worker.stats["aborted"] == before + 1
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"prompt_ids": np.array([1, 2]), "colour": 3}, "unknown field"),
+    ({"prompt_ids": np.arange(130) % 100}, "leaves no room"),
+    ({"prompt_ids": np.array([1, 500])}, "token id 500"),
+    ({"prompt_ids": np.array([], np.int64)}, "empty prompt"),
+    ({"prompt_ids": np.array([1.5])}, "integer array"),
+    ({"prompt_ids": [1, 2], "top_p": 0.0}, "top_p"),
+    ({"prompt_ids": [1, 2], "max_tokens": "many"}, "max_tokens must be int"),
+    ({"prompt": "hello"}, "tokenizer"),
+    ({}, "exactly one of"),
+])
+def test_bad_requests_get_error_frames(node, reference, fields, message):
+    _, port = node
+    with SyncClient("127.0.0.1", port) as c:
+        with pytest.raises(RemoteError, match=message) as e:
+            list(c.stream(T_GENERATE, fields))
+        assert e.value.code == E_BAD_REQUEST
+        items = list(c.stream(T_GENERATE, greedy_request([9, 9], 3)))
+    assert items[-1]["token_ids"].tolist() == reference([9, 9], 3)
+
+
+def test_fuzzed_requests_leave_the_server_serving(node, reference):
+    _, port = node
+    rng = random.Random(0)
+    values = [None, True, -1, 0, 7, 1e9, "x", b"\x00", np.array([1, 2]), np.array([[1]]), [1, "a"], {"a": 1}]
+    names = ["prompt_ids", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop_token_ids"]
+    with SyncClient("127.0.0.1", port) as c:
+        for _ in range(60):
+            fields = {rng.choice(names): rng.choice(values) for _ in range(rng.randint(0, 4))}
+            try:
+                for _ in c.stream(T_GENERATE, {**fields, "max_tokens": 2} if "prompt_ids" in fields else fields):
+                    pass
+            except RemoteError as e:
+                assert e.code == E_BAD_REQUEST
+        assert list(c.stream(T_GENERATE, greedy_request([8], 4)))[-1]["token_ids"].tolist() == reference([8], 4)
+    assert wait_idle(port)["free_kv_blocks"] == KV_BLOCKS
+
+
+def test_score_matches_engine(node, llama_checkpoint):
+    server, port = node
+    ids = [3, 14, 15, 92, 65, 35]
+    with SyncClient("127.0.0.1", port) as c:
+        out = c.call(T_SCORE, {"token_ids": np.array(ids), "return_logits": True})
+        info = c.call(T_INFO)
+    engine = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=16))
+    logits, hidden = engine.score(ids)
+    np.testing.assert_allclose(out["logits"], logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["hidden"], hidden.numpy(), atol=1e-5)
+    expect = logits.log_softmax(-1)[np.arange(5), ids[1:]].numpy()
+    np.testing.assert_allclose(out["logprobs"], expect, atol=1e-5)
+    assert info["role"] == "llm-node" and info["architecture"] == "LlamaForCausalLM"
