@@ -14,6 +14,8 @@ COMMAND_MODULES = [
     "host.cli_search",
     "host.cli_demo",
     "host.cli_serve",
+    "host.cli_board",
+    "host.cli_rago",
     "llm_node.cli",
     "llm_node.cli_sched",
 ]

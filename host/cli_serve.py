@@ -28,7 +28,8 @@ def register(sub, groups):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7000, help="port (default 7000, 0 = any free port)")
     p.add_argument("--max-batch", type=int, default=256, help="queries per fan-out (default 256)")
-    p.add_argument("--max-wait-ms", type=float, default=1.0, help="batching window in ms (default 1)")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="extra wait for more requests before a fan-out, in ms (default 0: batch what queued up)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a node (default 30)")
     p.set_defaults(func=coordinator)
 

@@ -1,7 +1,8 @@
 """The coordinator: coarse IVF search, concurrent fan-out to every memory node, merge by (dist, id).
 
-Concurrent ``search`` calls are batched dynamically (up to ``max_batch`` queries, waiting at most
-``max_wait_s`` for more) before one T_SCAN per node.  On connect, every node must serve a distinct shard
+Concurrent ``search`` calls are batched dynamically: requests that arrive while the pipeline is full
+(``max_inflight_batches``) go out together, up to ``max_batch`` queries, optionally waiting ``max_wait_s``
+for more; then one T_SCAN per node.  On connect, every node must serve a distinct shard
 of the same index (fingerprint of centroids and codebooks) and together all of its shards.  A node
 that goes away fails the searches that need it with an ``RpcError`` naming it; the next search
 reconnects.
@@ -32,7 +33,7 @@ class CoordinatorConfig:
     """Batching and failure limits of a coordinator."""
 
     max_batch: int = 256          # queries per fan-out
-    max_wait_s: float = 0.001     # how long a batch waits for more requests
+    max_wait_s: float = 0.0       # extra wait for more requests once the pipeline has room
     max_inflight_batches: int = 2
     timeout_s: float = 30.0       # per node call
     connect_timeout_s: float = 5.0
@@ -158,12 +159,15 @@ class Coordinator:
                             distances=np.concatenate([p.distances for p in parts]), timings=timings)
 
     async def _batch_loop(self) -> None:
+        """Requests queue up while ``max_inflight_batches`` batches are out; when one returns, the queued
+        requests (up to ``max_batch`` queries, plus whatever arrives within ``max_wait_s``) go together."""
         slots, carry = asyncio.Semaphore(self.config.max_inflight_batches), None
         while True:
             batch = [carry or await self._queue.get()]
             carry, n = None, len(batch[0][0])
+            await slots.acquire()
             deadline = time.perf_counter() + self.config.max_wait_s
-            while True:
+            while n < self.config.max_batch:
                 try:
                     async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
                         item = self._queue.get_nowait() if not self._queue.empty() else await self._queue.get()
@@ -174,7 +178,6 @@ class Coordinator:
                     break
                 batch.append(item)
                 n += len(item[0])
-            await slots.acquire()
             asyncio.create_task(self._run_batch(batch)).add_done_callback(lambda _: slots.release())
 
     async def _run_batch(self, batch: list) -> None:

@@ -30,6 +30,7 @@ FIRST_USER_TYPE = 16
 
 MAX_DEPTH = 8
 MAX_NDIM = 8
+MAX_VALUES = 1 << 20  # values (scalars, arrays, lists, maps) in one payload: bounds decoding memory
 
 _DTYPES = {1: "u1", 2: "i1", 3: "<u2", 4: "<i2", 5: "<u4", 6: "<i4", 7: "<u8", 8: "<i8",
            9: "<f2", 10: "<f4", 11: "<f8", 12: "?"}
@@ -71,7 +72,7 @@ def decode_fields(payload: bytes | memoryview) -> dict:
     """Payload bytes -> field map. Arrays are read-only zero-copy views of ``payload``."""
     buf = payload if isinstance(payload, bytes) else bytes(payload)
     try:
-        fields, pos = _dec_map(buf, 0, 0)
+        fields, pos = _dec_map(buf, 0, 0, [MAX_VALUES])
     except (struct.error, UnicodeDecodeError, ValueError, OverflowError) as e:
         if isinstance(e, WireFormatError):
             raise
@@ -141,7 +142,7 @@ def _need(buf: bytes, pos: int, n: int) -> None:
         raise WireFormatError(f"truncated: need {n} bytes at offset {pos}, have {len(buf) - pos}")
 
 
-def _dec_map(buf: bytes, pos: int, depth: int) -> tuple[dict, int]:
+def _dec_map(buf: bytes, pos: int, depth: int, budget: list) -> tuple[dict, int]:
     if depth > MAX_DEPTH:
         raise WireFormatError("field map nested too deep")
     _need(buf, pos, 2)
@@ -154,11 +155,14 @@ def _dec_map(buf: bytes, pos: int, depth: int) -> tuple[dict, int]:
         name, pos = buf[pos + 1: pos + 1 + n].decode(), pos + 1 + n
         if name in fields:
             raise WireFormatError(f"duplicate field {name!r}")
-        fields[name], pos = _dec_value(buf, pos, depth)
+        fields[name], pos = _dec_value(buf, pos, depth, budget)
     return fields, pos
 
 
-def _dec_value(buf: bytes, pos: int, depth: int):
+def _dec_value(buf: bytes, pos: int, depth: int, budget: list):
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise WireFormatError(f"more than {MAX_VALUES} values in one payload")
     _need(buf, pos, 1)
     tag, pos = buf[pos], pos + 1
     if tag == _NONE:
@@ -201,9 +205,9 @@ def _dec_value(buf: bytes, pos: int, depth: int):
         _need(buf, pos, n)  # every item takes at least one byte
         items = []
         for _ in range(n):
-            item, pos = _dec_value(buf, pos, depth + 1)
+            item, pos = _dec_value(buf, pos, depth + 1, budget)
             items.append(item)
         return items, pos
     if tag == _DICT:
-        return _dec_map(buf, pos, depth + 1)
+        return _dec_map(buf, pos, depth + 1, budget)
     raise WireFormatError(f"unknown value tag {tag}")

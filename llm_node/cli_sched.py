@@ -47,8 +47,9 @@ def profile_cmd(args) -> int:
     engine = LLMEngine(EngineConfig(model, device=args.device, dtype=args.dtype, num_kv_blocks=2048, block_size=16))
     cfg = ProfileConfig(repeats=args.repeats)
     if args.quick:
-        cfg = ProfileConfig(prefill_grid=((16, 0), (64, 0), (64, 64)), decode_grid=((1, 32), (4, 32), (4, 128)),
-                            repeats=1)
+        cfg = ProfileConfig(prefill_grid=((16, 0), (64, 0), (64, 64), (16, 128)),
+                            decode_grid=((1, 32), (4, 32), (4, 128)), repeats=1, background_decode=(4, 64),
+                            background_prefill=(64, 0))
     lm = profile(engine, cfg)
     out = lm.save(args.out)
     print(json.dumps({"out": str(out), "device": lm.device, "splits": lm.shares, "fit": lm.extra.get("fit")}))

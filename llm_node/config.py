@@ -9,6 +9,7 @@ import torch
 
 from llm_node.errors import ModelFormatError
 
+ROPE_TYPES = ("default", "linear", "llama3")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -78,6 +79,7 @@ class ModelConfig:
     o_bias: bool = False
     mlp_bias: bool = False
     eos_token_ids: tuple[int, ...] = field(default_factory=tuple)
+    rope_scaling: dict | None = None  # rope_parameters of a "linear" or "llama3" rope type
 
     def __post_init__(self):
         if self.num_heads % self.num_kv_heads:
@@ -109,8 +111,10 @@ class ModelConfig:
             if arch in ("LlamaForCausalLM", "Qwen2ForCausalLM"):
                 rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
                 rope_type = rope.get("rope_type", rope.get("type", "default"))
-                if rope_type != "default":
-                    raise ModelFormatError(f"rope type {rope_type!r} is not supported (only 'default')")
+                if rope_type not in ROPE_TYPES:
+                    raise ModelFormatError(f"rope type {rope_type!r} is not supported ({', '.join(ROPE_TYPES)})")
+                if rope.get("partial_rotary_factor", 1.0) != 1.0:
+                    raise ModelFormatError("partial rotary embeddings are not supported")
                 if c.get("use_sliding_window"):
                     raise ModelFormatError("sliding-window attention is not supported")
                 heads = c["num_attention_heads"]
@@ -122,7 +126,7 @@ class ModelConfig:
                            c.get("tie_word_embeddings", False), c.get("hidden_act", "silu"),
                            rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
                            qkv_bias=qwen or bias, o_bias=bias and not qwen, mlp_bias=c.get("mlp_bias", False),
-                           eos_token_ids=eos)
+                           eos_token_ids=eos, rope_scaling=None if rope_type == "default" else dict(rope))
         except KeyError as e:
             raise ModelFormatError(f"config.json of {arch} lacks the field {e.args[0]!r}") from None
         raise ModelFormatError(f"unknown architecture {arch!r}; supported: GPT2LMHeadModel, "

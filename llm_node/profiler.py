@@ -21,7 +21,7 @@ from scipy.optimize import nnls
 from llm_node.engine.scheduler import Batch
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.partition import Worker, device_units, green_contexts_status, make_partitions
-from llm_node.sched.latency import DECODE_KEYS, PREFILL_KEYS, LatencyModel, Split
+from llm_node.sched.latency import DECODE_KEYS, PREFILL_KEYS, LatencyModel, Split, pairs
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,12 @@ class ProfileConfig:
     """prefill_grid: (new tokens, cached context); decode_grid: (batch, context per sequence);
     splits: prefill units per split (None: every core split on CPU, quarters of the SMs on CUDA)."""
 
-    prefill_grid: tuple = ((32, 0), (128, 0), (256, 0), (512, 0), (128, 512), (256, 256))
+    prefill_grid: tuple = ((32, 0), (128, 0), (256, 0), (512, 0), (32, 512), (128, 512), (256, 256), (64, 1024))
     decode_grid: tuple = ((1, 128), (4, 128), (16, 128), (32, 128), (8, 512), (32, 512))
     repeats: int = 3
     splits: tuple | None = None
+    background_decode: tuple = (16, 256)   # what the other partition runs while prefill is timed
+    background_prefill: tuple = (256, 0)   # ... and while decode is timed
 
     def __post_init__(self):
         if self.repeats < 1:
@@ -89,7 +91,7 @@ def decode_shapes(b: int, ctx: int):
 
 
 def prefill_row(n: int, ctx: int) -> list[float]:
-    return [1.0, n, n * (ctx + n)]
+    return [1.0, n, pairs(n, ctx), ctx + n]
 
 
 def decode_row(b: int, ctx: int) -> list[float]:
@@ -107,7 +109,7 @@ def fit(rows, times, keys) -> tuple[dict, float]:
 def measure(bench: Bench, cfg: ProfileConfig, own: Worker, other: Worker | None, phase: str):
     """Times of the `phase` grid on worker `own` while `other` (if any) loops the opposite phase."""
     stop = threading.Event()
-    bg_shape = decode_shapes(16, 256) if phase == "prefill" else prefill_shapes(256, 0)
+    bg_shape = decode_shapes(*cfg.background_decode) if phase == "prefill" else prefill_shapes(*cfg.background_prefill)
 
     def background():
         while not stop.is_set():

@@ -1,9 +1,12 @@
 """Benchmark the memory-node transport: in-process LocalSearcher vs the same search through 1 memory node
 (a real `anole serve memory-node` process) over loopback TCP, same backend and thread count (design.md §7:
-<= 10 % overhead for batches of 64 queries).  Batches alternate between the two paths; medians are compared.
+<= 10 % overhead for batches of 64 queries).  Batches alternate between the two paths; medians and minima
+(the robust estimate on a shared, noisy machine) are compared.
+Both paths must return identical ids and integer distances, or the benchmark stops.
 
-    bench_rpc: cpu, 200,000 x d64, nlist 1024, nprobe 32, batch 64: in-process 9.81 ms, 1 node over TCP
-    10.22 ms (coarse 0.35, scan 9.40, network 0.41, merge 0.05) -> overhead +4.2% (target <= 10%)
+    bench_rpc: cpu, 1,000,000 x d64, nlist 1024, nprobe 32, batch 64: in-process 19.10 ms, 1 node over TCP
+    20.46 ms (coarse 0.66, scan 18.47, network 1.08, merge 0.18) -> overhead +7.1% median, +5.0% best of 64
+    (target <= 10%)
 """
 from __future__ import annotations
 
@@ -76,7 +79,8 @@ async def run(args, index, queries: np.ndarray, addr: str) -> dict:
     await coord.close()
     local.close()
     med = {s: statistics.median(t[s] for t in stages) for s in ("coarse", "scan", "network", "merge")}
-    return {"local": statistics.median(t_local), "rpc": statistics.median(t_rpc), **med}
+    return {"local": statistics.median(t_local), "rpc": statistics.median(t_rpc), **med,
+            "local_min": min(t_local), "rpc_min": min(t_rpc)}
 
 
 def main() -> int:
@@ -92,10 +96,14 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--backend", default="cpu")
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="scan and faiss threads on both sides (default 1: stable on a shared machine; 0: all cores)")
     ap.add_argument("--workdir", default=str(ROOT / "build" / "bench_rpc"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        import faiss
+        faiss.omp_set_num_threads(args.threads)  # the coarse search, identical on both paths
     path = get_index(Path(args.workdir), args.n, args.d, args.nlist, args.m)
     index = load_index(path)
     queries = synthetic_clustered(args.batch * args.batches, args.d, seed=0, clusters=args.nlist, stream=1)
@@ -109,7 +117,8 @@ def main() -> int:
     print(f"bench_rpc: {args.backend}, {args.n:,} x d{args.d}, nlist {args.nlist}, nprobe {args.nprobe}, "
           f"batch {args.batch}: in-process {ms['local']:.2f} ms, 1 node over TCP {ms['rpc']:.2f} ms (coarse "
           f"{ms['coarse']:.2f}, scan {ms['scan']:.2f}, network {ms['network']:.2f}, merge {ms['merge']:.2f}) -> "
-          f"overhead {100 * (r['rpc'] / r['local'] - 1):+.1f}% (target <= 10%)")
+          f"overhead {100 * (r['rpc'] / r['local'] - 1):+.1f}% median, {100 * (r['rpc_min'] / r['local_min'] - 1):+.1f}% "
+          f"best of {len(range(args.reps)) * args.batches} (target <= 10%)")
     return 0
 
 

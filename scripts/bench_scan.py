@@ -1,8 +1,10 @@
 """Benchmark the cpu scan backend against faiss-cpu IndexIVFPQ.search on the same index (design.md section 7).
 
-Both sides get the same probed lists' work: faiss `index.search` includes its coarse quantizer search, so the
-anole side is timed as `coarse_search` + `CpuBackend.search` (table construction, scan and top-K), on the same
-thread count.  Prints codes/s for both, recall@10 vs exact ground truth, and one summary line:
+End to end, coarse search included on both sides: faiss `index.search` does its coarse quantizer search, so the
+anole side is timed as `IndexDir.coarse_search` + `CpuBackend.search` (table construction, scan and top-K), on
+the same thread count, calls interleaved, best of --repeats.  Also prints the scan alone (the same coarse lists
+given to faiss `search_preassigned` and to the backend), codes/s, recall@k of both vs exact search and their
+overlap, and one summary line (end to end):
 
     bench_scan: anole-cpu 1.12x faiss (anole 190.3 M codes/s, faiss 170.1 M codes/s, threads=2, nq=1000, nprobe=16)
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,9 +69,9 @@ def best_of(fns: dict, repeats: int) -> dict[str, float]:
 
 def run(args) -> str:
     import faiss
-    from host.backends.cpu_backend import CpuBackend
+    from host.backends.cpu_backend import CpuBackend, resolve_threads
 
-    threads = args.threads or os.cpu_count() or 1
+    threads = resolve_threads(args.threads)
     clusters = args.clusters or args.nlist
     base, spare = dataset(args.n, args.d, clusters, args.seed)
     queries = np.ascontiguousarray(spare[: args.nq])
@@ -78,17 +79,20 @@ def run(args) -> str:
     params = ScanParams(m=idx.m, lut_bits=args.lut_bits, k=args.k)
 
     findex = idx.faiss_index()
-    faiss.downcast_index(findex).nprobe = args.nprobe
+    ivf = faiss.downcast_index(findex)
+    ivf.nprobe = args.nprobe
     faiss.omp_set_num_threads(threads)
     backend = CpuBackend(idx, idx.shards[0], params, threads=threads)
 
     def anole_search():
         return backend.search(queries, idx.coarse_search(queries, args.nprobe))
 
-    lists = idx.coarse_search(queries, args.nprobe)
+    coarse_d, lists = ivf.quantizer.search(queries, args.nprobe)
     ncodes = int(idx.shards[0].list_sizes()[lists].sum())
     best = best_of({"faiss": lambda: findex.search(queries, args.k), "anole": anole_search,
-                    "coarse": lambda: idx.coarse_search(queries, args.nprobe)}, args.repeats)
+                    "coarse": lambda: idx.coarse_search(queries, args.nprobe),
+                    "faiss_pre": lambda: ivf.search_preassigned(queries, args.k, lists, coarse_d),
+                    "anole_pre": lambda: backend.search(queries, lists)}, args.repeats)
     t_faiss, t_anole, t_coarse = best["faiss"], best["anole"], best["coarse"]
 
     nq_gt = min(args.nq, args.gt_queries)
@@ -103,6 +107,8 @@ def run(args) -> str:
     print(f"faiss IndexIVFPQ.search   {t_faiss * 1e3:8.1f} ms  {faiss_rate:7.1f} M codes/s  recall@{args.k} {r_faiss:.4f}")
     print(f"anole cpu (coarse+scan)   {t_anole * 1e3:8.1f} ms  {anole_rate:7.1f} M codes/s  recall@{args.k} {r_anole:.4f}"
           f"  (coarse {t_coarse * 1e3:.1f} ms, lut_bits={args.lut_bits}, overlap with faiss ids {r_same:.4f})")
+    print(f"scan only (coarse lists given to both): faiss search_preassigned {best['faiss_pre'] * 1e3:.1f} ms, "
+          f"anole CpuBackend.search {best['anole_pre'] * 1e3:.1f} ms: {best['faiss_pre'] / best['anole_pre']:.2f}x")
     summary = (f"bench_scan: anole-cpu {t_faiss / t_anole:.2f}x faiss (anole {anole_rate:.1f} M codes/s, "
                f"faiss {faiss_rate:.1f} M codes/s, threads={threads}, nq={args.nq}, nprobe={args.nprobe})")
     print(summary)
@@ -145,7 +151,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small smoke-test configuration")
     args = p.parse_args(argv)
     if args.quick:
-        args.n, args.nlist, args.nq, args.nprobe, args.repeats, args.gt_queries = 20_000, 64, 200, 8, 2, 100
+        args.n, args.nlist, args.nq, args.nprobe, args.repeats, args.gt_queries = 10_000, 32, 200, 8, 2, 100
     if args.nq > EXTRA:
         p.error(f"--nq must be <= {EXTRA}")
     return args

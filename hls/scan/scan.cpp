@@ -153,44 +153,51 @@ static inline void insert(entry_t q[ANOLE_K], const entry_t& e) {
     }
 }
 
+// One flat II=1 loop: insert a beat of candidates, or (after a flush) emit one merged result per cycle for
+// K cycles: the smallest lane head, that lane shifting up behind it.
 static void topk(hls::stream<cand_t>& in, unsigned nq, hls::stream<entry_t>& out) {
     entry_t q[ANOLE_LANES][ANOLE_K];
 #pragma HLS ARRAY_PARTITION variable = q complete dim = 0
-init:
-    for (int l = 0; l < ANOLE_LANES; ++l)
+    for (int l = 0; l < ANOLE_LANES; ++l) {
+#pragma HLS UNROLL
         for (int i = 0; i < ANOLE_K; ++i) q[l][i] = empty_entry();
-    unsigned left = nq;
+    }
+    unsigned left = nq, emitted = 0;
+    bool merging = false;
 candidates:
     while (left > 0) {
 #pragma HLS PIPELINE II = 1
-        const cand_t c = in.read();
-        if (!c.flush) {
+        if (!merging) {
+            const cand_t c = in.read();
+            merging = c.flush;
             for (int l = 0; l < ANOLE_LANES; ++l) {
 #pragma HLS UNROLL
-                if (c.valid[l]) insert(q[l], c.e[l]);
+                if (!c.flush && c.valid[l]) insert(q[l], c.e[l]);
             }
-            continue;
-        }
-    merge:  // K cycles: emit the smallest lane head, shift that lane up, refill with an empty entry
-        for (int i = 0; i < ANOLE_K; ++i) {
-#pragma HLS PIPELINE II = 1
+        } else {
             int best = 0;
             for (int l = 1; l < ANOLE_LANES; ++l) {
 #pragma HLS UNROLL
                 if (key_less(q[l][0], q[best][0])) best = l;
             }
             out.write(q[best][0]);
+            const bool last = ++emitted == ANOLE_K;
             for (int l = 0; l < ANOLE_LANES; ++l) {
 #pragma HLS UNROLL
-                if (l == best) {
-                    for (int j = 0; j < ANOLE_K - 1; ++j) q[l][j] = q[l][j + 1];
-                    q[l][ANOLE_K - 1] = empty_entry();
+                for (int j = 0; j < ANOLE_K; ++j) {
+#pragma HLS UNROLL
+                    if (last)
+                        q[l][j] = empty_entry();
+                    else if (l == best)
+                        q[l][j] = j + 1 < ANOLE_K ? q[l][j + 1] : empty_entry();
                 }
             }
+            if (last) {
+                merging = false;
+                emitted = 0;
+                --left;
+            }
         }
-        for (int l = 0; l < ANOLE_LANES; ++l)
-            for (int i = 0; i < ANOLE_K; ++i) q[l][i] = empty_entry();
-        --left;
     }
 }
 

@@ -7,18 +7,15 @@
 
 #include "scan.h"
 
-template <int W> static std::vector<ap_uint<W> > load_words(const uint8_t* p, uint64_t nbytes) {
-    const uint64_t wb = W / 8, n = nbytes / wb;
-    std::vector<ap_uint<W> > out(n);
-    for (uint64_t i = 0; i < n; ++i) {
-        for (int b = 0; b < W; b += 64) {
-            const int hi = (b + 64 < W ? b + 64 : W) - 1;
-            uint64_t v = 0;
-            std::memcpy(&v, p + i * wb + b / 8, (hi - b + 1) / 8);
-            out[i].range(hi, b) = v;
-        }
+template <int W> static ap_uint<W> load_word(const uint8_t* p) {
+    ap_uint<W> w;
+    for (int b = 0; b < W; b += 64) {
+        const int hi = (b + 64 < W ? b + 64 : W) - 1;
+        uint64_t v = 0;
+        std::memcpy(&v, p + b / 8, (hi - b + 1) / 8);
+        w.range(hi, b) = v;
     }
-    return out;
+    return w;
 }
 
 template <int W> static void store_words(const std::vector<ap_uint<W> >& in, uint8_t* p) {
@@ -56,20 +53,32 @@ extern "C" int anole_scan_bytes(const uint8_t* codes, uint64_t codes_bytes, cons
                      (unsigned long long)results_bytes, nq);
         return -3;
     }
-    std::vector<code_beat_t> cw = load_words<8 * ANOLE_M * ANOLE_LANES>(codes, codes_bytes);
-    std::vector<id_beat_t> iw = load_words<ANOLE_ID_WORD_BITS * ANOLE_LANES>(ids, ids_bytes);
-    std::vector<table_row_t> tw = load_words<ANOLE_TABLE_ENTRY_BITS * ANOLE_M>(tables, tables_bytes);
-    std::vector<desc_t> lw = load_words<64>(lists, ntab * 8);
-    const uint64_t nbeats = cw.size() < iw.size() ? cw.size() : iw.size();
+    // Only the beats the descriptors reference are converted (gathered in probe order, descriptors
+    // rebased), so a launch costs what it scans, not the size of the shard.
+    const uint64_t cb = 8 * ANOLE_M * ANOLE_LANES / 8, ib = ANOLE_ID_WORD_BITS * ANOLE_LANES / 8;
+    const uint64_t nbeats = codes_bytes / cb < ids_bytes / ib ? codes_bytes / cb : ids_bytes / ib;
+    std::vector<code_beat_t> cw;
+    std::vector<id_beat_t> iw;
+    std::vector<desc_t> lw(ntab);
     for (uint64_t i = 0; i < ntab; ++i) {
-        const uint64_t first = bits<32>(lw[i], 0).to_uint64(), len = bits<32>(lw[i], 32).to_uint64();
-        if (first + (len + ANOLE_LANES - 1) / ANOLE_LANES > nbeats) {
+        const desc_t d = load_word<64>(lists + 8 * i);
+        const uint64_t first = bits<32>(d, 0).to_uint64(), len = bits<32>(d, 32).to_uint64();
+        const uint64_t nb = (len + ANOLE_LANES - 1) / ANOLE_LANES;
+        if (first + nb > nbeats) {
             std::fprintf(stderr, "anole_scan: descriptor %llu (beat %llu, %llu codes) reaches past %llu beats\n",
                          (unsigned long long)i, (unsigned long long)first, (unsigned long long)len,
                          (unsigned long long)nbeats);
             return -4;
         }
+        lw[i] = desc_t(cw.size()) | desc_t(len << 32);
+        for (uint64_t b = first; b < first + nb; ++b) {
+            cw.push_back(load_word<8 * ANOLE_M * ANOLE_LANES>(codes + b * cb));
+            iw.push_back(load_word<ANOLE_ID_WORD_BITS * ANOLE_LANES>(ids + b * ib));
+        }
     }
+    std::vector<table_row_t> tw(ntab * ANOLE_KSUB);
+    for (uint64_t r = 0; r < tw.size(); ++r)
+        tw[r] = load_word<ANOLE_TABLE_ENTRY_BITS * ANOLE_M>(tables + r * (ANOLE_TABLE_ENTRY_BITS / 8) * ANOLE_M);
     std::vector<result_t> rw((uint64_t)nq * ANOLE_K);
     anole_scan(cw.data(), iw.data(), tw.data(), lw.data(), rw.data(), nq, nprobe, config);
     store_words<ANOLE_RESULT_BITS>(rw, results);

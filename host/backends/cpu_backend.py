@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -27,6 +28,19 @@ def resolve_threads(threads: int) -> int:
     if want > limit:
         log.warning("%d threads asked, numba was started with %d (NUMBA_NUM_THREADS); using %d", want, limit, limit)
     return min(want, limit)
+
+
+@contextmanager
+def numba_threads(threads: int):
+    """Run numba parallel kernels on ``threads`` threads with dynamic scheduling, then restore the settings."""
+    prev = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    prev_chunk = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(prev_chunk)
+        numba.set_num_threads(prev)
 
 
 def transposed_codebooks(codebooks: np.ndarray) -> np.ndarray:
@@ -55,19 +69,20 @@ def build_float_tables(index: IndexDir, queries: np.ndarray, list_ids: np.ndarra
     return out
 
 
-def build_quantized_tables(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray,
-                           lut_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def build_quantized_tables(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray, lut_bits: int,
+                           threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(Q uint16[nq, nprobe, m, 256], s float32[nq]) for queries float32[nq, d], list_ids int[nq, nprobe].
 
-    Bit-exact with reference.quantize_tables(reference.float_tables(...), lut_bits); multi-threaded (numba's
-    current thread count). For backends that stream tables into a kernel (verilator, pynq, xrt)."""
-    if not 8 <= lut_bits <= 16:
+    Bit-exact with reference.quantize_tables(reference.float_tables(..., index.lterms), lut_bits), on
+    ``threads`` threads (0: all cores). For the backends that stream tables into a kernel (verilator, pynq, xrt)."""
+    if isinstance(lut_bits, bool) or not isinstance(lut_bits, int) or not 8 <= lut_bits <= 16:
         raise InputError(f"lut_bits must be in 8..16, not {lut_bits!r}")
     queries, list_ids = _check_tables_request(index, queries, list_ids)
     qt = np.empty((*list_ids.shape, index.m, 256), np.uint16)
     scale = np.empty(len(queries), np.float32)
-    cpu_kernels.build_tables(queries, list_ids, index.centroids, index.lterms,
-                             transposed_codebooks(index.codebooks), lut_bits, qt, scale)
+    with numba_threads(resolve_threads(threads)):
+        cpu_kernels.build_tables(queries, list_ids, index.centroids, index.lterms,
+                                 transposed_codebooks(index.codebooks), lut_bits, qt, scale)
     return qt, scale
 
 
@@ -115,15 +130,9 @@ class CpuBackend(ShardBackend):
         ids = np.empty((nq, p.k), np.int64)
         scale = np.empty(nq, np.float32)
         t0 = time.perf_counter()
-        prev = numba.get_num_threads()
-        numba.set_num_threads(self.threads)
-        prev_chunk = numba.set_parallel_chunksize(1)       # blocks are handed out dynamically
-        try:
+        with numba_threads(self.threads):
             cpu_kernels.search(queries, list_ids, self._centroids, self._lterms, self._cbt, self._offsets,
-                               self._codes, self._codes64, self._words, self._ids, p.lut_bits, reference.empty_dist(p),
-                               self.block, dist, ids, scale)
-        finally:
-            numba.set_parallel_chunksize(prev_chunk)
-            numba.set_num_threads(prev)
+                               self._codes, self._codes64, self._words, self._ids, p.lut_bits,
+                               reference.empty_dist(p), self.block, dist, ids, scale)
         log.debug("cpu scan of %d queries x %d lists in %.3f s", nq, list_ids.shape[1], time.perf_counter() - t0)
         return ShardResult(dist=dist, ids=ids, scale=scale)

@@ -146,7 +146,7 @@ def _scan_list(tab, codes, codes64, ids, lo, hi, hd, hid, words):
 
 @njit(cache=True, nogil=True)
 def _sorted_out(hd, hid, empty_dist, out_d, out_i):
-    """Sort the heap by (dist, id) into out_d/out_i; sentinel slots become (empty_dist, -1)."""
+    """Sort the heap by (dist, id) into out_d/out_i; sentinel slots (never a real distance) get id -1."""
     k = hd.shape[0]
     for a in range(k):
         out_d[a] = hd[a]
@@ -160,10 +160,8 @@ def _sorted_out(hd, hid, empty_dist, out_d, out_i):
             b -= 1
         out_d[b + 1] = d
         out_i[b + 1] = v
-    big = np.iinfo(np.int64).max
     for a in range(k):
-        if out_i[a] == big:
-            out_d[a] = empty_dist
+        if out_d[a] == empty_dist:
             out_i[a] = -1
 
 

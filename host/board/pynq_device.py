@@ -1,6 +1,7 @@
 """A PYNQ board (PYNQ-Z2, ZCU104, KV260): the overlay's kernel IP over pynq MMIO, buffers from pynq.allocate."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,9 @@ class PynqBuffer(Buffer):
 
 def _import_pynq():
     try:
-        import pynq
+        with warnings.catch_warnings():          # pynq warns "No devices found" on import; we say it better
+            warnings.simplefilter("ignore")
+            import pynq
     except ImportError as e:
         raise BoardError(f"the pynq backend needs the pynq package ({e}); it ships with the PYNQ board image") from None
     return pynq
@@ -49,7 +52,10 @@ class PynqDevice(Device):
 
     def __init__(self, bitstream: str | Path | None, kernel: str = regmap.KERNEL_NAME, download: bool = True):
         pynq = _import_pynq()
-        if not pynq.Device.devices:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            devices = pynq.Device.devices
+        if not devices:
             raise BoardError(NO_BOARD)
         if bitstream is None:
             raise BoardError("the pynq backend needs bitstream=PATH.bit (built by `make -C hls overlay`)")

@@ -1,14 +1,20 @@
 """Measure anole's own components and write the calibration file the performance model reads.
 
 Measured here: the CPU scan backend on a synthetic IVF-PQ index (one thread: codes/s/core) fitted as
-``scan_s = overhead + per_query * nq + per_list * nq * nprobe + codes / rate``, and the RPC round trip of ``host.rpc`` on
+``scan_s = overhead + per_query * nq + codes / rate``, and the RPC round trip of ``host.rpc`` on
 localhost. Calibration file (JSON)::
 
     {"version": 1, "host": ..., "date": ...,
      "cpu_scan": {"backend": "cpu", "threads": 1, "m": 16, "d": 64, "ntotal": ..., "nlist": ...,
-                  "scan_rate": codes/s/core, "per_query_us", "per_list_us", "batch_overhead_us",
+                  "scan_rate": codes/s/core, "per_query_us": ..., "batch_overhead_us": ...,
                   "points": [{"nq", "nprobe", "codes", "seconds"}, ...]},
-     "rpc": {"latency_us": median round trip, "payload_bytes": ..., "calls": ...}}
+     "rpc": {"latency_us": median round trip, "payload_bytes": ..., "calls": ...,
+             "coordinator_us": ..., "remote_points": [{"what": "remote_scan", "nodes", "nq", ...}]},
+     "fpga_kernel": {"lanes": 4, "codes_per_cycle": 3.9, "efficiency": 0.97, "mode": "throughput",
+                     "source": "<summary.json of the cocotb scan bench>"}}          # optional
+
+``fpga_kernel`` comes from the RTL scan bench's summary (sim/scan/test_scan.py, ``ANOLE_BENCH_OUT``),
+preferably its throughput mode (lists of 1,000-2,000 codes, no bubbles): measured codes per cycle per lane.
 """
 from __future__ import annotations
 
@@ -67,29 +73,27 @@ class ScanBench:
 
 
 def fit_scan(points: list[dict]) -> dict:
-    """Least-squares fit (relative error) of ``seconds = a + q * nq + b * nq*nprobe + codes / rate``, all
-    terms >= 0.
+    """Least-squares fit (relative error) of ``seconds = a + q * nq + codes / rate``, all terms >= 0.
 
-    On one index nq*nprobe and codes are nearly collinear; when the full fit gives a negative term, the
-    per-list term is dropped (then the others), so the rate absorbs the per-list cost."""
-    full = np.array([[1.0, p["nq"], p["nq"] * p["nprobe"], p["codes"]] for p in points])
+    A per-list term is left out on purpose: on one index it is nearly collinear with the codes and would
+    make the rate, the coefficient the model extrapolates to other code sizes, unstable; the rate absorbs
+    it (conservatively). A negative term is dropped and the rest refitted."""
+    full = np.array([[1.0, p["nq"], p["codes"]] for p in points])
     t = np.array([p["seconds"] for p in points])
-    for cols in ((0, 1, 2, 3), (0, 1, 3), (0, 3), (1, 3), (3,)):
+    for cols in ((0, 1, 2), (0, 2), (1, 2), (2,)):
         sub, *_ = np.linalg.lstsq(full[:, cols] / t[:, None], np.ones(len(t)), rcond=None)
         if (sub >= 0).all() and sub[-1] > 0:
             break
     else:
         raise SchemaError("scan calibration failed: time does not grow with codes scanned")
-    coef = np.zeros(4)
+    coef = np.zeros(3)
     coef[list(cols)] = sub
-    return {"scan_rate": 1.0 / coef[3], "per_list_us": coef[2] * 1e6, "per_query_us": coef[1] * 1e6,
-            "batch_overhead_us": coef[0] * 1e6}
+    return {"scan_rate": 1.0 / coef[2], "per_query_us": coef[1] * 1e6, "batch_overhead_us": coef[0] * 1e6}
 
 
 def predict_scan(cal: dict, nq: int, nprobe: int, codes: int) -> float:
     """Seconds the calibrated model predicts for a scan of ``codes`` codes over nq x nprobe lists."""
-    return (cal["batch_overhead_us"] + cal.get("per_query_us", 0.0) * nq + cal["per_list_us"] * nq * nprobe) * 1e-6 \
-        + codes / cal["scan_rate"]
+    return (cal["batch_overhead_us"] + cal.get("per_query_us", 0.0) * nq) * 1e-6 + codes / cal["scan_rate"]
 
 
 def measure_rpc(calls: int = 200, payload_bytes: int = 64 * 4 + 10 * 16) -> dict:
@@ -120,8 +124,29 @@ def measure_rpc(calls: int = 200, payload_bytes: int = 64 * 4 + 10 * 16) -> dict
     return {"latency_us": float(np.median(times[calls // 10:]) * 1e6), "payload_bytes": payload_bytes, "calls": calls}
 
 
-def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, **bench_kw) -> dict:
-    """Run the measurements, fit them and (when ``out`` is given) write the calibration JSON."""
+def read_rtl_summary(path: str | Path) -> dict:
+    """The ``fpga_kernel`` entry from a cocotb scan-bench summary JSON (codes per cycle of the RTL kernel)."""
+    try:
+        d = json.loads(Path(path).read_text())
+        lanes, cpc = int(d["params"]["lanes"]), float(d["codes_per_cycle"])
+    except OSError as e:
+        raise SchemaError(f"cannot read RTL summary {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise SchemaError(f"{path} is not a scan-bench summary (needs params.lanes, codes_per_cycle): {e!r}") from None
+    if d.get("mismatches", 0):
+        raise SchemaError(f"{path}: the RTL bench had {d['mismatches']} mismatches; not a valid measurement")
+    if not 0 < cpc <= lanes:
+        raise SchemaError(f"{path}: codes_per_cycle {cpc} is not in (0, lanes={lanes}]")
+    return {"lanes": lanes, "codes_per_cycle": cpc, "efficiency": cpc / lanes, "mode": d.get("mode", "?"),
+            "source": str(path)}
+
+
+def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, remote: bool = True,
+              rtl_summary: str | Path | None = None, **bench_kw) -> dict:
+    """Run the measurements and fit them: the CPU scan; with ``rpc`` the RPC round trip; with ``remote``
+    also searches through a memory node and the coordinator on localhost, whose median excess over
+    scan + RPC becomes ``coordinator_us``; the RTL bench's rate when ``rtl_summary`` is given. Writes the
+    calibration JSON when ``out`` is given."""
     with tempfile.TemporaryDirectory(prefix="anole-rago-") as tmp:
         bench = ScanBench(tmp, **bench_kw)
         try:
@@ -131,9 +156,14 @@ def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, **benc
         idx = bench.index
         scan = {"backend": bench.backend, "threads": 1, "m": idx.m, "d": idx.d, "ntotal": idx.ntotal,
                 "nlist": idx.nlist, **fit_scan(points), "points": points}
-    cal = {"version": 1, "host": platform.node(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_scan": scan}
-    if rpc:
-        cal["rpc"] = measure_rpc()
+        cal = {"version": 1, "host": platform.node(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_scan": scan}
+        if rpc or remote:
+            cal["rpc"] = measure_rpc()
+        if remote:
+            from host.rago.localhost import fit_coordinator, measure_remote
+            cal["rpc"].update(fit_coordinator(cal, measure_remote(idx.path)))
+    if rtl_summary is not None:
+        cal["fpga_kernel"] = read_rtl_summary(rtl_summary)
     log.info("cpu scan %.3g codes/s/core, rpc %s", scan["scan_rate"], cal.get("rpc"))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -149,10 +179,11 @@ def load_calibration(path: str | Path) -> dict:
         raise SchemaError(f"cannot read calibration {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise SchemaError(f"calibration {path} is not valid JSON: {e}") from None
-    check_keys("calibration", cal, {"version", "host", "date", "cpu_scan", "rpc"}, {"version"})
+    check_keys("calibration", cal, {"version", "host", "date", "cpu_scan", "rpc", "fpga_kernel"}, {"version"})
     if cal["version"] != 1:
         raise SchemaError(f"calibration.version must be 1, not {cal['version']!r}")
-    for key, need in (("cpu_scan", {"scan_rate", "m", "batch_overhead_us"}), ("rpc", {"latency_us"})):
+    for key, need in (("cpu_scan", {"scan_rate", "m", "batch_overhead_us"}), ("rpc", {"latency_us"}),
+                      ("fpga_kernel", {"efficiency", "source"})):
         if key in cal:
             missing = need - set(cal[key])
             if missing:
@@ -162,8 +193,8 @@ def load_calibration(path: str | Path) -> dict:
 
 def apply_calibration(schema: RagSchema, cal: dict, path: str = "calibration") -> RagSchema:
     """A copy of ``schema`` whose CPU scan rate (scaled from the measured ``m`` to the schema's
-    ``pq_bytes``: table lookups per second are what a core sustains), CPU batch overhead and RPC latency
-    are the measured ones, each with source ``measured: <path>``."""
+    ``pq_bytes``: table lookups per second are what a core sustains), CPU batch overhead, RPC latency and
+    FPGA kernel efficiency (codes/cycle/lane) are the measured ones, each with source ``measured: ...``."""
     res = schema.resources
     src = f"measured: {path}"
     if "cpu_scan" in cal and res.cpu_server is not None:
@@ -172,6 +203,12 @@ def apply_calibration(schema: RagSchema, cal: dict, path: str = "calibration") -
         over = Coefficient(c["batch_overhead_us"], "us", src)
         res = dataclasses.replace(res, cpu_server=dataclasses.replace(res.cpu_server, scan_rate=rate, batch_overhead_us=over))
     if "rpc" in cal:
-        res = dataclasses.replace(res, network=dataclasses.replace(
-            res.network, rpc_latency_us=Coefficient(cal["rpc"]["latency_us"], "us", src)))
+        net = dataclasses.replace(res.network, rpc_latency_us=Coefficient(cal["rpc"]["latency_us"], "us", src))
+        if "coordinator_us" in cal["rpc"]:
+            net = dataclasses.replace(net, coordinator_us=Coefficient(cal["rpc"]["coordinator_us"], "us", src))
+        res = dataclasses.replace(res, network=net)
+    if "fpga_kernel" in cal and res.fpga is not None:
+        k = cal["fpga_kernel"]
+        eff = Coefficient(k["efficiency"], "codes/cycle/lane", f"measured: {k['source']} (RTL bench, {k.get('mode')} mode)")
+        res = dataclasses.replace(res, fpga=dataclasses.replace(res.fpga, efficiency=eff))
     return dataclasses.replace(schema, resources=res)

@@ -86,7 +86,8 @@ def build(cls, where: str, d: Any, source: str, **extra):
 
     Class attributes steer the checks: ``COEFFS`` maps field -> unit for fields that become Coefficients
     (missing ones come from ``DEFAULTS``, Coefficients), ``POSITIVE`` fields must be > 0, ``INTEGER``
-    fields integers; other numbers must be >= 0. Plain numbers get provenance ``source``.
+    fields integers; other numbers must be >= 0; ``str`` fields strings. Plain numbers get provenance
+    ``source``.
     """
     coeffs: dict[str, str] = getattr(cls, "COEFFS", {})
     flds = {f.name: f for f in fields(cls) if f.name not in extra}
@@ -97,10 +98,12 @@ def build(cls, where: str, d: Any, source: str, **extra):
         w = f"{where}.{k}"
         if k in coeffs:
             kw[k] = coefficient(w, v, coeffs[k], source)
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            kw[k] = number(w, v, lo_open=k in getattr(cls, "POSITIVE", ()), integer=k in getattr(cls, "INTEGER", ()))
-        else:
+        elif "str" in str(flds[k].type):
+            if not isinstance(v, str) and not (v is None and "None" in str(flds[k].type)):
+                raise SchemaError(f"{w} must be a string, not {v!r}")
             kw[k] = v
+        else:
+            kw[k] = number(w, v, lo_open=k in getattr(cls, "POSITIVE", ()), integer=k in getattr(cls, "INTEGER", ()))
     for k in coeffs:
         if k not in kw and k in getattr(cls, "DEFAULTS", {}):
             kw[k] = cls.DEFAULTS[k]

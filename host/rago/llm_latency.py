@@ -1,12 +1,10 @@
 """Latency of model forward passes: a roofline from FLOPs and bytes, or the LLM node's fitted model.
 
-The fitted model is the file ``anole llm profile`` writes (format ``anole-latency/1``, defined and read
-by ``llm_node.sched.latency``; docs/latency-model.md). RAGO uses its ``full`` (whole-device) coefficients::
-
-    prefill(B prompts of L new tokens after ctx cached) = c0 + tokens * B*L + attn * B*L*(ctx + L)
-    decode_step(B sequences of context C)               = c0 + batch * B + context * B*C
-
-On ``tp`` devices the non-constant terms are divided by ``tp`` (an assumption: the file measures one).
+The fitted model is the file ``anole llm profile`` writes (format ``anole-latency/1``, defined and
+evaluated by ``llm_node.sched.latency``; docs/latency-model.md). RAGO evaluates its ``full`` (whole
+device) coefficients through that module, for B prompts of L new tokens after ctx cached ones and for
+decode steps of B sequences of context C. On ``tp`` devices the non-constant part is divided by ``tp``
+(an assumption: the file measures one device).
 """
 from __future__ import annotations
 
@@ -55,24 +53,27 @@ class FittedLatency:
     """The LLM node's fitted latency model (``llm_node.sched.latency.LatencyModel``) with provenance."""
 
     def __init__(self, path: str | Path):
-        from llm_node.sched.latency import LatencyModel
+        from llm_node.sched import latency
 
         self.path = str(path)
-        self.fitted = LatencyModel.load(path)
+        self._pairs = latency.pairs
+        self.fitted = latency.LatencyModel.load(path)
         self.p, self.d = self.fitted.full.prefill, self.fitted.full.decode
 
     def prefill(self, batch: int, tokens: int, tp: int = 1, context: int = 0) -> float:
-        n = batch * tokens
-        return self.p["c0"] + (self.p["tokens"] * n + self.p["attn"] * n * (context + tokens)) / tp
+        t = self.fitted.prefill_time(1.0, batch * tokens, batch * self._pairs(tokens, context),
+                                     batch * (context + tokens))
+        return self.p["c0"] + (t - self.p["c0"]) / tp
 
     def decode_step(self, batch: int, context: int, tp: int = 1) -> float:
-        return self.d["c0"] + (self.d["batch"] * batch + self.d["context"] * batch * context) / tp
+        t = self.fitted.decode_time(1.0, batch, batch * context)
+        return self.d["c0"] + (t - self.d["c0"]) / tp
 
     def coefficients(self) -> dict[str, Coefficient]:
         src = f"fitted: {self.path} ({self.fitted.device})"
-        units = {"c0": "s", "tokens": "s/token", "attn": "s/token^2", "batch": "s/seq", "context": "s/token"}
-        return {**{f"prefill.{k}": Coefficient(float(v), units[k], src) for k, v in self.p.items()},
-                **{f"decode.{k}": Coefficient(float(v), units[k], src) for k, v in self.d.items()}}
+        units = {"c0": "s", "tokens": "s/token", "attn": "s/pair", "batch": "s/seq", "context": "s/token"}
+        return {**{f"prefill.{k}": Coefficient(float(v), units.get(k, "s"), src) for k, v in self.p.items()},
+                **{f"decode.{k}": Coefficient(float(v), units.get(k, "s"), src) for k, v in self.d.items()}}
 
 
 def latency_model(model: ModelSpec, gpu: Gpu) -> Roofline | FittedLatency:

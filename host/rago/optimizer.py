@@ -86,7 +86,8 @@ class Optimizer:
         sp, res = schema.search, schema.resources
         self.batches = powers_of_two(1, sp.max_batch)
         self.decode_batches = powers_of_two(1, sp.max_decode_batch)
-        self.max_gpus = min(res.gpu.count, 1 << int(math.log2(sp.max_chips)))
+        self.max_gpus = res.gpu.count                                   # all groups together
+        self.max_group = min(res.gpu.count, 1 << int(math.log2(sp.max_chips)))
         self.tpot_s = schema.slo.tpot_ms * 1e-3 or math.inf
 
     # ---- retrieval options --------------------------------------------------------------------------
@@ -116,27 +117,12 @@ class Optimizer:
         models = {self.schema.llm(s).model.name: self.schema.llm(s).model for s in group}
         tp_min = res.min_chips(sum(x.weight_bytes for x in models.values()))
         lat, qps, cost, chips, parts = [], [], [], [], []
-        for n in powers_of_two(tp_min, self.max_gpus):
+        for n in powers_of_two(tp_min, self.max_group):
             for tp in powers_of_two(tp_min, min(n, max(tp_min, self.schema.search.max_tp))):
                 reps = n // tp
-                per_stage = []
-                for s in group:
-                    opts = []
-                    for b in (self.decode_batches if s == "decode" else self.batches):
-                        if s == "decode":
-                            if not m.fits(group, tp, b):
-                                continue
-                            kw = {} if retrieval is None else {"kind": retrieval["kind"], "nodes": retrieval["nodes"],
-                                                               "rbatch": retrieval["batch"]}
-                            resid, busy = m.decode_residence(b, tp, reps, **kw)
-                            tpot = resid / self.schema.llm("decode").output_tokens
-                            if tpot > self.tpot_s or not math.isfinite(resid):
-                                continue
-                            opts.append((s, b, 0.0, busy, reps * b / resid, tpot))
-                        else:
-                            t = m.stage_latency(s, b, tp)
-                            opts.append((s, b, t, t / b, math.inf, 0.0))
-                    per_stage.append(opts)
+                per_stage = [[o for b in (self.decode_batches if s == "decode" else self.batches)
+                              if (o := self.stage_option(group, s, b, tp, reps, retrieval)) is not None]
+                             for s in group]
                 if not all(per_stage) or not m.fits(group, tp):
                     continue
                 for combo in itertools.product(*per_stage):
@@ -150,6 +136,48 @@ class Optimizer:
                                    "latency_s": {o[0]: o[2] for o in combo if o[0] != "decode"},
                                    "tpot_s": max(o[5] for o in combo)},))
         return _Options(np.array(lat), np.array(qps), np.array(cost), np.array(chips, dtype=np.int64), parts).prune()
+
+    def stage_option(self, group: tuple[str, ...], s: str, b: int, tp: int, reps: int, retrieval: dict | None,
+                     tpot_limit: float | None = None):
+        """(stage, batch, TTFT latency, busy s/request, QPS bound, TPOT) of stage ``s`` at batch ``b``, or
+        None when it does not fit memory or the TPOT limit (default: the SLO)."""
+        m = self.model
+        if s != "decode":
+            t = m.stage_latency(s, b, tp)
+            return s, b, t, t / b, math.inf, 0.0
+        if not m.fits(group, tp, b):
+            return None
+        kw = {} if retrieval is None else {"kind": retrieval["kind"], "nodes": retrieval["nodes"],
+                                           "rbatch": retrieval["batch"]}
+        resid, busy, _ = m.decode_residence(b, tp, reps, **kw)
+        tpot = resid / self.schema.llm("decode").output_tokens
+        if tpot > (self.tpot_s if tpot_limit is None else tpot_limit) or not math.isfinite(resid):
+            return None
+        return s, b, 0.0, busy, reps * b / resid, tpot
+
+    def evaluate(self, groups: list[dict], retrieval: dict) -> Plan:
+        """The Plan of one given configuration: ``groups`` [{"stages", "chips", "tp", "batch": {stage: B}}],
+        ``retrieval`` {"kind", "nodes", "batch"} (e.g. what the coordinator runs, for validation)."""
+        r = self.model.retrieval(retrieval["kind"], retrieval["nodes"], retrieval["batch"]).total_s
+        node = getattr(self.schema.resources, retrieval["kind"])
+        ropt = {"stage": "retrieval", **retrieval, "latency_s": r,
+                "qps": retrieval["batch"] / r / self.schema.retrieval.retrievals_per_request,
+                "cost": retrieval["nodes"] * node.cost}
+        parts, lat, qps, cost = [], ropt["latency_s"], ropt["qps"], ropt["cost"]
+        iterative = self.schema.retrieval.retrievals_per_request > 1
+        for g in groups:
+            stages, reps = tuple(g["stages"]), g["chips"] // g["tp"]
+            combo = [self.stage_option(stages, s, g["batch"][s], g["tp"], reps, ropt if iterative else None,
+                                       tpot_limit=math.inf) for s in stages]
+            if None in combo or not self.model.fits(stages, g["tp"]):
+                raise SchemaError(f"group {'+'.join(stages)}: its models or decode batch do not fit {g['tp']} GPUs")
+            lat += sum(o[2] for o in combo)
+            qps = min(qps, reps / sum(o[3] for o in combo), *(o[4] for o in combo))
+            cost += g["chips"] * self.schema.resources.gpu.cost
+            parts.append({"stages": list(stages), "chips": g["chips"], "tp": g["tp"], "replicas": reps,
+                          "batch": dict(g["batch"]), "latency_s": {o[0]: o[2] for o in combo if o[0] != "decode"},
+                          "tpot_s": max(o[5] for o in combo)})
+        return Plan.from_parts(self.schema, (*parts, ropt), lat, qps, cost)
 
     # ---- the whole search ---------------------------------------------------------------------------
     def search(self) -> list[Plan]:
@@ -184,15 +212,19 @@ class Optimizer:
     def frontier(self) -> list[Plan]:
         """Pareto frontier of (TTFT ascending, QPS per cost descending), sorted by TTFT."""
         plans = self.search()
-        keep = pareto_2d(np.array([p.ttft_s for p in plans]), np.array([p.qps_per_cost for p in plans]))
+        # round away float noise of summation order, so equal configurations tie
+        keep = pareto_2d(np.round([p.ttft_s for p in plans], 12), np.round([p.qps_per_cost for p in plans], 9))
         return sorted((plans[i] for i in keep), key=lambda p: p.ttft_s)
 
-    def best(self, frontier: list[Plan] | None = None, slo_ttft_ms: float | None = None) -> Plan:
-        """The frontier plan with the most QPS per cost whose TTFT meets the SLO (schema's unless given)."""
+    def best(self, frontier: list[Plan] | None = None, slo_ttft_ms: float | None = None,
+             tolerance: float = 0.02) -> Plan:
+        """The frontier plan with the most QPS per cost whose TTFT meets the SLO (the schema's unless given);
+        plans within ``tolerance`` of that QPS per cost count as equal and the one with the lowest TTFT wins."""
         frontier = frontier or self.frontier()
         slo = self.schema.slo.ttft_ms if slo_ttft_ms is None else slo_ttft_ms
         ok = [p for p in frontier if not slo or p.ttft_s * 1e3 <= slo]
         if not ok:
             best = min(p.ttft_s for p in frontier)
             raise NoPlanError(f"no plan meets the SLO (ttft {slo:g} ms); the best TTFT is {best * 1e3:.3g} ms")
-        return max(ok, key=lambda p: p.qps_per_cost)
+        top = max(p.qps_per_cost for p in ok)
+        return min((p for p in ok if p.qps_per_cost >= top * (1 - tolerance)), key=lambda p: p.ttft_s)

@@ -6,8 +6,8 @@ Model stages use ``host.rago.llm_latency`` (a fitted profile or the roofline). R
     cpu_server: min(cores * scan_rate, mem_bw / pq_bytes)              codes/s per server
     fpga:       min(kernels * lanes * efficiency * clock, mem_bw / pq_bytes)
 
-plus a fixed cost per batch (``batch_overhead_us``) and the network: one RPC round trip and the bytes of
-queries and results. Iterative retrieval (``retrievals_per_request`` > 1) stalls decoding: see
+plus a fixed cost per batch (``batch_overhead_us``) and the network: one RPC round trip, the coordinator's
+work per batch and the bytes of queries and results. Iterative retrieval (``retrievals_per_request`` > 1) stalls decoding: see
 :meth:`PerfModel.decode_residence`.
 """
 from __future__ import annotations
@@ -45,6 +45,10 @@ class PerfModel:
         self._lat = {s: latency_model(schema.llm(s).model, self.res.gpu) for s in schema.accel_stages}
         self.stage_latency = lru_cache(maxsize=None)(self._stage_latency)
         self.retrieval = lru_cache(maxsize=None)(self._retrieval)
+
+    def llm_latency(self, stage: str):
+        """The stage's latency model (Roofline or FittedLatency)."""
+        return self._lat[stage]
 
     # ---- model stages -------------------------------------------------------------------------------
     @property
@@ -113,32 +117,41 @@ class PerfModel:
         scan = q * r.codes_per_query / nodes / self.node_scan_rate(kind)
         overhead = float(getattr(self.res, kind).batch_overhead_us) * 1e-6
         wire = q * (r.dim * 4 + r.k * 16) * nodes / (float(net.bandwidth_gbs) * GB)
-        return RetrievalCost(scan_s=scan, overhead_s=overhead, network_s=float(net.rpc_latency_us) * 1e-6 + wire)
+        network = (float(net.rpc_latency_us) + float(net.coordinator_us)) * 1e-6 + wire
+        return RetrievalCost(scan_s=scan, overhead_s=overhead, network_s=network)
 
     def decode_residence(self, decode_batch: int, tp: int, replicas: int, kind: str = "", nodes: int = 0,
-                         rbatch: int = 1) -> tuple[float, float]:
-        """(seconds a request occupies a decode slot, decode GPU-seconds per request) for iterative retrieval.
+                         rbatch: int = 1) -> tuple[float, float, float]:
+        """(seconds a request holds a decode slot, decode GPU-seconds per request, active fraction).
 
-        A request decodes ``output_tokens`` steps and stalls ``retrievals_per_request - 1`` times: it waits
-        for ``rbatch`` retrievals to gather (the pool of ``replicas * decode_batch`` slots issues them at rate
-        lam = slots * (R - 1) / T), for the retrieval, and for the re-prefill batches of its replica.
-        T = (out * t_step + B_d (R-1)/B_r * t_prefill + (R-1) t_retrieval) / (1 - (B_r - 1) / (2 slots)).
-        Returns (inf, ...) when ``rbatch`` exceeds the slots.
+        A replica holds ``decode_batch`` sequences (slots). Each decodes ``output_tokens`` steps and, with
+        iterative retrieval, stalls ``R - 1`` times: it waits for ``rbatch`` retrievals to gather (the
+        ``replicas * decode_batch`` slots issue them at rate lam = slots (R-1) / T), for the retrieval, and
+        for the re-prefill batches of its replica (which pause every sequence on it). Only active
+        sequences decode, so a step runs a batch of B_a = active fraction x decode_batch::
+
+            T = (out t_step(B_a) + B_d (R-1)/B_r t_prefill(B_r) + (R-1) t_retrieval(B_r)) / (1 - (B_r-1) / (2 slots))
+            GPU time per request = out t_step(B_a) / B_a + (R-1) t_prefill(B_r) / B_r
+
+        Returns infinities when ``rbatch`` exceeds the slots.
         """
         r, out = self.schema.retrieval, self.schema.llm("decode").output_tokens
-        t_step = self.stage_latency("decode", decode_batch, tp)
-        busy = out * t_step
+        lat, ctx = self._lat["decode"], self.decode_context
         stalls = r.retrievals_per_request - 1
         if stalls == 0:
-            return busy, busy / decode_batch
+            busy = out * self.stage_latency("decode", decode_batch, tp)
+            return busy, busy / decode_batch, 1.0
         slots = replicas * decode_batch
         if rbatch > slots:
-            return float("inf"), float("inf")
+            return float("inf"), float("inf"), 0.0
         t_pf = self.reprefill_latency(rbatch, tp)
-        busy += decode_batch * stalls / rbatch * t_pf
         t_ret = self.retrieval(kind, nodes, rbatch).total_s
-        residence = (busy + stalls * t_ret) / (1 - (rbatch - 1) / (2 * slots))
-        return residence, busy / decode_batch
+        active = float(decode_batch)
+        for _ in range(8):                                   # fixed point of the active batch
+            steps = out * lat.decode_step(active, ctx, tp)
+            resid = (steps + decode_batch * stalls / rbatch * t_pf + stalls * t_ret) / (1 - (rbatch - 1) / (2 * slots))
+            active = max(1.0, decode_batch * steps / resid)
+        return resid, steps / active + stalls * t_pf / rbatch, steps / resid
 
     # ---- provenance ---------------------------------------------------------------------------------
     def coefficients(self) -> dict[str, Coefficient]:

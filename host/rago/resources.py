@@ -86,14 +86,17 @@ class Fpga:
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """Coordinator <-> node messages: ``rpc_latency_us`` per round trip plus bytes / ``bandwidth_gbs``."""
+    """Coordinator <-> node messages: ``rpc_latency_us`` per round trip plus bytes / ``bandwidth_gbs``;
+    ``coordinator_us`` is the coordinator's own work per retrieval batch (coarse search, framing, merge)."""
 
     rpc_latency_us: Coefficient = None
     bandwidth_gbs: Coefficient = None
+    coordinator_us: Coefficient = None
     source: str = ""
-    COEFFS = {"rpc_latency_us": "us", "bandwidth_gbs": "GB/s"}
+    COEFFS = {"rpc_latency_us": "us", "bandwidth_gbs": "GB/s", "coordinator_us": "us"}
     DEFAULTS = {"rpc_latency_us": _assume(100.0, "us", "datacenter TCP round trip"),
-                "bandwidth_gbs": _assume(12.5, "GB/s", "100 Gb Ethernet")}
+                "bandwidth_gbs": _assume(12.5, "GB/s", "100 Gb Ethernet"),
+                "coordinator_us": _assume(100.0, "us", "coarse search, framing and merge per batch")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ docs/rago.md and host/rago/paradigms/*.yaml.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -115,6 +115,7 @@ class RagSchema:
     search: SearchSpace = field(default_factory=SearchSpace)
     slo: Slo = field(default_factory=Slo)
     source: str = "schema"
+    models: dict[str, ModelSpec] = field(default_factory=dict)
 
     @property
     def retrieval(self) -> RetrievalStage:
@@ -127,6 +128,23 @@ class RagSchema:
 
     def llm(self, name: str) -> LLMStage:
         return self.stages[name]
+
+    def with_model(self, stages: tuple[str, ...], model: str) -> "RagSchema":
+        """A copy whose ``stages`` run ``model`` (a name under ``models``); checked against the resources."""
+        if model not in self.models:
+            raise SchemaError(f"unknown model {model!r}; defined: {', '.join(self.models)}")
+        new = dict(self.stages)
+        for s in stages:
+            new[s] = replace(new[s], model=self.models[model])
+        out = replace(self, stages=new)
+        self.resources.check_fits(out)
+        return out
+
+    def without(self, stage: str) -> "RagSchema":
+        """A copy without the optional stage ``stage`` (rewriter, encoder or reranker)."""
+        if stage in ("retrieval", "prefix", "decode"):
+            raise SchemaError(f"stage {stage!r} is required")
+        return replace(self, stages={k: v for k, v in self.stages.items() if k != stage})
 
 
 def load_schema(path: str | Path) -> RagSchema:
@@ -173,7 +191,7 @@ def parse_schema(d: dict, source: str = "schema", base: Path | None = None) -> R
     search = build(SearchSpace, "search", d.get("search") or {}, source)
     slo = build(Slo, "slo", d.get("slo") or {}, source)
     schema = RagSchema(name=str(d.get("name", "rag")), stages=stages, resources=resources, search=search,
-                       slo=slo, source=source)
+                       slo=slo, source=source, models=models)
     resources.check_fits(schema)
     return schema
 

@@ -72,6 +72,9 @@ def decode_all(s: "Scheduler", seqs: list[Sequence], batch: Batch) -> None:
 
 
 class Scheduler:
+    """Waiting and running queues over one BlockManager; the policy picks each step's Batch and
+    `postprocess` applies its results (computed tokens, sampled tokens, stop conditions, freeing)."""
+
     def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
                  max_model_len: int, eos_token_ids: tuple[int, ...], policy: SchedulerPolicy | None = None):
         self.bm = block_manager

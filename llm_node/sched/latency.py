@@ -4,14 +4,15 @@ File format (JSON, written by `anole llm profile`, read by the schedulers, the s
 see docs/latency-model.md):
 
     {"format": "anole-latency/1", "device": "...", "backend": "cpu" | "cuda", "units": 2,
-     "full":   {"prefill": {"c0": s, "tokens": s/token, "attn": s/token^2},
+     "full":   {"prefill": {"c0": s, "tokens": s/token, "attn": s/pair, "context": s/token},
                 "decode":  {"c0": s, "batch": s/seq, "context": s/token}},
      "splits": [{"prefill_share": 0.5, "prefill_units": 1, "decode_units": 1,
                  "prefill": {...}, "decode": {...}}, ...],
      "kv_transfer_s_per_token": s, "fit": {...errors...}}
 
-prefill(tokens T, attention work A) = c0 + tokens * T + attn * A, with A = sum over sequences of
-    new_tokens * context_end (the query-key pairs of causal attention, at most);
+prefill(T, A, X) = c0 + tokens * T + attn * A + context * X: T new tokens, A causal query-key pairs
+    (n * ctx + n (n + 1) / 2 per sequence with n new tokens after ctx cached ones), X the context read
+    (ctx + n per sequence: a chunk re-reads the KV of the chunks before it);
 decode(batch B, context C)         = c0 + batch * B + context * C, with C = total context of the batch.
 `full` is the whole device running one phase alone; a split's prefill coefficients were measured on its
 partition while the other partition decoded, and its decode ones while the other partition prefilled, so
@@ -27,7 +28,7 @@ from pathlib import Path
 from llm_node.errors import RequestError
 
 FORMAT = "anole-latency/1"
-PREFILL_KEYS = ("c0", "tokens", "attn")
+PREFILL_KEYS = ("c0", "tokens", "attn", "context")
 DECODE_KEYS = ("c0", "batch", "context")
 
 
@@ -35,15 +36,21 @@ class LatencyModelError(RequestError):
     """A latency model file that is missing, malformed or lacks a field."""
 
 
-def batch_features(items) -> tuple[int, int, int, int]:
-    """(prefill tokens T, attention work A, decode batch B, decode context C) of (new_tokens, end, is_decode)."""
-    t = a = b = c = 0
+def pairs(n: int, ctx: int) -> int:
+    """Causal query-key pairs of n new tokens after ctx cached ones."""
+    return n * ctx + n * (n + 1) // 2
+
+
+def batch_features(items) -> tuple[int, int, int, int, int]:
+    """(prefill tokens T, pairs A, prefill context X, decode batch B, decode context C) of a batch given as
+    (new_tokens, context_end, is_decode) per sequence."""
+    t = a = x = b = c = 0
     for n, end, decode in items:
         if decode:
             b, c = b + 1, c + end
         else:
-            t, a = t + n, a + n * end
-    return t, a, b, c
+            t, a, x = t + n, a + pairs(n, end - n), x + end
+    return t, a, x, b, c
 
 
 @dataclass(slots=True)
@@ -88,9 +95,16 @@ class LatencyModel:
                 return sp
         raise LatencyModelError(f"no measured split with prefill_share {share!r}; have {self.shares + [1.0]}")
 
-    def prefill_time(self, share: float, tokens: int, attn: int) -> float:
+    def prefill_time(self, share: float, tokens: int, attn: int, context: int | None = None) -> float:
+        """A prefill step of `tokens` new tokens, `attn` causal pairs, `context` tokens of KV read
+        (default: tokens, i.e. no cached context)."""
         k = self._split(share).prefill
-        return k["c0"] + k["tokens"] * tokens + k["attn"] * attn
+        return k["c0"] + k["tokens"] * tokens + k["attn"] * attn + k["context"] * (tokens if context is None
+                                                                                   else context)
+
+    def prefill_chunk(self, share: float, n: int, ctx: int = 0) -> float:
+        """One sequence computing n new tokens after ctx cached ones."""
+        return self.prefill_time(share, n, pairs(n, ctx), ctx + n)
 
     def decode_time(self, share: float, batch: int, context: int) -> float:
         """Decode step on the partition holding `share` of the device *for decode* (1 - prefill_share)."""
@@ -106,14 +120,14 @@ class LatencyModel:
     def step_time(self, items, share: float = 1.0, lane: str = "device") -> float:
         """Predicted seconds of one step. items: (new_tokens, context_end, is_decode) per sequence;
         lane "device": the whole device (share 1); "prefill" / "decode": that partition at `share` of it."""
-        t, a, b, c = batch_features(items)
-        if lane == "decode":
-            return self.decode_time(share, b, c) + (self.prefill_time(1.0, t, a) - self.full.prefill["c0"] if t else 0)
+        t, a, x, b, c = batch_features(items)
+        if lane == "decode" and not t:
+            return self.decode_time(share, b, c)
         if lane == "prefill" and share < 1.0 - 1e-9:
-            return self.prefill_time(share, t + b, a + c)
+            return self.prefill_time(share, t + b, a + c, x + c)
         parts = []
         if t:
-            parts.append((self.full.prefill["c0"], self.prefill_time(1.0, t, a)))
+            parts.append((self.full.prefill["c0"], self.prefill_time(1.0, t, a, x)))
         if b:
             parts.append((self.full.decode["c0"], self.decode_time(1.0, b, c)))
         if not parts:

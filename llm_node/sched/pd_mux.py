@@ -58,7 +58,7 @@ class PDMuxPolicy(LanePolicy):
         return best[1], best[2]
 
     def _pt(self, share: float, n: int, ctx: int) -> float:
-        return self.model.prefill_time(share, n, n * (ctx + n))
+        return self.model.prefill_chunk(share, n, ctx)
 
     def dispatch(self, s, lane, busy):
         busy_ids = {q.seq_id for w in busy.values() if w is not None for q in w.batch.seqs}
@@ -77,7 +77,7 @@ class PDMuxPolicy(LanePolicy):
         if not cands:
             return None
         decoding = [q for q in s.running if not in_prefill(q)]
-        cands.sort(key=lambda q: len(q) - q.num_computed_tokens)
+        cands = self.prefill_order(s, cands)
         f, left = self.choose_split(decoding, cands[0].num_computed_tokens)
         dw = busy.get("decode")
         if dw is not None and dw.share + f > 1 + 1e-9:
@@ -98,6 +98,10 @@ class PDMuxPolicy(LanePolicy):
             self.splits_chosen[f] = self.splits_chosen.get(f, 0) + 1
             self.owed = f >= 1.0 and bool(decoding)
         return Work("prefill", batch, f) if batch.seqs else None
+
+    def prefill_order(self, s, cands):
+        """Shortest remaining prompt first: short requests overtake long prefills at block boundaries."""
+        return sorted(cands, key=lambda q: len(q) - q.num_computed_tokens)
 
     def block_tokens(self, share: float, ctx: int, budget_s: float) -> int:
         """The most tokens whose predicted prefill block time fits `budget_s` (at least MIN_BLOCK)."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from llm_node.sched.latency import LatencyModel
 
-NAMES = ("fcfs", "chunked_prefill", "pd_disagg", "pd_mux", "tempo")
-NEEDS_MODEL = {"pd_disagg", "pd_mux", "tempo"}
+NAMES = ("fcfs", "chunked_prefill", "pd_disagg", "pd_mux", "tempo", "tempo_mux")
+NEEDS_MODEL = {"pd_disagg", "pd_mux", "tempo", "tempo_mux"}
 
 
 def make_policy(name: str, model: LatencyModel | None = None, tbt: float = 0.1, **kw):
@@ -26,5 +26,8 @@ def make_policy(name: str, model: LatencyModel | None = None, tbt: float = 0.1, 
     if name == "pd_mux":
         from llm_node.sched.pd_mux import PDMuxPolicy
         return PDMuxPolicy(model, tbt=tbt, **kw)
+    if name == "tempo_mux":
+        from llm_node.sched.tempo import TempoMuxPolicy
+        return TempoMuxPolicy(model, tbt=tbt, **kw)
     from llm_node.sched.tempo import TempoPolicy
     return TempoPolicy(model, **kw)

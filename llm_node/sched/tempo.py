@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from llm_node.engine.scheduler import Batch, SchedulerPolicy
 from llm_node.sched.base import admit_any, grow_decodes, in_prefill, items, now, slo_of
 from llm_node.sched.latency import LatencyModel
+from llm_node.sched.pd_mux import PDMuxPolicy
 from llm_node.sched.slo import Kind, critical_path
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class TempoPolicy(SchedulerPolicy):
 
     def _prefill_left(self, q) -> float:
         n = len(q) - q.num_computed_tokens if in_prefill(q) else 0
-        return self.model.prefill_time(1.0, n, n * len(q)) if n else 0.0
+        return self.model.prefill_chunk(1.0, n, q.num_computed_tokens) if n else 0.0
 
     def latest_start(self, q, t: float, step: float) -> float:
         """When the next unit of q must start for q to meet its SLO (smaller = more urgent)."""
@@ -97,37 +98,46 @@ class TempoPolicy(SchedulerPolicy):
         nodes, name = getattr(q, "dag_nodes", None), getattr(q, "dag_node", None)
         if not nodes or name is None:
             return 0.0
-        cost = {n.name: self.model.prefill_time(1.0, n.prompt_len, n.prompt_len ** 2)
+        cost = {n.name: self.model.prefill_chunk(1.0, n.prompt_len)
                 + self.predictor.predict(Kind.COLLECTIVE.value, 0, n.output_len or 1 << 20) * step for n in nodes}
         return critical_path(nodes, cost)[name] - cost[name]
 
-    def schedule(self, s) -> Batch:
+    def keys(self, s, seqs) -> tuple[dict, list, float]:
+        """(seq_id -> latest start, demoted ones + LATE; decoding sequences; predicted decode step)."""
         self._learn(s)
         t = now(s)
         decoding = [q for q in s.running if not in_prefill(q)]
         step = self.model.decode_time(1.0, max(1, len(decoding)), sum(len(q) for q in decoding))
         key = {}
-        for q in [*s.running, *s.waiting]:
-            ls = self.latest_start(q, t, step)
-            if ls < t - step and slo_of(q) is not None and slo_of(q).kind is not Kind.LATENCY:
-                if q.seq_id not in self.warned and ls < q.arrival_time:
-                    log.warning("request %d cannot meet its %s SLO; served after the others", q.seq_id,
-                                slo_of(q).kind.value)
+        for q in seqs:
+            slo = slo_of(q)
+            if q.seq_id not in self.warned and slo is not None and slo.kind is not Kind.LATENCY:
                 self.warned.add(q.seq_id)
+                alone = self.model.decode_time(1.0, 1, len(q))
+                if self.latest_start(q, q.arrival_time, alone) < q.arrival_time:
+                    log.warning("request %d cannot meet its %s SLO even alone; admitted, served after the others",
+                                q.seq_id, slo.kind.value)
+            ls = self.latest_start(q, t, step)
+            if ls < t - step and slo is not None and slo.kind is not Kind.LATENCY:
                 ls += LATE  # demoted: it can no longer earn its gain
             key[q.seq_id] = ls
-        horizon = t + self.horizon_steps * step
+        return key, decoding, step
+
+    def schedule(self, s) -> Batch:
+        key, decoding, step = self.keys(s, [*s.running, *s.waiting])
+        horizon = now(s) + self.horizon_steps * step
         order = sorted([*s.running, *s.waiting], key=lambda q: key[q.seq_id])
+        dec_ids = {q.seq_id for q in decoding}
         batch, left = Batch(), min(self.token_budget, s.max_num_batched_tokens)
         tbt = min((slo_of(q).tbt for q in decoding if slo_of(q) and slo_of(q).kind is Kind.LATENCY), default=None)
         for due_pass in (True, False):
             chosen = [q for q in order if (key[q.seq_id] <= horizon) == due_pass]
-            dec = [q for q in chosen if q in decoding][:s.max_num_seqs - len(batch.seqs)]
+            dec = [q for q in chosen if q.seq_id in dec_ids][:s.max_num_seqs - len(batch.seqs)]
             for q in grow_decodes(s, dec):
                 batch.add(q, 1)
                 left -= 1
             for q in chosen:
-                if left <= 0 or q in decoding or q.finished:
+                if left <= 0 or q.seq_id in dec_ids or q.finished:
                     continue
                 if q.status.name == "WAITING":
                     if len(s.running) >= s.max_num_seqs or not admit_any(s, q):
@@ -146,3 +156,18 @@ class TempoPolicy(SchedulerPolicy):
         while n > 16 and self.model.step_time(base + [(n, q.num_computed_tokens + n, False)]) > tbt:
             n //= 2
         return n
+
+
+class TempoMuxPolicy(PDMuxPolicy):
+    """Ours: Tempo's service-gain order on PD multiplexing's partitions. Prefill blocks serve the requests
+    with the earliest latest-start time first (instead of the shortest prompt)."""
+
+    name = "tempo_mux"
+
+    def __init__(self, model: LatencyModel, tbt: float = 0.1, **kw):
+        super().__init__(model, tbt=tbt, **kw)
+        self.tempo = TempoPolicy(model)
+
+    def prefill_order(self, s, cands):
+        key, _, _ = self.tempo.keys(s, cands)
+        return sorted(cands, key=lambda q: (key[q.seq_id], len(q) - q.num_computed_tokens))

@@ -49,8 +49,8 @@ class SimScheduler(Scheduler):
 
 @dataclass(slots=True)
 class SimConfig:
-    num_kv_blocks: int = 8192
-    block_size: int = 16
+    num_kv_blocks: int = 4096
+    block_size: int = 64
     max_num_seqs: int = 128
     max_num_batched_tokens: int = 8192
     max_tokens: int = 4096

@@ -65,11 +65,11 @@ class SLOScale:
         return self.tbt_factor * self.model.decode_time(1.0, self.ref_batch, self.ref_batch * self.ref_context)
 
     def ttft(self, prompt: int) -> float:
-        return self.ttft_factor * self.model.prefill_time(1.0, prompt, prompt * prompt)
+        return self.ttft_factor * self.model.prefill_chunk(1.0, prompt)
 
     def ttlt(self, prompt: int, output: int) -> float:
         per_token = self.model.decode_time(1.0, self.ref_batch, self.ref_batch * self.ref_context)
-        return self.ttlt_factor * (self.model.prefill_time(1.0, prompt, prompt * prompt) + output * per_token)
+        return self.ttlt_factor * (self.model.prefill_chunk(1.0, prompt) + output * per_token)
 
     def latency(self, prompt: int) -> SLO:
         return SLO(Kind.LATENCY, ttft=max(self.ttft(prompt), 2 * self.tbt), tbt=self.tbt)
@@ -107,7 +107,7 @@ def mixed(model: LatencyModel, rate: float, n: int, seed: int = 0, burstiness: f
             out.append(Request(float(t[i]), p, o, scale.latency(p), "chat"))
         elif kinds[i] == 1:
             p, o = int(lengths(rng, 1, 768, 32, 2048)[0]), int(lengths(rng, 1, 384, 32, 1024)[0])
-            out.append(Request(float(t[i]), p, o, SLO(Kind.THROUGHPUT, ttlt=scale.ttlt(p, o) * 2), "batch"))
+            out.append(Request(float(t[i]), p, o, SLO(Kind.THROUGHPUT, ttlt=scale.ttlt(p, o)), "batch"))
         else:
             w = int(rng.integers(2, 4))
             lp = lengths(rng, w + 2, 256, 16, 1024)
@@ -116,6 +116,6 @@ def mixed(model: LatencyModel, rate: float, n: int, seed: int = 0, burstiness: f
             nodes += [DagNode(f"work{j}", ("plan",), int(lp[j + 1]), int(lo[j + 1])) for j in range(w)]
             nodes.append(DagNode("sum", tuple(f"work{j}" for j in range(w)), int(lp[-1]), int(lo[-1])))
             chain = [nodes[0], max(nodes[1:-1], key=lambda x: x.prompt_len + x.output_len), nodes[-1]]
-            e2e = sum(scale.ttlt(x.prompt_len, x.output_len) for x in chain) * 1.5
+            e2e = sum(scale.ttlt(x.prompt_len, x.output_len) for x in chain)
             out.append(Request(float(t[i]), 0, 0, SLO(Kind.COLLECTIVE, ttlt=e2e), "agent", dag=nodes))
     return out

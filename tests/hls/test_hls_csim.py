@@ -87,3 +87,7 @@ def test_duplicate_probes_and_zero_queries(tmp_path):
     raw, config = run_testbench(p, {"codes": codes, "ids": ids, "tables": np.zeros(0, np.uint16),
                                     "lists": np.zeros(0, np.uint64)}, 0, 2, tmp_path)
     assert raw.size == 0 and config == lay.config_word
+    raw, _ = run_testbench(p, {"codes": codes, "ids": ids, "tables": np.zeros(0, np.uint16),
+                               "lists": np.zeros(0, np.uint64)}, 2, 0, tmp_path)
+    dist, got = lay.unpack_results(raw, 2)                  # nprobe = 0: K empty slots per query
+    assert (dist == lay.empty_dist).all() and (got == -1).all()

@@ -13,7 +13,9 @@ import pytest
 
 from host import wire
 from host.coordinator import Coordinator, CoordinatorConfig, remote_search
+from host.cli import main as cli_main
 from host.coordinator_server import CoordinatorServer, client_search
+from host.datasets import write_vecs
 from host.errors import InputError
 from host.index_dir import export_index, load_index
 from host.local_search import LocalSearcher
@@ -210,7 +212,7 @@ def _spawn(*args) -> tuple[subprocess.Popen, str]:
     return proc, line.split()[-1]
 
 
-def test_real_processes(indexes, queries):
+def test_real_processes(indexes, queries, tmp_path):
     index = indexes[2]
     params = ScanParams(m=index.m, k=10)
     want = _local(index, queries, 8, params)
@@ -222,6 +224,13 @@ def test_real_processes(indexes, queries):
         got = remote_search(addrs, load_index(index.path, shards=[]), queries, 8, params)
         np.testing.assert_array_equal(got.ids, want.ids)
         np.testing.assert_array_equal(got.dist, want.dist)
+        write_vecs(tmp_path / "q.fvecs", queries)                # `anole search --memory-nodes` = local
+        common = ["search", "--index", str(index.path), "--queries", str(tmp_path / "q.fvecs"), "--nprobe", "8"]
+        assert cli_main([*common, "--memory-nodes", ",".join(addrs), "--out", str(tmp_path / "r.npz")]) == 0
+        assert cli_main([*common, "--backend", "reference", "--out", str(tmp_path / "l.npz")]) == 0
+        remote, local = np.load(tmp_path / "r.npz"), np.load(tmp_path / "l.npz")
+        np.testing.assert_array_equal(remote["ids"], local["ids"])
+        np.testing.assert_array_equal(remote["distances"], local["distances"])
         procs.append(_spawn("coordinator", "--index", str(index.path), "--memory-nodes", ",".join(addrs)))
         host, port = procs[-1][1].split(":")
         with SyncClient(host, int(port)) as c:

@@ -87,7 +87,7 @@ def test_table_builder_bit_exact(small_index, small_data, lut_bits):
     lists = np.concatenate([idx.coarse_search(queries[:50], 6), rng.integers(0, idx.nlist, (50, 6))], axis=1)
     want_t = reference.float_tables(queries[:50], lists, idx.centroids, idx.codebooks, idx.lterms)
     np.testing.assert_array_equal(build_float_tables(idx, queries[:50], lists), want_t)
-    q, s = build_quantized_tables(idx, queries[:50], lists, lut_bits)
+    q, s = build_quantized_tables(idx, queries[:50], lists, lut_bits, threads=lut_bits % 2 + 1)
     want_q, want_s = reference.quantize_tables(want_t, lut_bits)
     assert q.dtype == np.uint16 and s.dtype == np.float32
     np.testing.assert_array_equal(q, want_q)

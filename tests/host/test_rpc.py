@@ -89,7 +89,8 @@ def test_parse_address():
             parse_address(bad)
 
 
-async def _server(**kw) -> tuple[RpcServer, int]:
+async def _server(endless: bool = True, **kw) -> tuple[RpcServer, int]:
+    """Test handlers: 16 echo, 17 sleep, 18 count (stream), 19 bad input, 20 crash, 21 endless stream."""
     s = RpcServer(**kw)
 
     async def echo(f):
@@ -120,7 +121,8 @@ async def _server(**kw) -> tuple[RpcServer, int]:
             s.stopped.append(f["tag"])
 
     s.stopped = []
-    s.register(21, forever, stream=True)
+    if endless:
+        s.register(21, forever, stream=True)
     s.register(16, echo)
     s.register(17, sleep)
     s.register(18, count, stream=True)
@@ -292,3 +294,43 @@ def test_read_timeout_closes_stalled_frame():
         w.close()
         await s.close()
     asyncio.run(main())
+
+
+def test_decoder_bounds_the_number_of_values():
+    ok = codec.encode_fields({"l": [None] * 1000})
+    assert codec.decode_fields(ok)["l"] == [None] * 1000
+    big = codec.encode_fields({"l": [[None] * 60_000] * 20})  # 1.2 M values in 1.2 MB
+    with pytest.raises(codec.WireFormatError, match="values in one payload"):
+        codec.decode_fields(big)
+
+
+@pytest.fixture(scope="module")
+def threaded_server():
+    """An RpcServer on its own event loop thread: (port, loop)."""
+    loop = asyncio.new_event_loop()
+    s, port = loop.run_until_complete(_server(endless=False, max_frame=1024, read_timeout=1.0))
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    yield port
+    asyncio.run_coroutine_threadsafe(s.close(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    t.join()
+
+
+_frames = st.builds(
+    lambda magic, version, t, flags, rid, length, payload, cut: (
+        struct.pack("<4sBBHQI", magic, version, t, flags, rid, length) + payload)[:cut],
+    st.sampled_from([b"ANOL", b"ANOM", b"\x00\x00\x00\x00"]), st.sampled_from([1, 1, 1, 0, 2, 255]),
+    st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, (1 << 64) - 1),
+    st.integers(0, 2048), st.binary(max_size=64), st.integers(0, 200))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_frames | st.binary(max_size=64), min_size=1, max_size=4))
+def test_server_survives_hypothesis_frames(threaded_server, chunks):
+    for t, _, f in _exchange(threaded_server, b"".join(chunks)):
+        assert t in (codec.T_ERROR, codec.T_PING, codec.T_END) or 16 <= t <= 21
+        if t == codec.T_ERROR:
+            assert isinstance(f["code"], int) and isinstance(f["message"], str)
+    with SyncClient("127.0.0.1", threaded_server) as c:
+        assert c.call(16, {"ok": 1}) == {"ok": 1}

@@ -101,3 +101,34 @@ def test_missing_files_are_named(tmp_path):
                                                       "n_positions": 8, "layer_norm_epsilon": 1e-5}))
     with pytest.raises(ModelFormatError, match="no \\*.safetensors"):
         load_model(tmp_path)
+
+
+def test_sharded_checkpoint(llama_checkpoint, tmp_path):
+    hf, _ = llama_checkpoint
+    hf.save_pretrained(tmp_path, max_shard_size="40KB")
+    assert len(list(tmp_path.glob("*.safetensors"))) > 1
+    ids = prompt(20, 4)
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0]
+    torch.testing.assert_close(engine(tmp_path).score(ids)[0], ref, atol=ATOL, rtol=1e-4)
+
+
+def test_original_gpt2_key_names(gpt2_checkpoint, tmp_path):
+    """The OpenAI-converted GPT-2 files name tensors `h.0.attn...` and carry causal-mask buffers."""
+    hf, folder = gpt2_checkpoint
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(folder / "model.safetensors").items()}
+    tensors["h.0.attn.bias"] = torch.ones(1, 1, 128, 128)
+    save_file(tensors, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((folder / "config.json").read_text())
+    ids = prompt(15, 5)
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits[0]
+    torch.testing.assert_close(engine(tmp_path).score(ids)[0], ref, atol=ATOL, rtol=1e-4)
+
+
+def test_bfloat16_engine_runs_close_to_float32(llama_checkpoint):
+    _, folder = llama_checkpoint
+    ids = prompt(12, 6)
+    full, _ = engine(folder).score(ids)
+    half, _ = engine(folder, dtype="bfloat16").score(ids)
+    assert half.dtype == torch.float32 and (half - full).abs().max() < 0.1 * full.abs().max()
