@@ -23,10 +23,11 @@ def register(sub, groups):
     p.add_argument("--json", action="store_true", help="print JSON (frontier, plan, coefficients) instead of text")
     p.set_defaults(func=optimize)
 
-    p = g.add_parser("calibrate", help="measure the CPU scan backend and the RPC round trip; write the calibration",
+    p = g.add_parser("calibrate", help="measure the CPU scan backend, RPC and a memory node; write the calibration",
                      description="Build a small synthetic IVF-PQ index, time the CPU scan backend on one thread over "
                                  "a grid of (nq, nprobe), fit codes/s/core and overheads, time host.rpc round trips "
-                                 "on localhost, and write the calibration JSON.")
+                                 "and searches through a memory node and the coordinator on localhost, and write "
+                                 "the calibration JSON.")
     p.add_argument("--out", default=DEFAULT_CALIBRATION, help=f"calibration JSON (default {DEFAULT_CALIBRATION})")
     p.add_argument("--rtl-summary", metavar="JSON", help="summary of the RTL scan bench (sim/scan, ANOLE_BENCH_OUT, "
                                                         "throughput mode): measured codes/cycle of the FPGA kernel")
@@ -101,7 +102,7 @@ def calibrate(args) -> int:
     c = cal["cpu_scan"]
     print(f"cpu scan ({c['backend']} backend, 1 thread, m={c['m']}): {c['scan_rate']:.4g} codes/s/core, "
           f"{c['batch_overhead_us']:.3g} us/batch, {c['per_query_us']:.3g} us/query; "
-          f"rpc round trip {cal['rpc']['latency_us']:.3g} us"
+          f"rpc round trip {cal['rpc']['latency_us']:.3g} us, coordinator {cal['rpc']['coordinator_us']:.3g} us/batch"
           + (f"; RTL kernel {cal['fpga_kernel']['efficiency']:.3f} codes/cycle/lane" if "fpga_kernel" in cal else "")
           + f" -> {args.out}")
     return 0

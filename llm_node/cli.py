@@ -52,6 +52,7 @@ def register(sub, groups):
     p.add_argument("--max-corpus-mb", type=float, default=3.0, help="text read at most (default 3 MB)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="retrain even if --out already holds a trained model")
     p.set_defaults(func=train)
 
 
@@ -116,7 +117,16 @@ def serve_llm_node(args) -> int:
 
 
 def train(args) -> int:
+    from pathlib import Path
+
     from llm_node.train import TrainConfig, train_demo_model
+
+    log = Path(args.out) / "train_log.json"
+    if log.is_file() and (Path(args.out) / "model.safetensors").is_file() and not args.force:
+        prev = json.loads(log.read_text())
+        print(f"{args.out} already holds a trained model (held-out perplexity {prev['val_ppl']:.1f}); "
+              "--force retrains it")
+        return 0
 
     cfg = TrainConfig(corpus=args.corpus, out=args.out, minutes=args.minutes, steps=args.steps,
                       vocab_size=args.vocab_size, n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,

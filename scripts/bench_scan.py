@@ -40,14 +40,14 @@ def dataset(n: int, d: int, clusters: int, seed: int) -> tuple[np.ndarray, np.nd
     return x[:n], x[n:]
 
 
-def bench_index(cache: Path, base: np.ndarray, tag: str, nlist: int, m: int, seed: int) -> IndexDir:
+def bench_index(cache: Path, base: np.ndarray, tag: str, nlist: int, m: int, seed: int, threads: int = 0) -> IndexDir:
     """Load the IVF-PQ index directory for this configuration from ``cache``, building it on first use."""
     n, d = base.shape
     path = cache / f"n{n}_d{d}_{tag}_nlist{nlist}_m{m}_s{seed}"
     if not (path / "manifest.json").is_file():
         log.info("building IVF%d,PQ%d over %d vectors into %s (cached for later runs)", nlist, m, n, path)
         t0 = time.perf_counter()
-        export_index(build_ivfpq(base, BuildConfig(nlist=nlist, m=m, seed=seed)), path, nshards=1)
+        export_index(build_ivfpq(base, BuildConfig(nlist=nlist, m=m, seed=seed, threads=threads)), path, nshards=1)
         log.info("built in %.1f s", time.perf_counter() - t0)
     return load_index(path, verify=False)
 
@@ -75,7 +75,7 @@ def run(args) -> str:
     clusters = args.clusters or args.nlist
     base, spare = dataset(args.n, args.d, clusters, args.seed)
     queries = np.ascontiguousarray(spare[: args.nq])
-    idx = bench_index(Path(args.cache), base, f"c{clusters}", args.nlist, args.m, args.seed)
+    idx = bench_index(Path(args.cache), base, f"c{clusters}", args.nlist, args.m, args.seed, threads)
     params = ScanParams(m=idx.m, lut_bits=args.lut_bits, k=args.k)
 
     findex = idx.faiss_index()
@@ -113,7 +113,8 @@ def run(args) -> str:
                f"faiss {faiss_rate:.1f} M codes/s, threads={threads}, nq={args.nq}, nprobe={args.nprobe})")
     print(summary)
     if args.plot:
-        plot(args.plot, {"faiss IVFPQ": faiss_rate, f"anole cpu ({args.lut_bits}-bit)": anole_rate}, summary)
+        plot(args.plot, {"faiss IVFPQ": faiss_rate, f"anole cpu ({args.lut_bits}-bit)": anole_rate},
+             f"{summary.split(' (')[0]}, threads={threads}, nq={args.nq}, nprobe={args.nprobe}")
     return summary
 
 
@@ -125,7 +126,7 @@ def plot(out: str, rates: dict[str, float], title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(list(rates), list(rates.values()), color=["#888888", "#2a7ab0"])
     ax.set_ylabel("M codes / s")
-    ax.set_title(title.split("(")[0].strip(), fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     log.info("wrote %s", out)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import ctypes
 import logging
 
-import numpy as np
-
 from host.board.hls_build import build_csim
 from host.board.layout import KernelLayout
 from host.board.soft_device import SoftDevice

@@ -23,7 +23,7 @@ from host.rago.calibrate import predict_scan
 REMOTE_GRID = ((16, 8), (64, 4), (8, 32))
 
 
-def measure_remote(index_path: str | Path, grid=REMOTE_GRID, reps: int = 5, seed: int = 1) -> list[dict]:
+def measure_remote(index_path: str | Path, grid=REMOTE_GRID, reps: int = 15, seed: int = 1) -> list[dict]:
     """Best-of-``reps`` seconds of ``Coordinator.search_batch`` through one memory node per shard of the
     index directory ``index_path``; one dict per (nq, nprobe): {what, nodes, nq, nprobe, codes, seconds}."""
     from host.coordinator import Coordinator

@@ -7,6 +7,7 @@ count. Batching: one batch size per stage. For a configuration:
 
     TTFT  = sum of pre-decode stage batch latencies + one retrieval batch
     QPS   = min(retrieval QPS, each group's QPS), group QPS = replicas / sum of per-request busy times
+            (and, with decode, at most the decode slots / the time a request holds one)
     cost  = sum of chips x gpu.cost + nodes x node cost            (resources.*.cost)
 
 Groups are evaluated separately, pruned to their (latency, QPS, cost) Pareto sets and joined one by one
@@ -52,13 +53,15 @@ class _Options:
         i, j = i.ravel(), j.ravel()
         chips = self.chips[i] + other.chips[j]
         ok = chips <= max_chips
-        i, j = i[ok], j[ok]
-        return _Options(self.lat[i] + other.lat[j], np.minimum(self.qps[i], other.qps[j]),
-                        self.cost[i] + other.cost[j], chips[ok],
-                        [self.parts[a] + other.parts[b] for a, b in zip(i, j)]).prune()
+        i, j, chips = i[ok], j[ok], chips[ok]
+        lat, qps, cost = self.lat[i] + other.lat[j], np.minimum(self.qps[i], other.qps[j]), self.cost[i] + other.cost[j]
+        keep = pareto_3d(lat, qps, cost)
+        return _Options(lat[keep], qps[keep], cost[keep], chips[keep],
+                        [self.parts[i[k]] + other.parts[j[k]] for k in keep])
 
 
 def powers_of_two(lo: int, hi: int) -> list[int]:
+    """Powers of two in [lo rounded up to one, hi]."""
     return [1 << e for e in range(max(0, math.ceil(math.log2(lo))), int(math.log2(hi)) + 1)] if hi >= lo else []
 
 
@@ -92,6 +95,7 @@ class Optimizer:
 
     # ---- retrieval options --------------------------------------------------------------------------
     def retrieval_options(self) -> list[dict]:
+        """Every (kind, node count, batch size) of retrieval with its batch latency, QPS and cost."""
         r, res, sp = self.schema.retrieval, self.schema.resources, self.schema.search
         out = []
         for kind in ("cpu_server", "fpga"):
@@ -205,7 +209,10 @@ class Optimizer:
                 acc = acc.join(rop, self.max_gpus)
                 plans += [Plan.from_parts(sch, p, lat, q, c) for p, lat, q, c in zip(acc.parts, acc.lat, acc.qps, acc.cost)]
         if not plans:
-            raise NoPlanError(f"no configuration fits: check resources.gpu and slo.tpot_ms ({sch.slo.tpot_ms} ms)")
+            tp = min(self.max_group, sch.search.max_tp)
+            floor = self.model.stage_latency("decode", 1, max(tp, 1)) * 1e3
+            raise NoPlanError(f"no plan meets the SLO (slo.tpot_ms {sch.slo.tpot_ms:g} ms) within resources.gpu "
+                              f"and the decode KV cache; one decode step alone takes {floor:.3g} ms")
         log.info("%s: %d non-dominated configurations", sch.name, len(plans))
         return plans
 

@@ -6,9 +6,9 @@ Model stages use ``host.rago.llm_latency`` (a fitted profile or the roofline). R
     cpu_server: min(cores * scan_rate, mem_bw / pq_bytes)              codes/s per server
     fpga:       min(kernels * lanes * efficiency * clock, mem_bw / pq_bytes)
 
-plus a fixed cost per batch (``batch_overhead_us``) and the network: one RPC round trip, the coordinator's
-work per batch and the bytes of queries and results. Iterative retrieval (``retrievals_per_request`` > 1) stalls decoding: see
-:meth:`PerfModel.decode_residence`.
+plus a fixed cost per batch (``batch_overhead_us``) and the network: one RPC round trip, the
+coordinator's work per batch and the bytes of queries and results. Iterative retrieval
+(``retrievals_per_request`` > 1) stalls decoding: see :meth:`PerfModel.decode_residence`.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from llm_node.engine.block_manager import BlockManager
 from llm_node.engine.model_runner import ModelRunner
 from llm_node.engine.sampler import sample
 from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy
-from llm_node.engine.sequence import SamplingParams, Sequence, Status
+from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
 
 log = logging.getLogger(__name__)

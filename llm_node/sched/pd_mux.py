@@ -32,7 +32,6 @@ class PDMuxPolicy(LanePolicy):
         self.block_s = block_s if block_s is not None else 4 * tbt
         self.max_block_tokens = max_block_tokens
         self.splits_chosen: dict[float, int] = {}
-        self.owed = False  # a decode step is due before the next whole-device prefill block
 
     def tbt_target(self, decoding) -> float:
         """The tightest TBT among decoding latency-sensitive requests, else the default target."""
@@ -41,16 +40,21 @@ class PDMuxPolicy(LanePolicy):
 
     def choose_split(self, decoding, ctx: int = 0) -> tuple[float, int]:
         """(prefill share, block tokens) for the next prefill block. Candidates: every measured split whose
-        predicted decode step on the rest meets the TBT target, and time sharing (share 1.0: one block
-        on the whole device between two decode steps, sized so the decode gap still meets it). The one
-        with the highest predicted prefill throughput wins; with nothing decoding, the whole device."""
+        predicted decode step on the rest meets the TBT target, and time sharing (share 1.0: one mixed step
+        on the whole device, the decodes plus a prefill chunk sized so the step meets the target, as
+        chunked prefill does). The highest predicted prefill throughput wins; nothing decoding: all of it."""
         if not decoding:
             return 1.0, self.block_tokens(1.0, ctx, self.block_s)
         b, c = len(decoding), sum(len(q) for q in decoding)
         limit = self.margin * self.tbt_target(decoding)
-        d1 = self.model.decode_time(1.0, b, c)
-        n1 = self.block_tokens(1.0, ctx, limit - d1)
-        best = (n1 / (d1 + self._pt(1.0, n1, ctx)), 1.0, n1)
+        dec = [(1, len(q), True) for q in decoding]
+        step = lambda n: self.model.step_time(dec + [(n, ctx + n, False)])
+        lo, hi = MIN_BLOCK, self.max_block_tokens
+        while hi - lo > 8:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if step(mid) <= limit else (lo, mid)
+        n1 = hi if step(hi) <= limit else lo
+        best = (n1 / step(n1), 1.0, n1)
         for f in self.model.shares:
             if self.model.decode_time(1 - f, b, c) <= limit:
                 n = self.block_tokens(f, ctx, self.block_s)
@@ -71,7 +75,6 @@ class PDMuxPolicy(LanePolicy):
             batch = Batch()
             for q in grow_decodes(s, decodes, busy_ids):
                 batch.add(q, 1)
-            self.owed = False
             return Work("decode", batch, share) if batch.seqs else None
         cands = [q for q in s.running if in_prefill(q) and q.seq_id not in busy_ids] + list(s.waiting)
         if not cands:
@@ -82,11 +85,14 @@ class PDMuxPolicy(LanePolicy):
         dw = busy.get("decode")
         if dw is not None and dw.share + f > 1 + 1e-9:
             return None  # gang boundary: wait for the decode step that holds the device
-        if f >= 1.0 and decoding and self.owed:
-            return None  # time sharing: a decode step goes between two whole-device blocks
         batch = Batch()
+        if f >= 1.0 and decoding:  # time sharing: this lane runs the decodes too, in one mixed step
+            for q in grow_decodes(s, [q for q in decoding if q.seq_id not in busy_ids][:s.max_num_seqs],
+                                  busy_ids):
+                batch.add(q, 1)
+        n_dec = len(batch.seqs)
         for q in cands:
-            if left < MIN_BLOCK and batch.seqs:
+            if left < MIN_BLOCK and len(batch.seqs) > n_dec:
                 break
             if q.status.name == "WAITING":
                 if len(s.running) >= s.max_num_seqs or not admit_any(s, q):
@@ -96,7 +102,6 @@ class PDMuxPolicy(LanePolicy):
             left -= n
         if batch.seqs:
             self.splits_chosen[f] = self.splits_chosen.get(f, 0) + 1
-            self.owed = f >= 1.0 and bool(decoding)
         return Work("prefill", batch, f) if batch.seqs else None
 
     def prefill_order(self, s, cands):

@@ -91,3 +91,16 @@ def test_duplicate_probes_and_zero_queries(tmp_path):
                                "lists": np.zeros(0, np.uint64)}, 2, 0, tmp_path)
     dist, got = lay.unpack_results(raw, 2)                  # nprobe = 0: K empty slots per query
     assert (dist == lay.empty_dist).all() and (got == -1).all()
+
+
+FULL = [ScanParams(m=m, lanes=lanes, lut_bits=b, k=k)
+        for m in (4, 8, 16, 32) for b in (8, 12, 16) for k in (1, 10, 100)
+        for lanes in [(1, 2, 4, 8)[(m + b + k) % 4]]]
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("p", FULL, ids=lambda p: f"m{p.m}_l{p.lanes}_b{p.lut_bits}_k{p.k}")
+def test_full_sweep(p, tmp_path):
+    """The whole m x lut_bits x k grid (36 builds, about 2 minutes cold; `make test-all`)."""
+    from host.board.csim_check import check
+    assert check(p, nq=30, nprobe=4, seed=p.m + p.k, workdir=tmp_path) == 0

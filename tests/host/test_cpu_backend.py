@@ -145,7 +145,8 @@ def test_bad_input_raises(small_index, small_data):
 
 
 def test_bench_quick(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/bench_scan.py"), "--quick", "--cache", str(tmp_path)],
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/bench_scan.py"), "--quick", "--threads", "1",
+                          "--cache", str(tmp_path)],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = [line for line in out.stdout.splitlines() if line.startswith("bench_scan: anole-cpu ")]

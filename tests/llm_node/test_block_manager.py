@@ -1,6 +1,5 @@
 """Paged KV cache bookkeeping: no leaks under completions, aborts and preemptions; prefix-cache reuse."""
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from llm_node.config import EngineConfig

@@ -71,3 +71,5 @@ def test_trained_model_loads_in_anole_and_transformers(trained, capsys):
     assert main(["generate", "--model", str(trained), "--prompt", "import", "--max-new-tokens", "5",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["text"] is not None
+    assert main(["llm", "train", "--corpus", str(CORPUS), "--out", str(trained)]) == 0  # cached: no retraining
+    assert "already holds a trained model" in capsys.readouterr().out

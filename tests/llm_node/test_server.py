@@ -149,3 +149,23 @@ def test_score_matches_engine(node, llama_checkpoint):
     expect = logits.log_softmax(-1)[np.arange(5), ids[1:]].numpy()
     np.testing.assert_allclose(out["logprobs"], expect, atol=1e-5)
     assert info["role"] == "llm-node" and info["architecture"] == "LlamaForCausalLM"
+
+
+def test_async_client(node, reference):
+    from llm_node.client import LLMClient
+
+    _, port = node
+
+    async def go():
+        client = await LLMClient.connect("127.0.0.1", port)
+        try:
+            streams = [[x async for x in client.generate([7, 8, n], max_tokens=5, temperature=0.0,
+                                                         ignore_eos=True)] for n in (3, 4)]
+            scored = await client.score([7, 8, 9])
+            return streams, scored
+        finally:
+            await client.close()
+
+    streams, scored = asyncio.run(go())
+    assert [s[-1]["token_ids"].tolist() for s in streams] == [reference([7, 8, 3], 5), reference([7, 8, 4], 5)]
+    assert scored["logprobs"].shape == (2,) and scored["hidden"].shape == (3, 64)

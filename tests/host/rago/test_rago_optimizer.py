@@ -136,3 +136,51 @@ def test_tpot_slo_nothing_fits():
     s = dataclasses.replace(paradigm("hyperscale"), slo=Slo(tpot_ms=0.001))
     with pytest.raises(NoPlanError, match="slo.tpot_ms"):
         Optimizer(s).frontier()
+
+
+@st.composite
+def random_schemas(draw):
+    """Small valid schemas: random model sizes, stage mix, database and resources."""
+    from host.rago.schema import parse_schema
+    params = draw(st.sampled_from([0.12, 1.2, 8.0, 70.0]))
+    layers, hidden = {0.12: (12, 768), 1.2: (16, 2048), 8.0: (32, 4096), 70.0: (80, 8192)}[params]
+    stages = {"retrieval": {"vectors": draw(st.sampled_from([1e6, 1e9, 2e10])), "dim": 128, "pq_bytes": 32,
+                            "nprobe_fraction": draw(st.sampled_from([0.001, 0.01])),
+                            "retrievals_per_request": draw(st.sampled_from([1, 1, 3])), "retrieved_tokens": 64},
+              "prefix": {"model": "llm", "prompt_tokens": draw(st.sampled_from([128, 1024]))},
+              "decode": {"model": "llm", "output_tokens": draw(st.sampled_from([16, 128]))}}
+    if draw(st.booleans()):
+        stages["rewriter"] = {"model": "small", "prompt_tokens": 64, "output_tokens": 8}
+    if draw(st.booleans()):
+        stages["reranker"] = {"model": "small", "prompt_tokens": 128, "candidates": 4}
+    d = {"name": "random", "models": {"llm": {"params_b": params, "layers": layers, "hidden": hidden},
+                                      "small": {"params_b": 0.12, "layers": 12, "hidden": 768}},
+         "stages": stages,
+         "resources": {"gpu": {"count": draw(st.sampled_from([8, 12, 16])), "tflops": 300, "mem_bw_gbs": 2000,
+                               "memory_gb": 80},
+                       "cpu_server": {"count": 64, "cores": 32, "memory_gb": 512, "mem_bw_gbs": 200,
+                                      "scan_rate": 5e7}},
+         "search": {"max_batch": 8, "max_decode_batch": 32, "max_chips": 8, "max_node_factor": 2},
+         "slo": {"tpot_ms": 0}}
+    if draw(st.booleans()):
+        d["resources"]["fpga"] = {"count": 64, "lanes": 8, "clock_mhz": 250, "memory_gb": 32, "mem_bw_gbs": 100}
+    return parse_schema(d)
+
+
+@settings(max_examples=15, deadline=None)
+@given(random_schemas())
+def test_random_schemas_give_consistent_plans(schema):
+    opt = Optimizer(schema)
+    front = opt.frontier()
+    res = schema.resources
+    assert all(a.ttft_s < b.ttft_s and a.qps_per_cost < b.qps_per_cost for a, b in zip(front, front[1:]))
+    for p in front:
+        assert p.gpus <= res.gpu.count
+        kind = p.retrieval["kind"]
+        assert res.min_nodes(kind, schema.retrieval.database_bytes) <= p.retrieval["nodes"] <= getattr(res, kind).count
+        assert sorted(s for g in p.groups for s in g["stages"]) == sorted(schema.accel_stages)
+        for g in p.groups:
+            assert g["chips"] % g["tp"] == 0 and opt.model.fits(tuple(g["stages"]), g["tp"], g["batch"].get("decode", 0))
+        spec = [{k: g[k] for k in ("stages", "chips", "tp", "batch")} for g in p.groups]
+        again = opt.evaluate(spec, {k: p.retrieval[k] for k in ("kind", "nodes", "batch")})
+        assert again.ttft_s == pytest.approx(p.ttft_s) and again.qps == pytest.approx(p.qps)

@@ -85,13 +85,20 @@ def test_pd_mux_waits_for_the_decode_step_holding_the_device():
     from llm_node.engine.scheduler import Batch
     from llm_node.sched.base import Work
     s, pol = sched(), PDMuxPolicy(M, tbt=0.02)
-    decs = decoding(s, 4)
+    decs = decoding(s, 32)
     s.add(seq(500))
-    held = Work("decode", Batch(decs, [1] * 4), 1.0)
+    held = Work("decode", Batch(decs, [1] * 32), 1.0)
     assert pol.dispatch(s, "prefill", {"prefill": None, "decode": held}) is None
     w = pol.dispatch(s, "prefill", {"prefill": None, "decode": None})
     d = pol.dispatch(s, "decode", {"prefill": w, "decode": None})
-    assert w.share + d.share == pytest.approx(1.0) and d.batch.seqs == decs
+    assert w.share < 1 and w.share + d.share == pytest.approx(1.0) and d.batch.seqs == decs
+    pol.tbt = 0.0075  # no split keeps decode under 0.9 x 7.5 ms: time sharing, one mixed step on the device
+    s2 = sched()
+    decs2 = decoding(s2, 4)
+    s2.add(seq(500))
+    w = pol.dispatch(s2, "prefill", {"prefill": None, "decode": None})
+    assert w.share == 1.0 and w.batch.seqs[:4] == decs2 and len(w.batch.seqs) == 5
+    assert pol.dispatch(s2, "decode", {"prefill": w, "decode": None}) is None
 
 
 def test_output_length_predictor_is_a_conditional_quantile():

@@ -1,0 +1,130 @@
+"""RALM datastores: type 1 (text chunks keyed by MiniLM embeddings) and type 2 (kNN-LM: last-layer hidden
+state -> next token). Each is an index directory (docs/index-format.md) plus its payload:
+
+    DIR/index/          the IVF-PQ index directory, sharded over memory nodes; ids are row numbers
+    DIR/datastore.json  {"kind": "chunks" | "knn", ...}
+    DIR/chunks.jsonl    type 1: one {"source", "text"} per id
+    DIR/values.i64      type 2: int64[n], the token that followed key i
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from host.corpus import Chunk
+from host.errors import IndexFormatError, InputError
+from host.index_builder import BuildConfig, build_ivfpq
+from host.index_dir import IndexDir, export_index, load_index
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DatastoreConfig:
+    """IVF-PQ shape of a datastore and how many memory-node shards it is split over."""
+
+    nlist: int = 64
+    m: int = 16
+    shards: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.shards < 1:
+            raise InputError(f"shards must be >= 1, not {self.shards}")
+
+
+def _write(out: Path, keys: np.ndarray, cfg: DatastoreConfig, meta: dict) -> None:
+    index = build_ivfpq(keys, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=cfg.seed))
+    export_index(index, out / "index", cfg.shards, source={"datastore": meta["kind"]})
+    (out / "datastore.json").write_text(json.dumps({**meta, "n": len(keys), "dim": keys.shape[1]}, indent=1) + "\n")
+
+
+def build_chunk_datastore(chunks: list[Chunk], embeddings: np.ndarray, out: str | Path,
+                          cfg: DatastoreConfig) -> Path:
+    """Type 1: embeddings float32[n, d] of ``chunks`` -> index + chunks.jsonl."""
+    out = Path(out)
+    if len(chunks) != len(embeddings):
+        raise InputError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "chunks.jsonl", "w") as f:
+        for c in chunks:
+            f.write(json.dumps({"source": c.source, "text": c.text}) + "\n")
+    _write(out, embeddings, cfg, {"kind": "chunks", "embedder": "all-MiniLM-L6-v2"})
+    return out
+
+
+def knn_keys(engine, token_ids: list[int], window: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Keys float32[n, hidden] (the lm_head input at position t) and values int64[n] (token t+1) over a
+    token stream, scored in windows of ``window`` tokens with half-window overlap so that every position
+    but the first ones sees at least window/2 tokens of context. Every position t < len-1 appears once."""
+    keys, values = [], []
+    ids = np.asarray(token_ids, dtype=np.int64)
+    stride = max(1, window // 2)
+    starts = list(range(0, max(1, len(ids) - window + stride), stride))
+    for s in tqdm(starts, desc="kNN-LM keys", disable=not progress):
+        w = ids[s: s + window + 1]                   # window tokens + the one after (the last value)
+        if len(w) < 2:
+            break
+        _, hidden = engine.score(w[:-1].tolist())
+        first = 0 if s == 0 else window - stride    # positions already covered by the previous window
+        keys.append(hidden[first:].float().numpy())
+        values.append(w[first + 1:])
+    return np.concatenate(keys), np.concatenate(values)
+
+
+def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: DatastoreConfig,
+                        window: int | None = None) -> Path:
+    """Type 2: run the LM over a token stream, index its hidden states, store the next tokens."""
+    out = Path(out)
+    window = window or engine.max_model_len
+    keys, values = knn_keys(engine, token_ids, window)
+    if keys.shape[1] % cfg.m:
+        raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.m}")
+    out.mkdir(parents=True, exist_ok=True)
+    values.astype("<i8").tofile(out / "values.i64")
+    _write(out, keys, cfg, {"kind": "knn", "window": window})
+    log.info("kNN-LM datastore: %d keys of dim %d -> %s", len(keys), keys.shape[1], out)
+    return out
+
+
+@dataclass
+class Datastore:
+    """A loaded datastore: its index and payload (chunk texts or next-token values)."""
+
+    path: Path
+    meta: dict
+    index: IndexDir
+    chunks: list[dict] | None = None
+    values: np.ndarray | None = None
+
+    def payload_of(self, ids: np.ndarray):
+        """Chunk texts (type 1) or next tokens int64 (type 2) of result ids int64[nq, k]; -1 -> None / -1."""
+        if self.values is not None:
+            return np.where(ids >= 0, self.values[np.maximum(ids, 0)], -1)
+        return [[self.chunks[i]["text"] if i >= 0 else None for i in row] for row in ids.tolist()]
+
+
+def load_datastore(path: str | Path, shards: list[int] | None = None) -> Datastore:
+    path = Path(path)
+    meta_path = path / "datastore.json"
+    if not meta_path.is_file():
+        raise IndexFormatError(f"{path}: no datastore.json; build one with `anole ralm build`")
+    meta = json.loads(meta_path.read_text())
+    index = load_index(path / "index", shards=shards)
+    ds = Datastore(path=path, meta=meta, index=index)
+    if meta.get("kind") == "chunks":
+        ds.chunks = [json.loads(line) for line in open(path / "chunks.jsonl")]
+        count = len(ds.chunks)
+    elif meta.get("kind") == "knn":
+        ds.values = np.fromfile(path / "values.i64", dtype="<i8")
+        count = len(ds.values)
+    else:
+        raise IndexFormatError(f"{meta_path}: unknown datastore kind {meta.get('kind')!r}")
+    if count != index.ntotal:
+        raise IndexFormatError(f"{path}: {count} payload entries for {index.ntotal} indexed keys")
+    return ds

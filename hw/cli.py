@@ -1,0 +1,60 @@
+"""`anole hw verilog|report`: emit the scan core as Verilog; resources, post-route Fmax, projected speed."""
+from __future__ import annotations
+
+import json
+
+from host.errors import InputError
+from host.scan_params import ScanParams
+
+
+def add_param_args(p) -> None:
+    """Kernel parameter options shared by `anole hw ...` and `anole sim scan`."""
+    d = ScanParams()
+    p.add_argument("--m", type=int, default=d.m, help="sub-quantizers per code, 4..64")
+    p.add_argument("--lanes", type=int, default=d.lanes, help="codes per cycle, power of two 1..16")
+    p.add_argument("--lut-bits", type=int, default=d.lut_bits, help="bits per table entry, 8..16")
+    p.add_argument("--k", type=int, default=d.k, help="results per query, 1..100")
+    p.add_argument("--id-bits", type=int, default=d.id_bits, help="bits of a vector id, 16..64")
+    p.add_argument("--list-bits", type=int, default=d.list_bits, help="bits of a list id, 1..32")
+
+
+def params_from_args(args) -> ScanParams:
+    try:
+        return ScanParams(m=args.m, lanes=args.lanes, lut_bits=args.lut_bits, k=args.k,
+                          id_bits=args.id_bits, list_bits=args.list_bits)
+    except (ValueError, TypeError) as e:
+        raise InputError(str(e)) from e
+
+
+def register(sub, groups) -> None:
+    from host.cli import group
+
+    hw = group(sub, groups, "hw", "scan kernel hardware: Verilog, resources, timing")
+    p = hw.add_parser("verilog", help="write anole_scan.v and anole_scan.json (parameters, port map)")
+    add_param_args(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_verilog)
+
+    p = hw.add_parser("report", help="yosys synth_xilinx resources per component vs. board budgets, "
+                                     "ECP5 place & route Fmax, projected codes/s")
+    add_param_args(p)
+    p.add_argument("--out", default="build/hw/report", help="work directory")
+    p.add_argument("--no-pnr", action="store_true", help="skip the ECP5 place & route")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_verilog(args) -> int:
+    from hw.verilog import emit
+
+    vfile, jfile = emit(params_from_args(args), args.out)
+    print(json.dumps({"verilog": str(vfile), "json": str(jfile)}))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from hw.report import format_report, report
+
+    rep = report(params_from_args(args), args.out, pnr=not args.no_pnr)
+    print(json.dumps(rep, indent=2) if args.json else format_report(rep))
+    return 0

@@ -1,0 +1,42 @@
+"""Client of an LLM node (the coordinator's side): streamed generation, scoring, info over host.rpc."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import numpy as np
+
+from host.rpc import RpcClient
+from llm_node.server import T_GENERATE, T_INFO, T_SCORE
+
+
+class LLMClient:
+    """One connection to an LLM node; concurrent requests are multiplexed on it.
+
+        client = await LLMClient.connect("127.0.0.1", 7100)
+        async for item in client.generate([1, 2, 3], max_tokens=16, temperature=0.0):
+            ...   # {token, index, t[, hidden]} per token, then the summary {finish_reason, token_ids, ...}
+    """
+
+    def __init__(self, rpc: RpcClient):
+        self.rpc = rpc
+
+    @classmethod
+    async def connect(cls, host: str, port: int, timeout: float | None = 60.0) -> "LLMClient":
+        return cls(await RpcClient.connect(host, port, timeout=timeout))
+
+    async def info(self) -> dict:
+        return await self.rpc.call(T_INFO)
+
+    async def generate(self, prompt_ids: list[int] | np.ndarray, **params) -> AsyncIterator[dict]:
+        """params: max_tokens, temperature, top_k, top_p, seed, stop_token_ids, ignore_eos, return_hidden."""
+        fields = {"prompt_ids": np.asarray(prompt_ids, np.int64), **params}
+        async for item in self.rpc.stream(T_GENERATE, fields):
+            yield item
+
+    async def score(self, token_ids: list[int] | np.ndarray, return_logits: bool = False) -> dict:
+        """{logprobs float32[n-1], hidden float32[n, H][, logits float32[n, V]]}."""
+        return await self.rpc.call(T_SCORE, {"token_ids": np.asarray(token_ids, np.int64),
+                                             "return_logits": return_logits})
+
+    async def close(self) -> None:
+        await self.rpc.close()
