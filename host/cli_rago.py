@@ -82,8 +82,8 @@ def optimize(args) -> int:
         mark = "*" if p is plan else " "
         print(f"{mark}{p.ttft_s * 1e3:>8.3g} {p.qps:>9,.4g} {p.cost:>7.3g} {p.qps_per_cost:>9.4g} "
               f"{p.tpot_s * 1e3:>8.3g}  {p.placement} "
-              + " ".join(f"{g['chips']}x(tp{g['tp']})" for g in p.groups)
-              + f" + {p.retrieval['nodes']} {p.retrieval['kind']}")
+              + " ".join(f"{g['chips']}x(tp{g['tp']} b{'/'.join(map(str, g['batch'].values()))})" for g in p.groups)
+              + f" + {p.retrieval['nodes']} {p.retrieval['kind']} (b{p.retrieval['batch']})")
     print(f"plan: {plan.summary()}")
     print("TTFT breakdown: " + ", ".join(f"{k} {v * 1e3:.3g} ms ({plan.share(k):.0%})" for k, v in plan.breakdown.items()))
     print(f"coordinator: {plan.coordinator_config()}")

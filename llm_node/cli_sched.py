@@ -54,3 +54,24 @@ def profile_cmd(args) -> int:
     out = lm.save(args.out)
     print(json.dumps({"out": str(out), "device": lm.device, "splits": lm.shares, "fit": lm.extra.get("fit")}))
     return 0
+
+
+def add_scheduler_args(p) -> None:
+    """`--scheduler`, `--latency-model`, `--tbt` for `anole serve llm-node` / `anole generate` (hook for
+    llm_node/cli.py: call this in `_engine_args`, then pass `policy_from_args(args)` to the engine)."""
+    from llm_node.sched.registry import NAMES
+
+    p.add_argument("--scheduler", default="fcfs", choices=NAMES, help="scheduling policy (default fcfs)")
+    p.add_argument("--latency-model", default="build/llm/latency.json",
+                   help="latency model from `anole llm profile` (pd_mux, pd_disagg, tempo, chunked budget)")
+    p.add_argument("--tbt", type=float, default=0.1, help="default TBT target in seconds (default 0.1)")
+
+
+def policy_from_args(args):
+    """The policy object `--scheduler` names; LanePolicy ones (pd_mux, pd_disagg, tempo_mux) need MuxEngine."""
+    from llm_node.sched.latency import LatencyModel
+    from llm_node.sched.registry import NEEDS_MODEL, make_policy
+
+    path = Path(args.latency_model)
+    model = LatencyModel.load(path) if args.scheduler in NEEDS_MODEL or path.is_file() else None
+    return make_policy(args.scheduler, model, tbt=args.tbt)

@@ -34,6 +34,9 @@ class MuxEngine:
         self.parts: dict[float, tuple] = {}
         self.workers = {lane: Worker(name=lane) for lane in self.policy.lanes}
         self.steps: dict[str, int] = {lane: 0 for lane in self.policy.lanes}
+        self.busy: dict[str, Work | None] = {lane: None for lane in self.policy.lanes}
+        self.futs: dict[str, object] = {}
+        self.wake: dict[str, float] = {lane: 0.0 for lane in self.policy.lanes}
 
     def partition(self, lane: str, share: float):
         """The partition holding `share` of the device for `lane` (created once per split)."""
@@ -61,45 +64,57 @@ class MuxEngine:
 
         return self.workers[work.lane].submit(run, part)
 
+    def add_request(self, prompt_ids, params: SamplingParams | None = None, slo=None, arrival: float | None = None):
+        """Queue a request (the engine's checks apply) with an optional SLO; returns its Sequence."""
+        seq = self.engine.add_request(prompt_ids, params or SamplingParams(), arrival=arrival)
+        seq.slo = slo
+        return seq
+
+    def has_unfinished(self) -> bool:
+        return self.s.has_unfinished() or bool(self.futs)
+
+    def step(self) -> list:
+        """Apply finished lane work, start work on idle lanes; never blocks. Returns (sequence, token) for
+        every token produced, like LLMEngine.step (a server can call either)."""
+        out, t = [], time.perf_counter()
+        for lane, fut in list(self.futs.items()):
+            if not fut.done():
+                continue
+            seqs, tokens, ev = fut.result()
+            if ev is not None and not ev.query():
+                continue
+            del self.futs[lane]
+            work, self.busy[lane] = self.busy[lane], None
+            finished = self.s.postprocess(work.batch, {q.seq_id: tok for q, tok in zip(seqs, tokens)})
+            self.policy.complete(self.s, work, finished)
+            out += list(zip(seqs, tokens))
+            for q in seqs:
+                if q.finished:
+                    self.engine.seqs.pop(q.seq_id, None)
+        for lane in self.policy.lanes:
+            if self.busy[lane] is None and t >= self.wake[lane]:
+                w = self.policy.dispatch(self.s, lane, self.busy)
+                if isinstance(w, Work):
+                    self.busy[lane], self.futs[lane] = w, self._job(w)
+                    self.steps[lane] += 1
+                elif w is not None:
+                    self.wake[lane] = w
+        return out
+
     def run(self, requests) -> list:
         """requests: (arrival offset s, prompt ids, SamplingParams, SLO or None), in any order. Replays them
         in real time and returns their Sequences (timings on perf_counter) in the given order."""
         order = sorted(range(len(requests)), key=lambda i: requests[i][0])
         seqs: list = [None] * len(requests)
-        busy: dict[str, Work | None] = {lane: None for lane in self.policy.lanes}
-        futs: dict[str, object] = {}
         t0, nxt = time.perf_counter(), 0
-        wake = {lane: 0.0 for lane in self.policy.lanes}
-        while nxt < len(order) or self.s.has_unfinished() or futs:
+        while nxt < len(order) or self.has_unfinished():
             t = time.perf_counter()
             while nxt < len(order) and t0 + requests[order[nxt]][0] <= t:
                 i = order[nxt]
                 off, ids, params, slo = requests[i]
-                seq = self.engine.add_request(ids, params or SamplingParams(), arrival=t0 + off)
-                seq.slo = slo
-                seqs[i], nxt = seq, nxt + 1
-            progressed = False
-            for lane, fut in list(futs.items()):
-                if not fut.done():
-                    continue
-                out, tokens, ev = fut.result()
-                if ev is not None and not ev.query():
-                    continue
-                del futs[lane]
-                work, busy[lane] = busy[lane], None
-                finished = self.s.postprocess(work.batch, {q.seq_id: tok for q, tok in zip(out, tokens)})
-                self.policy.complete(self.s, work, finished)
-                progressed = True
-            for lane in self.policy.lanes:
-                if busy[lane] is None and t >= wake[lane]:
-                    w = self.policy.dispatch(self.s, lane, busy)
-                    if isinstance(w, Work):
-                        busy[lane], futs[lane] = w, self._job(w)
-                        self.steps[lane] += 1
-                        progressed = True
-                    elif w is not None:
-                        wake[lane] = w
-            if not progressed:
+                seqs[i], nxt = self.add_request(ids, params, slo, arrival=t0 + off), nxt + 1
+            before = sum(self.steps.values())
+            if not self.step() and sum(self.steps.values()) == before:
                 time.sleep(POLL_S)
         return seqs
 

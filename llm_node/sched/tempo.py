@@ -111,7 +111,8 @@ class TempoPolicy(SchedulerPolicy):
         key = {}
         for q in seqs:
             slo = slo_of(q)
-            if q.seq_id not in self.warned and slo is not None and slo.kind is not Kind.LATENCY:
+            root = getattr(q, "dag_start", q.arrival_time) == q.arrival_time  # DAG nodes: judged at the root
+            if q.seq_id not in self.warned and slo is not None and slo.kind is not Kind.LATENCY and root:
                 self.warned.add(q.seq_id)
                 alone = self.model.decode_time(1.0, 1, len(q))
                 if self.latest_start(q, q.arrival_time, alone) < q.arrival_time:

@@ -84,3 +84,20 @@ def test_profile_command_is_registered():
 
     args = build_parser().parse_args(["llm", "profile", "--quick", "--out", "x.json"])
     assert args.quick and args.out == "x.json" and args.func.__name__ == "profile_cmd"
+
+
+def test_scheduler_flags_build_policies(tmp_path):
+    import argparse
+
+    from llm_node.cli_sched import add_scheduler_args, policy_from_args
+    from llm_node.sched.base import LanePolicy
+    from llm_node.sched.latency import LatencyModelError
+
+    p = argparse.ArgumentParser()
+    add_scheduler_args(p)
+    path = model().save(tmp_path / "m.json")
+    assert isinstance(policy_from_args(p.parse_args(["--scheduler", "pd_mux", "--latency-model", str(path)])),
+                      LanePolicy)
+    assert policy_from_args(p.parse_args(["--latency-model", str(tmp_path / "none.json")])).name == "fcfs"
+    with pytest.raises(LatencyModelError, match="anole llm profile"):
+        policy_from_args(p.parse_args(["--scheduler", "tempo", "--latency-model", str(tmp_path / "none.json")]))
