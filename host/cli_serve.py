@@ -18,6 +18,8 @@ def register(sub, groups):
     p.add_argument("--k", type=int, default=10, help="largest k served, 1..100 (default 10)")
     p.add_argument("--threads", type=int, default=0, help="backend threads (default: the backend's choice)")
     p.add_argument("--max-nq", type=int, default=4096, help="queries per request (default 4096)")
+    p.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable (e.g. device=csim, bitstream=anole.bit, xclbin=anole.xclbin)")
     p.set_defaults(func=memory_node)
 
     p = serve.add_parser("coordinator", help="serve search to clients through memory nodes",
@@ -40,10 +42,24 @@ def _ready(what: str):
     return on_ready
 
 
+def parse_options(items: list[str]) -> dict:
+    """["device=csim", "lanes=4"] -> {"device": "csim", "lanes": 4} (integers converted)."""
+    from host.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--backend-opt expects KEY=VALUE, not {item!r}")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
 def memory_node(args) -> int:
     from host.memory_node import MemoryNodeConfig, run_memory_node
 
-    cfg = MemoryNodeConfig(backend=args.backend, threads=args.threads, max_nq=args.max_nq)
+    cfg = MemoryNodeConfig(backend=args.backend, threads=args.threads, max_nq=args.max_nq,
+                           backend_options=parse_options(args.backend_opt))
     run_memory_node(args.index, args.shard, args.host, args.port, lut_bits=args.lut_bits, k=args.k, config=cfg,
                     on_ready=_ready(f"memory node (shard {args.shard})"))
     return 0

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class MemoryNodeConfig:
 
     backend: str = "cpu"
     threads: int = 0          # backend threads; 0 = the backend's default
+    backend_options: dict = field(default_factory=dict)   # e.g. {"device": "csim"} for the board backends
     max_nq: int = 4096        # queries per T_SCAN request
     max_frame: int = 64 << 20
     read_timeout_s: float = 30.0
@@ -49,7 +50,9 @@ class MemoryNode:
             raise InputError(f"a memory node serves one shard; the IndexDir holds {len(index.shards)}")
         self.config = config = config or MemoryNodeConfig()
         self.index, self.shard, self.params = index, shard, params
-        options = {"threads": config.threads} if config.threads else {}
+        options = dict(config.backend_options)
+        if config.threads:
+            options["threads"] = config.threads
         self.backend = make_backend(config.backend, index, index.shards[0], params, **options)
         self.fingerprint = wire.index_fingerprint(index.manifest)
         self._sizes = index.shards[0].list_sizes()

@@ -70,7 +70,7 @@ def real_cpu(out: Path, quick: bool) -> dict:
     n = 12 if quick else 24
     per_req = model.prefill_chunk(1.0, 128) + 32 * model.decode_time(1.0, 4, 4 * 160) / 4
     res = {}
-    for load in ((1.0,) if quick else (0.6, 1.2)):
+    for load in ((1.0,) if quick else (0.6, 1.2, 2.5)):
         wl = chat(model, load / per_req, n, seed=7, prompt_mean=128, output_mean=32, max_len=1024, scale=scale)
         for name in NAMES:
             eng = LLMEngine(EngineConfig(ckpt, num_kv_blocks=512, block_size=16))

@@ -58,27 +58,50 @@ def build_chunk_datastore(chunks: list[Chunk], embeddings: np.ndarray, out: str 
     return out
 
 
+def windows(n: int, window: int) -> list[tuple[int, int]]:
+    """(start, first) of the half-overlapping windows of ``window`` tokens that cover positions 0..n-2 of a
+    stream of n tokens once each: window s scores tokens [s, s + window) and keeps positions >= s + first,
+    so every position but the first ones sees at least window/2 tokens of context."""
+    if window < 2:
+        raise InputError(f"window must be >= 2, not {window}")
+    stride = max(1, window // 2)
+    out = []
+    for s in range(0, max(1, n - window + stride), stride):
+        if n - s < 2:
+            break
+        out.append((s, 0 if s == 0 else window - stride))
+    return out
+
+
+def scored_windows(engine, token_ids, window: int, logits: bool = False, batch_size: int = 32,
+                   desc: str | None = None):
+    """Yield (logits float32[n, V] or None, hidden float32[n, H], next tokens int64[n]) window by window over
+    a token stream (the windows of ``windows``), scored in batches with ``engine.score_many``."""
+    ids = np.asarray(token_ids, dtype=np.int64)
+    spans = windows(len(ids), window)
+    bar = tqdm(total=len(spans), desc=desc, disable=desc is None, unit="win")
+    for lo in range(0, len(spans), batch_size):
+        group = spans[lo: lo + batch_size]
+        texts = [ids[s: s + window + 1] for s, _ in group]      # window tokens + the one after (the last value)
+        scored = engine.score_many([t[:-1].tolist() for t in texts], batch_size=batch_size, return_logits=logits)
+        for (s, first), t, (lg, h) in zip(group, texts, scored):
+            yield (None if lg is None else lg[first:].float().cpu()), h[first:].float().cpu().numpy(), t[first + 1:]
+        bar.update(len(group))
+    bar.close()
+
+
 def knn_keys(engine, token_ids: list[int], window: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Keys float32[n, hidden] (the lm_head input at position t) and values int64[n] (token t+1) over a
-    token stream, scored in windows of ``window`` tokens with half-window overlap so that every position
-    but the first ones sees at least window/2 tokens of context. Every position t < len-1 appears once."""
+    token stream; every position t < len-1 appears once (``windows``)."""
     keys, values = [], []
-    ids = np.asarray(token_ids, dtype=np.int64)
-    stride = max(1, window // 2)
-    starts = list(range(0, max(1, len(ids) - window + stride), stride))
-    for s in tqdm(starts, desc="kNN-LM keys", disable=not progress):
-        w = ids[s: s + window + 1]                   # window tokens + the one after (the last value)
-        if len(w) < 2:
-            break
-        _, hidden = engine.score(w[:-1].tolist())
-        first = 0 if s == 0 else window - stride    # positions already covered by the previous window
-        keys.append(hidden[first:].float().numpy())
-        values.append(w[first + 1:])
+    for _, h, y in scored_windows(engine, token_ids, window, desc="kNN-LM keys" if progress else None):
+        keys.append(h)
+        values.append(y)
     return np.concatenate(keys), np.concatenate(values)
 
 
 def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: DatastoreConfig,
-                        window: int | None = None) -> Path:
+                        window: int | None = None, meta: dict | None = None) -> Path:
     """Type 2: run the LM over a token stream, index its hidden states, store the next tokens."""
     out = Path(out)
     window = window or engine.max_model_len
@@ -87,7 +110,7 @@ def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: Data
         raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.m}")
     out.mkdir(parents=True, exist_ok=True)
     values.astype("<i8").tofile(out / "values.i64")
-    _write(out, keys, cfg, {"kind": "knn", "window": window})
+    _write(out, keys, cfg, {"kind": "knn", "window": window, **(meta or {})})
     log.info("kNN-LM datastore: %d keys of dim %d -> %s", len(keys), keys.shape[1], out)
     return out
 

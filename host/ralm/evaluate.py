@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from host.errors import InputError
+from host.ralm.datastore import scored_windows
 from host.ralm.knn import interpolate, knn_log_probs
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class PerplexityConfig:
 
     lambdas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.4)
     ks: tuple[int, ...] = (8, 32)
-    temperatures: tuple[float, ...] = (1.0, 4.0, 16.0)
+    temperatures: tuple[float, ...] = (0.1, 0.3, 1.0)
     window: int = 128
     max_tokens: int = 4096
 
@@ -47,42 +48,42 @@ class PerplexityResult:
         return min(self.table.items(), key=lambda kv: kv[1])
 
 
-def scored_positions(engine, token_ids: list[int], window: int):
-    """(logits float32[n, V], hidden float32[n, H], next tokens int64[n]) for every position with a successor,
-    in half-overlapping windows (the same positions ``datastore.knn_keys`` uses)."""
-    ids = np.asarray(token_ids, dtype=np.int64)
-    stride = max(1, window // 2)
-    out_l, out_h, out_y = [], [], []
-    for s in range(0, max(1, len(ids) - window + stride), stride):
-        w = ids[s: s + window + 1]
-        if len(w) < 2:
-            break
-        logits, hidden = engine.score(w[:-1].tolist())
-        first = 0 if s == 0 else window - stride
-        out_l.append(logits[first:].float())
-        out_h.append(hidden[first:].float())
-        out_y.append(torch.as_tensor(w[first + 1:]))
-    return torch.cat(out_l), torch.cat(out_h), torch.cat(out_y)
+def heldout_scores(engine, token_ids, window: int, max_tokens: int = 0, progress: bool = True):
+    """(logits float32[n, V], hidden float32[n, H], next tokens int64[n]) of every position of held-out text
+    with a successor, in the half-overlapping windows that ``datastore.knn_keys`` uses."""
+    ids = list(token_ids)[: max_tokens + 1] if max_tokens else list(token_ids)
+    parts = list(scored_windows(engine, ids, window, logits=True, desc="score held-out" if progress else None))
+    return (torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            torch.as_tensor(np.concatenate([p[2] for p in parts])))
+
+
+def base_perplexity(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float(np.exp(-torch.log_softmax(logits, -1).gather(1, y[:, None]).mean().item()))
+
+
+def knn_sweep(logits: torch.Tensor, y: torch.Tensor, dist: np.ndarray, tokens: np.ndarray, cfg: PerplexityConfig,
+              progress: bool = True) -> dict:
+    """{(lambda, k, temperature): perplexity} of kNN-LM from one retrieval: dist float32[n, K] (inf = empty),
+    tokens int64[n, K] (the neighbours' next tokens, -1 = empty)."""
+    if dist.shape[1] < max(cfg.ks):
+        raise InputError(f"retrieval returned k={dist.shape[1]}, the sweep needs {max(cfg.ks)}")
+    table = {}
+    for k, temp in tqdm(list(itertools.product(cfg.ks, cfg.temperatures)), desc="kNN-LM sweep", disable=not progress):
+        knn = knn_log_probs(dist[:, :k], tokens[:, :k], logits.shape[1], temp)
+        for lam in cfg.lambdas:
+            nll = -interpolate(logits, knn, lam).gather(1, y[:, None]).mean().item()
+            table[(lam, k, temp)] = float(np.exp(nll))
+    return table
 
 
 def perplexity(engine, token_ids: list[int], retrieve: Retriever, values: np.ndarray,
                cfg: PerplexityConfig, progress: bool = True) -> PerplexityResult:
     """Perplexity of held-out tokens under the base LM and under kNN-LM for every (lambda, k, temperature)."""
-    token_ids = list(token_ids)[: cfg.max_tokens + 1]
-    logits, hidden, y = scored_positions(engine, token_ids, cfg.window)
-    vocab = logits.shape[1]
-    dist, ids = retrieve(hidden.numpy())
-    if dist.shape[1] < max(cfg.ks):
-        raise InputError(f"retrieval returned k={dist.shape[1]}, the sweep needs {max(cfg.ks)}")
+    logits, hidden, y = heldout_scores(engine, token_ids, cfg.window, cfg.max_tokens, progress)
+    dist, ids = retrieve(hidden)
     tokens = np.where(ids >= 0, values[np.maximum(ids, 0)], -1)
-    base_nll = -torch.log_softmax(logits, -1).gather(1, y[:, None]).mean().item()
-    res = PerplexityResult(tokens=len(y), base=float(np.exp(base_nll)))
-    grid = list(itertools.product(cfg.ks, cfg.temperatures))
-    for k, temp in tqdm(grid, desc="kNN-LM sweep", disable=not progress):
-        knn = knn_log_probs(dist[:, :k], tokens[:, :k], vocab, temp)
-        for lam in cfg.lambdas:
-            nll = -interpolate(logits, knn, lam).gather(1, y[:, None]).mean().item()
-            res.table[(lam, k, temp)] = float(np.exp(nll))
+    res = PerplexityResult(tokens=len(y), base=base_perplexity(logits, y))
+    res.table = knn_sweep(logits, y, dist, tokens, cfg, progress)
     return res
 
 

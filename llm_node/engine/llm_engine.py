@@ -134,3 +134,26 @@ class LLMEngine:
         finally:
             self.block_manager.free(seq)
         return logits, hidden
+
+    @torch.no_grad()
+    def score_many(self, texts: list[list[int]], batch_size: int = 32,
+                   return_logits: bool = True) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
+        """Like ``score`` for many texts at once: (logits float32[L_i, V] or None, hidden [L_i, H]) per text.
+        Runs the model's dense causal path in padded batches, without the KV cache (datastores, perplexity)."""
+        texts = [self._check_ids(t) for t in texts]
+        too_long = [len(t) for t in texts if len(t) > self.max_model_len]
+        if too_long:
+            raise RequestError(f"text of {too_long[0]} tokens exceeds the context of {self.max_model_len}")
+        model, device, out = self.runner.model, self.runner.device, []
+        for lo in range(0, len(texts), batch_size):
+            group = texts[lo: lo + batch_size]
+            width = max(map(len, group))
+            ids = torch.zeros(len(group), width, dtype=torch.long)
+            for i, t in enumerate(group):
+                ids[i, :len(t)] = torch.tensor(t)     # right padding: causal attention never sees it
+            pos = torch.arange(width).expand(len(group), width)
+            hidden = model(ids.to(device), pos.to(device), None)
+            logits = model.compute_logits(hidden).float() if return_logits else None
+            for i, t in enumerate(group):
+                out.append((None if logits is None else logits[i, :len(t)], hidden[i, :len(t)]))
+        return out

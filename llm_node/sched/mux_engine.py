@@ -56,9 +56,11 @@ class MuxEngine:
             with torch.no_grad():
                 rows, hidden, logits = eng.runner.run(work.batch)
                 seqs = [work.batch.seqs[i] for i in rows]
-                for j, q in enumerate(seqs):
+                for j, q in enumerate(seqs):  # as LLMEngine.step (hook wanted: LLMEngine.run_batch)
                     if q.params.logits_processor is not None:
                         logits[j] = q.params.logits_processor(list(q.token_ids), logits[j], hidden[j])
+                    if q.params.return_hidden:
+                        q.hidden_states.append(hidden[j].float().cpu())
                 tokens = sample(logits, seqs, eng.generator)
             return seqs, tokens, part.event()
 

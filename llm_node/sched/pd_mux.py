@@ -1,14 +1,14 @@
 """PD multiplexing (ours): prefill and decode run at the same time on two partitions of one device that
 share the paged KV cache, so a finished prefill starts decoding with nothing migrated.
 
-SLO-aware split: when a prefill block starts, the policy picks the largest prefill share whose predicted
-decode step (on the rest of the device, for the current decode batch and context) stays within the TBT
-target times a margin; with nothing to decode, prefill gets the whole device.
-Adaptive gang scheduling: prefill runs in blocks of tokens sized to `block_s` seconds by the model; lanes
-advance independently and meet only at block/step boundaries (the driver polls completion events, it
-never blocks one lane on the other); a block needing a larger share than the decode step in flight
-leaves waits for that step to end. Short requests preempt long prefills at block boundaries: each block
-serves the waiting or partially prefilled requests with the fewest remaining prompt tokens first.
+SLO-aware split (`choose_split`): each prefill block takes the configuration of highest predicted prefill
+throughput among the measured splits whose decode step on the rest meets the TBT target, and time
+sharing (a mixed chunked step on the whole device) when no split pays; nothing decoding: the whole device.
+Adaptive gang scheduling: prefill runs in token blocks sized to `block_s` by the model; lanes advance
+independently and meet only at block/step boundaries (the driver polls completion events and never
+blocks one lane on the other); a block needing more of the device than the decode step in flight leaves
+waits for that step. Short requests preempt long prefills at block boundaries: each block serves the
+requests with the fewest remaining prompt tokens first.
 """
 from __future__ import annotations
 

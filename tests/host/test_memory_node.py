@@ -148,3 +148,34 @@ def test_random_scan_requests_and_vanishing_clients(small_index, request_data):
         else:
             assert isinstance(r, RemoteError) and r.code == E_BAD_REQUEST, r
     assert any(isinstance(r, dict) for r in res) and after["ids"].shape == (len(queries), 10)
+
+
+def test_board_backend_options_reach_the_driver(small_index, request_data):
+    """A memory node on the virtual board (pynq driver over the HLS C model) equals the reference."""
+    queries, lists = request_data
+    p = ScanParams(m=small_index.m, lut_bits=16, k=10)
+    want = make_backend("reference", small_index, small_index.shards[1], p).search(queries, lists)
+
+    async def main():
+        node = MemoryNode.open(small_index.path, 1, lut_bits=16, k=10,
+                               config=MemoryNodeConfig(backend="pynq", backend_options={"device": "csim"}))
+        _, port = await node.start("127.0.0.1", 0)
+        client = await RpcClient.connect("127.0.0.1", port, timeout=60)
+        try:
+            return await client.call(wire.T_SCAN, wire.scan_request(queries, lists, 10))
+        finally:
+            await client.close()
+            await node.close()
+
+    got = asyncio.run(main())
+    np.testing.assert_array_equal(got["ids"], want.ids)
+    np.testing.assert_array_equal(got["dist"], want.dist)
+
+
+def test_backend_opt_parsing():
+    from host.cli_serve import parse_options
+    from host.errors import InputError
+
+    assert parse_options(["device=csim", "lanes=4", "x=-2"]) == {"device": "csim", "lanes": 4, "x": -2}
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        parse_options(["device"])

@@ -1,0 +1,58 @@
+"""The demo LM's own train / held-out split (llm_node/train.py), re-derived from its train_log.json, and the
+type-1 chunk corpus with its embeddings (cached)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from host.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(train ids, held-out ids) int64 of the corpus the checkpoint in ``model_dir`` was trained on: the same
+    files, the same val_fraction split by file, encoded with its tokenizer (EOS after each file)."""
+    from tokenizers import Tokenizer
+
+    from llm_node.train import EOS, read_corpus
+
+    model_dir = Path(model_dir)
+    log_path = model_dir / "train_log.json"
+    if not log_path.is_file():
+        raise InputError(f"{model_dir} has no train_log.json: its training split is unknown; "
+                         "train it with `anole llm train` or pass --text")
+    cfg = json.loads(log_path.read_text())["config"]
+    texts = read_corpus(cfg["corpus"], cfg["max_corpus_bytes"])
+    n_val = max(1, int(len(texts) * cfg["val_fraction"]))
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    eos = tok.token_to_id(EOS)
+
+    def enc(part):
+        ids = []
+        for e in tok.encode_batch(part):
+            ids += e.ids + [eos]
+        return np.asarray(ids, np.int64)
+    return enc(texts[:-n_val]), enc(texts[-n_val:])
+
+
+def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
+    """(chunks of the standard library's docstrings, their MiniLM embeddings float32[n, 384]), cached."""
+    from host.corpus import Embedder, chunk_texts, docstrings
+
+    chunks = chunk_texts(docstrings())
+    if max_chunks:
+        chunks = chunks[:max_chunks]
+    key = hashlib.sha256("\x00".join(c.text for c in chunks).encode()).hexdigest()[:16]
+    cache = Path(workdir) / f"embeddings-{key}.npy"
+    if cache.is_file():
+        return chunks, np.load(cache)
+    log.info("embedding %d chunks of standard-library docstrings with MiniLM", len(chunks))
+    x = (embedder or Embedder()).encode([c.text for c in chunks], progress=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, x)
+    return chunks, x
