@@ -16,8 +16,11 @@ COMMAND_MODULES = [
     "host.cli_serve",
     "host.cli_board",
     "host.cli_rago",
+    "host.cli_ralm",
     "llm_node.cli",
     "llm_node.cli_sched",
+    "hw.cli",
+    "sim.cli",
 ]
 
 

@@ -3,21 +3,40 @@ from __future__ import annotations
 
 
 def register(sub, groups):
-    p = sub.add_parser("demo", help="the end-to-end demo (what `make demo` runs)",
-                       description="Embed the Python standard library's docstrings with MiniLM, build an IVF-PQ "
-                                   "index over shards, answer natural-language questions, report recall and QPS.")
-    p.add_argument("--workdir", default="build/demo", help="cache for embeddings and the index (default build/demo)")
-    p.add_argument("--max-chunks", type=int, default=0, help="limit the corpus (default: all chunks)")
-    p.add_argument("--backend", default="cpu", help="scan backend (default cpu)")
-    p.add_argument("--shards", type=int, default=2)
+    p = sub.add_parser("demo", help="the end-to-end RALM demo (what `make demo` runs)",
+                       description="Start memory nodes (kNN-LM and chunk datastores, --shards each) and an LLM node "
+                                   "on localhost, drive them from the RALM coordinator over TCP: type-2 (kNN-LM) and "
+                                   "type-1 (chunk retrieval) requests, streamed; print a latency breakdown and the "
+                                   "projected scan time on an FPGA. The first run trains the small model and builds "
+                                   "the datastores (cached under --workdir and build/llm).")
+    p.add_argument("--workdir", default="build/demo", help="cache for datastores, logs, plot (default build/demo)")
+    p.add_argument("--model", default="build/llm/demo-gpt2", help="checkpoint folder; trained if missing")
+    p.add_argument("--train-minutes", type=float, default=3.0, help="training budget if the model is missing (3)")
+    p.add_argument("--knn-tokens", type=int, default=200_000,
+                   help="training-split tokens in the demo's kNN datastore (default 200000; 0 = all)")
+    p.add_argument("--backend", default="cpu", help="memory-node scan backend: cpu (default), verilator, ...")
+    p.add_argument("--shards", type=int, default=2, help="memory nodes per datastore (default 2)")
     p.add_argument("--nprobe", type=int, default=8)
-    p.add_argument("--lut-bits", type=int, default=16)
+    p.add_argument("--k", type=int, default=32, help="neighbours per kNN-LM step (default 32)")
+    p.add_argument("--lam", type=float, default=0.25, help="kNN-LM interpolation weight (default 0.25)")
+    p.add_argument("--knn-temperature", type=float, default=0.3, help="softmax temperature of -distance (0.3)")
+    p.add_argument("--interval", type=int, default=16, help="type 1: tokens between retrievals (default 16)")
+    p.add_argument("--max-tokens", type=int, default=32, help="tokens per request (default 32)")
+    p.add_argument("--lanes", type=int, default=4, help="FPGA projection: kernel lanes (default 4)")
+    p.add_argument("--clock-mhz", type=float, default=150.0, help="FPGA projection: clock (default 150 MHz)")
+    p.add_argument("--rtl-summary", default="build/sim/scan_summary.json",
+                   help="`anole sim scan --json` output with the measured codes/cycle (used if it exists)")
+    p.add_argument("--threads", type=int, default=1, help="torch/backend threads per server (default 1)")
+    p.add_argument("--no-plot", action="store_true")
     p.set_defaults(func=demo)
 
 
 def demo(args) -> int:
     from host.demo import DemoConfig, run
 
-    run(DemoConfig(workdir=args.workdir, max_chunks=args.max_chunks, backend=args.backend, shards=args.shards,
-                   nprobe=args.nprobe, lut_bits=args.lut_bits))
+    run(DemoConfig(workdir=args.workdir, model=args.model, train_minutes=args.train_minutes,
+                   knn_tokens=args.knn_tokens, backend=args.backend, shards=args.shards, nprobe=args.nprobe,
+                   k=args.k, lam=args.lam, knn_temperature=args.knn_temperature, interval=args.interval,
+                   max_tokens=args.max_tokens, lanes=args.lanes, clock_mhz=args.clock_mhz,
+                   rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot))
     return 0

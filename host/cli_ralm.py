@@ -131,7 +131,7 @@ def _eval_knn(args, retriever) -> dict:
             table = knn_sweep(logits, y, dist, tokens, cfg)
             (lam, k, t), ppl = min(table.items(), key=lambda kv: kv[1])
             print(f"nprobe {nprobe:3d} lut_bits {lut_bits:2d}: best kNN-LM perplexity {ppl:.2f} at lambda={lam}, "
-                  f"K={k}, T={t} ({100 * (1 - ppl / base):+.1f} % vs base {base:.2f})")
+                  f"K={k}, T={t} ({100 * (ppl / base - 1):+.1f} % vs base {base:.2f})")
             rows += [{"nprobe": nprobe, "lut_bits": lut_bits, "lambda": a, "k": b, "temperature": c, "ppl": v}
                      for (a, b, c), v in table.items()]
     best = min(rows, key=lambda r: r["ppl"])

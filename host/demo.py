@@ -1,6 +1,10 @@
-"""The retrieval demo: real MiniLM embeddings of a local corpus, IVF-PQ over shards, natural-language queries."""
+"""The end-to-end RALM demo (`make demo`): memory nodes and an LLM node as local processes, driven by the
+RALM coordinator over TCP; type 2 (kNN-LM) and type 1 (chunk retrieval) requests, streamed; a latency
+breakdown and the projected scan time on an FPGA. Builds what it needs on the first run (model, datastores)
+and caches it under ``workdir``."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -9,23 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from host.corpus import Chunk, Embedder, chunk_texts, docstrings
-from host.datasets import ground_truth, recall_at_k
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import export_index, load_index
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.errors import InputError
 
 log = logging.getLogger(__name__)
 
-QUESTIONS = [
-    "How do I parse a JSON document from a string?",
-    "Open a gzip compressed file for reading",
-    "Compute a secure hash digest of some bytes",
-    "Run a child process and capture its output",
-    "Format a date and time as a string",
-    "Split a path into directory and file name",
-]
+CODE_PROMPTS = ["import os\nimport sys\n\n\ndef main(", "    def __init__(self, name", "class Error(Exception):\n",
+                "        for line in lines:\n            if"]
+QUESTIONS = ["How do I parse a JSON document from a string?", "Open a gzip compressed file for reading",
+             "Run a child process and capture its output"]
 
 
 @dataclass(slots=True)
@@ -33,71 +28,184 @@ class DemoConfig:
     """Everything the demo needs; defaults are the embedded ones `make demo` runs."""
 
     workdir: Path = Path("build/demo")
-    max_chunks: int = 0
-    nlist: int = 64
-    m: int = 48
+    model: Path = Path("build/llm/demo-gpt2")
+    train_minutes: float = 3.0
+    knn_tokens: int = 200_000      # training-split tokens in the demo's kNN datastore
+    backend: str = "cpu"
     shards: int = 2
     nprobe: int = 8
-    k: int = 10
-    lut_bits: int = 16
-    backend: str = "cpu"
-    show: int = 3
+    k: int = 32
+    lam: float = 0.25
+    knn_temperature: float = 0.3
+    interval: int = 16
+    max_tokens: int = 32
+    lanes: int = 4
+    clock_mhz: float = 150.0
+    rtl_summary: Path | None = None
+    threads: int = 1
+    plot: bool = True
 
     def __post_init__(self):
-        self.workdir = Path(self.workdir)
-        if self.show > self.k:
-            raise ValueError(f"show ({self.show}) must be <= k ({self.k})")
+        self.workdir, self.model = Path(self.workdir), Path(self.model)
+        if self.shards < 1 or self.max_tokens < 1 or self.lanes < 1 or self.clock_mhz <= 0:
+            raise InputError(f"bad demo settings: shards={self.shards}, max_tokens={self.max_tokens}, "
+                             f"lanes={self.lanes}, clock_mhz={self.clock_mhz}")
 
 
-def embedded_corpus(cfg: DemoConfig, embedder: Embedder) -> tuple[list[Chunk], np.ndarray]:
-    """Chunks of the standard library's docstrings and their embeddings float32[n, 384], cached on disk."""
-    chunks = chunk_texts(docstrings())
-    if cfg.max_chunks:
-        chunks = chunks[: cfg.max_chunks]
-    key = hashlib.sha256("\x00".join(c.text for c in chunks).encode()).hexdigest()[:16]
-    cache = cfg.workdir / f"embeddings-{key}.npy"
-    if cache.is_file():
-        log.info("embeddings of %d chunks from %s", len(chunks), cache)
-        return chunks, np.load(cache)
-    log.info("embedding %d chunks of standard-library docstrings with MiniLM", len(chunks))
-    x = embedder.encode([c.text for c in chunks], progress=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, x)
-    return chunks, x
+def ensure_model(cfg: DemoConfig, out) -> None:
+    if (cfg.model / "model.safetensors").is_file() and (cfg.model / "train_log.json").is_file():
+        return
+    from llm_node.train import TrainConfig, train_demo_model
+
+    out(f"[1/5] no model in {cfg.model}: training the small GPT-2 demo model for {cfg.train_minutes:g} min "
+        "on the Python standard library's sources")
+    r = train_demo_model(TrainConfig(out=cfg.model, minutes=cfg.train_minutes, threads=max(cfg.threads, 2)))
+    out(f"      {r['params'] / 1e6:.2f} M parameters, held-out perplexity {r['val_ppl']:.1f}")
+
+
+def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
+    """(kNN datastore, chunk datastore) folders, built once per model and settings."""
+    from host.ralm.datastore import DatastoreConfig, build_chunk_datastore, build_knn_datastore, default_nlist
+    from host.ralm.splits import embedded_chunks, lm_splits
+
+    stamp = hashlib.sha256((cfg.model / "train_log.json").read_bytes()).hexdigest()[:10]
+    knn_dir = cfg.workdir / f"knn-{stamp}-{cfg.knn_tokens}-s{cfg.shards}"
+    if not (knn_dir / "datastore.json").is_file():
+        from llm_node.config import EngineConfig
+        from llm_node.engine.llm_engine import LLMEngine
+
+        train, _ = lm_splits(cfg.model)
+        ids = train[: cfg.knn_tokens] if cfg.knn_tokens else train
+        out(f"[2/5] building the kNN-LM datastore: hidden states of {len(ids):,} training tokens")
+        engine = LLMEngine(EngineConfig(cfg.model, num_kv_blocks=64))
+        build_knn_datastore(engine, ids.tolist(), knn_dir, DatastoreConfig(nlist=default_nlist(len(ids)), m=32,
+                                                                           shards=cfg.shards),
+                            meta={"model": str(cfg.model), "split": "train"})
+    chunks, x = embedded_chunks(cfg.workdir)
+    chunk_dir = cfg.workdir / f"chunks-{len(chunks)}-s{cfg.shards}"
+    if not (chunk_dir / "datastore.json").is_file():
+        out(f"[2/5] building the chunk datastore: {len(chunks):,} docstring chunks")
+        build_chunk_datastore(chunks, x, chunk_dir, DatastoreConfig(nlist=default_nlist(len(chunks)), m=48,
+                                                                    shards=cfg.shards))
+    return knn_dir, chunk_dir
 
 
 def run(cfg: DemoConfig, out=print) -> dict:
-    """Build (or reuse) the index, answer the questions, measure recall vs exact search and QPS."""
-    embedder = Embedder()
-    chunks, x = embedded_corpus(cfg, embedder)
-    idx_dir = cfg.workdir / f"index-{len(chunks)}-ivf{cfg.nlist}-pq{cfg.m}-s{cfg.shards}"
-    if not (idx_dir / "manifest.json").is_file():
-        index = build_ivfpq(x, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=0))
-        export_index(index, idx_dir, cfg.shards, source={"corpus": "python-stdlib-docstrings", "chunks": len(chunks)})
-    index = load_index(idx_dir)
-    params = ScanParams(m=cfg.m, k=cfg.k, lut_bits=cfg.lut_bits)
-    searcher = LocalSearcher(index, params, backend=cfg.backend)
-    out(f"corpus: {len(chunks)} chunks of standard-library docstrings, MiniLM d={x.shape[1]}; "
-        f"IVF{cfg.nlist},PQ{cfg.m} over {cfg.shards} shards, backend {cfg.backend}, lut_bits {cfg.lut_bits}")
-    qx = embedder.encode(QUESTIONS)
-    res = searcher.search(qx, cfg.nprobe)
-    for q, ids, dists in zip(QUESTIONS, res.ids, res.distances):
-        out(f"\nQ: {q}")
-        for rank, (i, d) in enumerate(zip(ids[: cfg.show], dists[: cfg.show]), 1):
-            text = chunks[i].text
-            out(f"  {rank}. [{d:.3f}] {chunks[i].source}: {text[:140]}{'...' if len(text) > 140 else ''}")
-    # held-out style queries: the first words of random chunks, embedded afresh
-    rng = np.random.default_rng(0)
-    probe = [" ".join(chunks[i].text.split()[:12]) for i in rng.choice(len(chunks), 200, replace=False)]
-    px = np.concatenate([qx, embedder.encode(probe)])
-    truth = ground_truth(x, px, cfg.k)
-    searcher.search(px[:1], cfg.nprobe)
-    t0 = time.perf_counter()
-    res = searcher.search(px, cfg.nprobe)
-    elapsed = time.perf_counter() - t0
-    recall = recall_at_k(res.ids, truth, cfg.k)
-    out(f"\nrecall@{cfg.k} vs exact search over {len(px)} queries (nprobe={cfg.nprobe}): {recall:.3f}; "
-        f"{len(px) / elapsed:,.0f} QPS (coarse {res.timings['coarse'] * 1e3:.1f} ms, "
-        f"scan {res.timings['scan'] * 1e3:.1f} ms, merge {res.timings['merge'] * 1e3:.1f} ms)")
-    searcher.close()
-    return {"chunks": len(chunks), "recall": recall, "qps": len(px) / elapsed}
+    from host.ralm.cluster import LocalCluster
+
+    t_start = time.perf_counter()
+    ensure_model(cfg, out)
+    knn_dir, chunk_dir = ensure_datastores(cfg, out)
+    out(f"[3/5] starting {2 * cfg.shards} memory nodes (backend {cfg.backend}) and an LLM node on localhost "
+        f"(logs in {cfg.workdir / 'logs'})")
+    with LocalCluster(cfg.workdir / "logs") as cluster:
+        t0 = time.perf_counter()
+        k = max(cfg.k, 10)
+        procs = {}
+        for name, store in (("knn", knn_dir), ("chunks", chunk_dir)):
+            for s in range(cfg.shards):
+                procs[(name, s)] = cluster.spawn(
+                    f"memory node {name} {s}", ["serve", "memory-node", "--index", str(store / "index"), "--shard",
+                                                str(s), "--port", "0", "--backend", cfg.backend, "--k", str(k),
+                                                "--threads", str(cfg.threads)])
+        llm_proc = cluster.spawn("llm node", ["serve", "llm-node", "--model", str(cfg.model), "--port", "0",
+                                              "--threads", str(cfg.threads), "--kv-blocks", "512"])
+        addrs = {key: cluster.wait_ready(p) for key, p in procs.items()}
+        llm_addr = cluster.wait_ready(llm_proc)
+        for (name, s), a in addrs.items():
+            out(f"      memory node {name} shard {s}: {a}")
+        out(f"      llm node: {llm_addr} ({time.perf_counter() - t0:.1f} s to start everything)")
+        result = asyncio.run(_drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out))
+        out(f"[5/5] stopping {len(cluster.alive())} server processes")
+    result["seconds"] = time.perf_counter() - t_start
+    out(f"done in {result['seconds']:.0f} s")
+    return result
+
+
+async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
+    from host.coordinator import Coordinator, CoordinatorConfig
+    from host.corpus import Embedder
+    from host.ralm.datastore import load_datastore
+    from host.ralm.flows import RalmConfig, RalmCoordinator
+    from host.ralm.report import fpga_projection, latency_table, plot_latency
+    from host.rpc import parse_address
+    from host.scan_params import ScanParams
+    from llm_node.client import LLMClient
+    from llm_node.tokenizer import Tokenizer
+
+    knn_ds, chunk_ds = load_datastore(knn_dir, shards=[]), load_datastore(chunk_dir, shards=[])
+    ccfg = CoordinatorConfig(max_wait_s=0.002, max_inflight_batches=1)
+    coords = {name: Coordinator(ds.index, [a for (n, _), a in sorted(addrs.items()) if n == name],
+                                ScanParams(m=ds.index.m, k=cfg.k), ccfg)
+              for name, ds in (("knn", knn_ds), ("chunks", chunk_ds))}
+    llm = await LLMClient.connect(*parse_address(llm_addr))
+    try:
+        for c in coords.values():
+            await c.connect()
+        tok = Tokenizer(cfg.model)
+        ralm = RalmCoordinator(llm, RalmConfig(nprobe=cfg.nprobe, k=cfg.k, lam=cfg.lam,
+                                               knn_temperature=cfg.knn_temperature, interval=cfg.interval),
+                               knn=coords["knn"], knn_values=knn_ds.values, chunks=coords["chunks"],
+                               chunk_texts=[c["text"] for c in chunk_ds.chunks], embedder=Embedder(), tokenizer=tok)
+        await ralm.check()
+        results = {}
+
+        out(f"\n[4/5] type 2 (kNN-LM): {len(CODE_PROMPTS)} concurrent requests, {cfg.max_tokens} tokens each; "
+            f"every token queries {knn_ds.index.ntotal:,} keys (IVF{knn_ds.index.nlist},PQ{knn_ds.index.m}, nprobe "
+            f"{cfg.nprobe}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; streaming request 1:\n")
+        before = await coords["knn"].node_stats()
+        t0 = time.perf_counter()
+        shown = _Streamer(tok, out, CODE_PROMPTS[0])
+        res2 = await asyncio.gather(*(ralm.generate_knn(tok.encode(p), cfg.max_tokens, ignore_eos=True,
+                                                        on_token=shown.token if i == 0 else None)
+                                      for i, p in enumerate(CODE_PROMPTS)))
+        wall2 = time.perf_counter() - t0
+        shown.end()
+        after = await coords["knn"].node_stats()
+        for p, r in list(zip(CODE_PROMPTS, res2))[1:]:
+            out(f"  request: {p!r} -> {r.text!r}")
+        ntok = sum(len(r.token_ids) for r in res2)
+        out(f"  {ntok} tokens in {wall2:.2f} s ({ntok / wall2:.1f} tokens/s over the batch)")
+        results["type2"] = latency_table([s for r in res2 for s in r.steps], out, "type 2, per token")
+        proj = fpga_projection(before, after, cfg.lanes, cfg.clock_mhz, cfg.rtl_summary, cfg.backend)
+        out("  " + proj["line"])
+        results["fpga"] = proj
+
+        out(f"\n      type 1 (chunks): {len(QUESTIONS)} concurrent requests; every {cfg.interval} tokens MiniLM embeds "
+            f"the recent text, retrieves the nearest of {chunk_ds.index.ntotal:,} docstring chunks, re-prefills\n")
+        t0 = time.perf_counter()
+        res1 = await asyncio.gather(*(ralm.generate_chunks(f"# {q}\n", cfg.max_tokens, ignore_eos=True)
+                                      for q in QUESTIONS))
+        wall1 = time.perf_counter() - t0
+        for q, r in zip(QUESTIONS, res1):
+            chunk = r.retrieved[0] if r.retrieved else ""
+            out(f"  Q: {q}\n     retrieved: {chunk[:110]!r}{'...' if len(chunk) > 110 else ''}\n"
+                f"     generated: {r.text!r}")
+        out(f"  {sum(len(r.token_ids) for r in res1)} tokens in {wall1:.2f} s")
+        results["type1"] = latency_table([s for r in res1 for s in r.steps], out, "type 1, per retrieval interval")
+        if cfg.plot:
+            path = plot_latency(results, cfg.workdir / "ralm_latency.png")
+            out(f"\n  latency plot: {path}")
+        return results
+    finally:
+        await llm.close()
+        for c in coords.values():
+            await c.close()
+
+
+class _Streamer:
+    """Prints the text of one request as its tokens arrive."""
+
+    def __init__(self, tok, out, prompt: str):
+        self.tok, self.out, self.ids, self.shown = tok, out, [], ""
+        print(prompt, end="", flush=True) if out is print else None
+
+    def token(self, t: int) -> None:
+        self.ids.append(t)
+        text = self.tok.decode(self.ids)
+        if self.out is print:
+            print(text[len(self.shown):], end="", flush=True)
+        self.shown = text
+
+    def end(self) -> None:
+        self.out("\n" if self.out is print else f"  request 1 -> {self.shown!r}")

@@ -49,7 +49,7 @@ def profile_cmd(args) -> int:
     if args.quick:
         cfg = ProfileConfig(prefill_grid=((16, 0), (64, 0), (64, 64), (16, 128)),
                             decode_grid=((1, 32), (4, 32), (4, 128)), repeats=1, background_decode=(4, 64),
-                            background_prefill=(64, 0))
+                            background_prefill=(64, 0), mixed_grid=(((64, 0), (4, 32)), ((16, 64), (2, 64))))
     lm = profile(engine, cfg)
     out = lm.save(args.out)
     print(json.dumps({"out": str(out), "device": lm.device, "splits": lm.shares, "fit": lm.extra.get("fit")}))

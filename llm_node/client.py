@@ -6,7 +6,7 @@ from typing import AsyncIterator
 import numpy as np
 
 from host.rpc import RpcClient
-from llm_node.server import T_GENERATE, T_INFO, T_SCORE
+from llm_node.server import T_GENERATE, T_INFO, T_MIX, T_SCORE
 
 
 class LLMClient:
@@ -28,10 +28,17 @@ class LLMClient:
         return await self.rpc.call(T_INFO)
 
     async def generate(self, prompt_ids: list[int] | np.ndarray, **params) -> AsyncIterator[dict]:
-        """params: max_tokens, temperature, top_k, top_p, seed, stop_token_ids, ignore_eos, return_hidden."""
+        """params: max_tokens, temperature, top_k, top_p, seed, stop_token_ids, ignore_eos, return_hidden,
+        step_mode (items {step, seq, hidden} before each token, each answered with ``mix``)."""
         fields = {"prompt_ids": np.asarray(prompt_ids, np.int64), **params}
         async for item in self.rpc.stream(T_GENERATE, fields):
             yield item
+
+    async def mix(self, seq: int, step: int, tokens: np.ndarray, probs: np.ndarray, lam: float) -> None:
+        """Answer step ``step`` of the step-mode request ``seq`` (generate(..., step_mode=True)) with the sparse
+        distribution probs float32[k] over tokens int64[k], mixed in with weight ``lam``."""
+        await self.rpc.call(T_MIX, {"seq": int(seq), "step": int(step), "tokens": np.asarray(tokens, np.int64),
+                                    "probs": np.asarray(probs, np.float32), "lam": float(lam)})
 
     async def score(self, token_ids: list[int] | np.ndarray, return_logits: bool = False) -> dict:
         """{logprobs float32[n-1], hidden float32[n, H][, logits float32[n, V]]}."""

@@ -21,9 +21,13 @@ from scipy.optimize import nnls
 from llm_node.engine.scheduler import Batch
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.partition import Worker, device_units, green_contexts_status, make_partitions
-from llm_node.sched.latency import DECODE_KEYS, PREFILL_KEYS, LatencyModel, Split, pairs
+from llm_node.sched.latency import DECODE_KEYS, PREFILL_KEYS, LatencyModel, Split, pad_cells, pairs
 
 log = logging.getLogger(__name__)
+
+
+MIXED_GRID = (((128, 0), (4, 128)), ((256, 0), (8, 256)), ((64, 256), (16, 128)), ((32, 512), (8, 512)),
+              ((256, 256), (2, 64)), ((128, 0), (32, 256)))
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class ProfileConfig:
     splits: tuple | None = None
     background_decode: tuple = (16, 256)   # what the other partition runs while prefill is timed
     background_prefill: tuple = (256, 0)   # ... and while decode is timed
+    mixed_grid: tuple = MIXED_GRID            # ((new tokens, context), (decode batch, context)) per step
 
     def __post_init__(self):
         if self.repeats < 1:
@@ -128,6 +133,26 @@ def measure(bench: Bench, cfg: ProfileConfig, own: Worker, other: Worker | None,
             bg.result()
 
 
+def fit_mixed(bench: Bench, cfg: ProfileConfig, model: LatencyModel, device, units: int) -> tuple[float, dict]:
+    """Measure mixed steps (a prefill chunk and decodes in one step, as chunked prefill runs them) on the
+    whole device and fit `pad`, the cost per wasted cell of a padded attention layout (least squares on
+    the residual of the two phase models). Returns (pad, errors of the formula without and with it)."""
+    p_part, _ = make_partitions(device, units, units)
+    worker, rows = Worker(p_part), []
+    try:
+        for (n, ctx), (b, dctx) in cfg.mixed_grid:
+            shapes = prefill_shapes(n, ctx) + decode_shapes(b, dctx)
+            t = worker.submit(lambda s=shapes: bench.median(s, cfg.repeats)).result()
+            items = [(n, ctx + n, False)] + [(1, dctx + 1, True)] * b
+            rows.append((t, model.step_time(items), pad_cells(items)))
+    finally:
+        worker.close()
+    y, p, f = (np.array(c, float) for c in zip(*rows))
+    pad = max(0.0, float(np.sum((y - p) * f) / max(np.sum(f * f), 1e-30)))
+    err = lambda pred: float(np.mean(np.abs(pred - y) / y))
+    return pad, {"mixed_rel_err_no_pad": err(p), "mixed_rel_err": err(p + pad * f)}
+
+
 def kv_transfer_per_token(engine, tokens: int = 1024) -> float:
     """Seconds per token to copy one token's K and V of every layer to other slots (a KV migration)."""
     kv = engine.runner.kv
@@ -172,6 +197,7 @@ def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
 
     pc, dc = phase_pair(units)
     full = Split(1.0, pc, dc, units, units)
+    pad, fits["mixed"] = fit_mixed(bench, cfg, LatencyModel("tmp", full), device, units)
     if cfg.splits is not None:
         split_units = list(cfg.splits)
     elif device.type == "cuda":
@@ -192,4 +218,4 @@ def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
     return LatencyModel(name, full, splits, kv_transfer_per_token(engine), kind, units,
                         {"partitioning": why if not ok else "green_contexts",
                          "model": str(engine.config.model), "dtype": engine.config.dtype,
-                         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "fit": fits})
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "fit": fits}, pad)

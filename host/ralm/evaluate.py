@@ -1,6 +1,8 @@
 """Quality of the RALMs, measured: kNN-LM perplexity against the base LM, type-1 retrieval hit rate."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -93,3 +95,70 @@ def hit_rate(questions: list[tuple[str, str]], retrieve_texts: Callable[[list[st
         raise InputError("no questions")
     found = retrieve_texts([q for q, _ in questions])
     return sum(any(ans in (t or "") for t in texts) for (_, ans), texts in zip(questions, found)) / len(questions)
+
+
+@contextlib.contextmanager
+def retriever(ds, nprobe: int, k: int, lut_bits: int = 16, memory_nodes: str = "", backend: str = "cpu",
+              batch: int = 1024, progress: bool = True):
+    """A Retriever over a loaded datastore: in-process (LocalSearcher, all shards) or through the memory
+    nodes at ``memory_nodes`` ('H:P,...', the coordinator's path). Both give the same bit-exact results."""
+    from host.coordinator import Coordinator
+    from host.local_search import LocalSearcher
+    from host.scan_params import ScanParams
+
+    params = ScanParams(m=ds.index.m, k=k, lut_bits=lut_bits)
+    loop = searcher = coord = None
+    if memory_nodes:
+        loop = asyncio.new_event_loop()
+        coord = Coordinator(ds.index, [a for a in memory_nodes.split(",") if a.strip()], params)
+        loop.run_until_complete(coord.connect())
+        search = lambda q: loop.run_until_complete(coord.search(q, nprobe, k))  # noqa: E731
+    else:
+        searcher = LocalSearcher(ds.index, params, backend=backend)
+        search = lambda q: searcher.search(q, nprobe)  # noqa: E731
+
+    def retrieve(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [search(queries[lo: lo + batch])
+                 for lo in tqdm(range(0, len(queries), batch), desc=f"retrieve nprobe={nprobe}",
+                                disable=not progress or len(queries) <= batch)]
+        return np.concatenate([p.distances for p in parts]), np.concatenate([p.ids for p in parts])
+    try:
+        yield retrieve
+    finally:
+        if coord is not None:
+            loop.run_until_complete(coord.close())
+            loop.close()
+        if searcher is not None:
+            searcher.close()
+
+
+def corpus_questions(chunks: list[dict], n: int, kind: str = "excerpt", seed: int = 0) -> list[tuple[str, str]]:
+    """(question, answer text) pairs built from chunk records {source, text}.
+
+    name:    "What does <module> <qualified name> do?" -> the first 8 words of that object's docstring
+    excerpt: 12 words from the middle of a chunk, paraphrased as a question -> the 8 words that follow them
+    """
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    order = rng.permutation(len(chunks))
+    for i in order:
+        words = chunks[i]["text"].split()
+        source = chunks[i]["source"]
+        if kind == "name":
+            path, _, name = source.partition(":")
+            first = i == 0 or chunks[i - 1]["source"] != source       # the start of that docstring
+            if not name or not first or source in seen or len(words) < 12:
+                continue
+            seen.add(source)
+            module = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+            out.append((f"What does {name} in the {module} module do?", " ".join(words[:8])))
+        elif kind == "excerpt":
+            if len(words) < 40:
+                continue
+            lo = int(rng.integers(8, len(words) - 28))
+            out.append((f"Which documentation says: {' '.join(words[lo: lo + 12])}?", " ".join(words[lo + 12: lo + 20])))
+        else:
+            raise InputError(f"question kind must be name or excerpt, not {kind!r}")
+        if len(out) == n:
+            break
+    return out

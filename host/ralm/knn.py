@@ -44,3 +44,20 @@ def interpolate(lm_logits: torch.Tensor, knn_logp: torch.Tensor, lam: float) -> 
     mixed = torch.logaddexp(lm_logp + np.log1p(-lam) if lam < 1 else torch.full_like(lm_logp, -torch.inf),
                             knn_logp + np.log(lam))
     return torch.where(has, mixed, lm_logp)
+
+
+def knn_sparse(dist: np.ndarray, tokens: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """p_knn of one query as (tokens int64[u], probs float32[u]) over its u distinct neighbour tokens, from
+    dist float32[k] (inf = empty) and tokens int64[k] (-1 = empty): what the coordinator sends an LLM node.
+    Computed exactly as ``knn_log_probs`` computes that row (float32 softmax, then per-token sums)."""
+    if temperature <= 0:
+        raise InputError(f"temperature must be > 0, not {temperature}")
+    d = torch.as_tensor(np.asarray(dist, dtype=np.float32)).reshape(-1)
+    t = torch.as_tensor(np.asarray(tokens, dtype=np.int64)).reshape(-1)
+    valid = (t >= 0) & torch.isfinite(d)
+    if not bool(valid.any()):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    w = torch.softmax(torch.where(valid, -d / temperature, torch.full_like(d, -torch.inf)), dim=-1)
+    uniq, inverse = torch.unique(t[valid], return_inverse=True)
+    p = torch.zeros(len(uniq), dtype=torch.float32).scatter_add_(0, inverse, w[valid])
+    return uniq.numpy(), p.numpy()

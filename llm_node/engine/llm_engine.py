@@ -86,8 +86,16 @@ class LLMEngine:
             return []
         rows, hidden, logits = self.runner.run(batch)
         seqs = [batch.seqs[i] for i in rows]
+        for j, seq in enumerate(seqs):  # two-phase hooks: every submit of the batch before any result is awaited
+            submit = getattr(seq.params.logits_processor, "submit", None)
+            if submit is not None:
+                try:
+                    submit(list(seq.token_ids), logits[j], hidden[j])
+                except Exception as e:  # noqa: BLE001
+                    log.warning("logits processor of request %d failed: %r", seq.seq_id, e)
+                    seq.error = f"logits processor failed: {e!r}"
         for j, seq in enumerate(seqs):
-            if seq.params.logits_processor is not None:
+            if seq.params.logits_processor is not None and seq.error is None:
                 try:
                     logits[j] = seq.params.logits_processor(list(seq.token_ids), logits[j], hidden[j])
                 except Exception as e:  # a faulty hook ends its own request only

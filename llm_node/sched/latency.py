@@ -8,7 +8,7 @@ see docs/latency-model.md):
                 "decode":  {"c0": s, "batch": s/seq, "context": s/token}},
      "splits": [{"prefill_share": 0.5, "prefill_units": 1, "decode_units": 1,
                  "prefill": {...}, "decode": {...}}, ...],
-     "kv_transfer_s_per_token": s, "fit": {...errors...}}
+     "mixed": {"pad": s/cell}, "kv_transfer_s_per_token": s, "fit": {...errors...}}
 
 prefill(T, A, X) = c0 + tokens * T + attn * A + context * X: T new tokens, A causal query-key pairs
     (n * ctx + n (n + 1) / 2 per sequence with n new tokens after ctx cached ones), X the context read
@@ -17,7 +17,9 @@ decode(batch B, context C)         = c0 + batch * B + context * C, with C = tota
 `full` is the whole device running one phase alone; a split's prefill coefficients were measured on its
 partition while the other partition decoded, and its decode ones while the other partition prefilled, so
 partition slowdown and interference are in the numbers. A mixed batch (prefill chunks and decodes in one
-step, FCFS / chunked prefill) costs max(c0) plus both linear parts.
+step, FCFS / chunked prefill) on the whole device costs max(c0) plus both linear parts plus `pad` per
+wasted query-key cell of a padded attention layout (B * Qmax * Lmax minus the cells used; 0 for varlen
+kernels), fitted on measured mixed steps.
 """
 from __future__ import annotations
 
@@ -39,6 +41,13 @@ class LatencyModelError(RequestError):
 def pairs(n: int, ctx: int) -> int:
     """Causal query-key pairs of n new tokens after ctx cached ones."""
     return n * ctx + n * (n + 1) // 2
+
+
+def pad_cells(items) -> int:
+    """Query-key cells a padded [B, Qmax, Lmax] attention computes beyond each sequence's own n * end."""
+    if len(items) < 2 or max(n for n, _, _ in items) < 2:
+        return 0  # decode-only steps: their padding is in the decode fit
+    return len(items) * max(n for n, _, _ in items) * max(e for _, e, _ in items) - sum(n * e for n, e, _ in items)
 
 
 def batch_features(items) -> tuple[int, int, int, int, int]:
@@ -71,6 +80,7 @@ class LatencyModel:
     backend: str = "cpu"
     units: int = 1
     extra: dict = field(default_factory=dict)
+    pad: float = 0.0
 
     def __post_init__(self):
         for sp in [self.full, *self.splits]:
@@ -124,7 +134,9 @@ class LatencyModel:
         if lane == "decode" and not t:
             return self.decode_time(share, b, c)
         if lane == "prefill" and share < 1.0 - 1e-9:
-            return self.prefill_time(share, t + b, a + c, x + c)
+            k, f = self._split(share).prefill, self.full.prefill
+            slow = k["tokens"] / f["tokens"] if f["tokens"] > 0 else 1.0
+            return self.prefill_time(share, t + b, a + c, x + c) + self.pad * slow * pad_cells(items)
         parts = []
         if t:
             parts.append((self.full.prefill["c0"], self.prefill_time(1.0, t, a, x)))
@@ -132,14 +144,14 @@ class LatencyModel:
             parts.append((self.full.decode["c0"], self.decode_time(1.0, b, c)))
         if not parts:
             return 0.0
-        return max(p[0] for p in parts) + sum(p[1] - p[0] for p in parts)
+        return max(p[0] for p in parts) + sum(p[1] - p[0] for p in parts) + self.pad * pad_cells(items)
 
     def to_dict(self) -> dict:
         split = lambda s: {"prefill_share": s.prefill_share, "prefill_units": s.prefill_units,
                            "decode_units": s.decode_units, "prefill": s.prefill, "decode": s.decode}
         return {"format": FORMAT, "device": self.device, "backend": self.backend, "units": self.units,
                 "full": {"prefill": self.full.prefill, "decode": self.full.decode},
-                "splits": [split(s) for s in self.splits],
+                "splits": [split(s) for s in self.splits], "mixed": {"pad": self.pad},
                 "kv_transfer_s_per_token": self.kv_transfer_s_per_token, **self.extra}
 
     @classmethod
@@ -150,10 +162,10 @@ class LatencyModel:
             full = Split(1.0, dict(d["full"]["prefill"]), dict(d["full"]["decode"]), d.get("units", 1), d.get("units", 1))
             splits = [Split(float(s["prefill_share"]), dict(s["prefill"]), dict(s["decode"]),
                             int(s.get("prefill_units", 0)), int(s.get("decode_units", 0))) for s in d["splits"]]
-            known = {"format", "device", "backend", "units", "full", "splits", "kv_transfer_s_per_token"}
+            known = {"format", "device", "backend", "units", "full", "splits", "kv_transfer_s_per_token", "mixed"}
             return cls(str(d["device"]), full, splits, float(d.get("kv_transfer_s_per_token", 0.0)),
                        str(d.get("backend", "cpu")), int(d.get("units", 1)),
-                       {k: v for k, v in d.items() if k not in known})
+                       {k: v for k, v in d.items() if k not in known}, float(d.get("mixed", {}).get("pad", 0.0)))
         except (KeyError, TypeError, ValueError) as e:
             raise LatencyModelError(f"malformed latency model: {e!r}") from None
 

@@ -149,7 +149,32 @@ class TempoPolicy(SchedulerPolicy):
                 if n > 0:
                     batch.add(q, n)
                     left -= n
-        return batch
+        return self._unmix(s, batch, key, dec_ids)
+
+    def _unmix(self, s, batch: Batch, key: dict, dec_ids: set) -> Batch:
+        """Where the model says a mixed step costs more than its two halves run apart (padded attention),
+        run only the more urgent half: the decodes, or a prefill step sized to end before the earliest
+        decode's latest start (just enough slack given away)."""
+        dec = [(q, n) for q, n in zip(batch.seqs, batch.num_new) if q.seq_id in dec_ids]
+        pre = [(q, n) for q, n in zip(batch.seqs, batch.num_new) if q.seq_id not in dec_ids]
+        if not dec or not pre:
+            return batch
+        d, p = Batch([q for q, _ in dec], [n for _, n in dec]), Batch([q for q, _ in pre], [n for _, n in pre])
+        st = lambda b: self.model.step_time(items(b))
+        if st(batch) <= st(d) + st(p):
+            return batch
+        first_dec = min(key[q.seq_id] for q, _ in dec)
+        if first_dec <= min(key[q.seq_id] for q, _ in pre):
+            return d
+        slack, out = first_dec - now(s), Batch()
+        for q, _ in pre:
+            n = len(q) - q.num_computed_tokens
+            while n > 16 and st(Batch(out.seqs + [q], out.num_new + [n])) > slack:
+                n //= 2
+            out.add(q, n)
+            if st(out) > slack:
+                break
+        return out
 
     def _fit(self, batch: Batch, q, n: int, tbt: float) -> int:
         """Shrink a chunk so the step stays within the tightest TBT of the batch (at least 16 tokens)."""

@@ -113,7 +113,7 @@ class TB:
         self.o = StreamSink(dut, "o", rng, cfg["stall"])
         self.board = Scoreboard(p, self.codec, dut._log)
         self.scans = self.codes = 0
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -138,6 +138,8 @@ class TB:
                 made += 1
             await RisingEdge(self.dut.clk)
             cycles += 1
+            if cycles % 20_000 == 0 or cycles < 5:
+                self.dut._log.info("cycle %d: %d queries checked", cycles, self.board.queries)
             assert cycles < timeout, f"no progress: {self.board.queries} queries done after {cycles} cycles"
             self.table.drive()
             self.i.drive()

@@ -68,13 +68,15 @@ def test_quick_profile_on_cpu(gpt2_checkpoint, tmp_path):
 
     eng = LLMEngine(EngineConfig(gpt2_checkpoint[1], block_size=8, num_kv_blocks=256))
     cfg = ProfileConfig(prefill_grid=((8, 0), (32, 0), (16, 32), (8, 64)), decode_grid=((1, 16), (4, 16), (2, 48)),
-                        repeats=1, splits=(1,), background_decode=(4, 32), background_prefill=(32, 0))
+                        repeats=1, splits=(1,), background_decode=(4, 32), background_prefill=(32, 0),
+                        mixed_grid=(((16, 0), (2, 16)), ((8, 32), (4, 8))))
     m = profile(eng, cfg)
     assert m.backend == "cpu" and "CPU analogue" in m.device and m.shares == [m.splits[0].prefill_units / m.units]
     for sp in [m.full, *m.splits]:
         assert set(sp.prefill) == set(PREFILL_KEYS) and set(sp.decode) == set(DECODE_KEYS)
         assert min(sp.prefill.values()) >= 0 and m.prefill_chunk(sp.prefill_share, 32) > 0
-    assert m.kv_transfer_s_per_token > 0 and set(m.extra["fit"]) == {str(m.units), "1"}
+    assert m.kv_transfer_s_per_token > 0 and set(m.extra["fit"]) == {str(m.units), "1", "mixed"}
+    assert m.pad >= 0 and m.extra["fit"]["mixed"]["mixed_rel_err"] <= m.extra["fit"]["mixed"]["mixed_rel_err_no_pad"]
     assert eng.block_manager.num_free_blocks == 256
     LatencyModel.load(m.save(tmp_path / "cpu.json"))
 
@@ -101,3 +103,13 @@ def test_scheduler_flags_build_policies(tmp_path):
     assert policy_from_args(p.parse_args(["--latency-model", str(tmp_path / "none.json")])).name == "fcfs"
     with pytest.raises(LatencyModelError, match="anole llm profile"):
         policy_from_args(p.parse_args(["--scheduler", "tempo", "--latency-model", str(tmp_path / "none.json")]))
+
+
+def test_padding_cost_applies_to_mixed_steps_only():
+    m = model()
+    items = [(100, 150, False), (1, 200, True), (1, 300, True)]
+    base = m.step_time(items)
+    m.pad = 1e-9
+    assert m.step_time(items) == pytest.approx(base + 1e-9 * (3 * 100 * 300 - 100 * 150 - 200 - 300))
+    assert m.step_time([(100, 150, False)]) == pytest.approx(m.prefill_chunk(1.0, 100, 50))
+    assert LatencyModel.from_dict(m.to_dict()).pad == 1e-9

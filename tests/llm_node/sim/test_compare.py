@@ -1,8 +1,7 @@
 """The scheduler comparisons of issue 9, at equal load, same seeded workloads, same SLOs for all.
 
 GPU: the analytic H100 roofline (decode bandwidth-bound, prefill compute-bound, 10 % interference between
-partitions). CPU: the model measured on this project's 2-core machine, where a core split costs more than
-it gives, so PD multiplexing must fall back to time sharing and lose nothing.
+partitions). CPU: the model measured by `anole llm profile` on this project's 2-core machine.
 """
 import pytest
 
@@ -38,12 +37,18 @@ def test_tempo_has_more_service_gain_than_fcfs_and_chunked_prefill_on_the_mix(gp
     assert g["tempo"] > g["chunked_prefill"] > g["fcfs"], g
 
 
-def test_pd_mux_falls_back_to_time_sharing_where_splits_do_not_pay(cpu_model):
+def test_on_the_measured_cpu_model_pd_mux_beats_chunked_prefill(cpu_model):
+    """Measured on this 2-core machine: a split is slower per phase (1 core each), and our engine pads
+    mixed steps (the fitted `pad` term), so PD-mux's choice varies with the batch. FCFS beats both here:
+    the p90 TBT forgives its rare prefill stalls (see docs/scheduling.md)."""
     scale = SLOScale(cpu_model)
     policy = make_policy("pd_mux", cpu_model, tbt=scale.tbt)
-    decoding = [type("Q", (), {"__len__": lambda self: 300})() for _ in range(8)]
-    share, tokens = policy.choose_split(decoding)
-    assert share == 1.0 and tokens >= 16
-    wls = [chat(cpu_model, 0.6, 30, seed=s, turns=2, prompt_mean=256, output_mean=32) for s in SEEDS]
+    for b in (1, 8, 32):
+        decoding = [type("Q", (), {"__len__": lambda self: 300})() for _ in range(b)]
+        share, tokens = policy.choose_split(decoding)
+        assert share in (*cpu_model.shares, 1.0) and tokens >= 16
+        if share < 1.0:
+            assert cpu_model.decode_time(1 - share, b, 300 * b) <= 0.9 * scale.tbt
+    wls = [chat(cpu_model, 0.5, 20, seed=s, turns=4, prompt_mean=768, output_mean=128) for s in SEEDS]
     g = total(cpu_model, ("chunked_prefill", "pd_mux"), wls, "goodput")
-    assert g["pd_mux"] >= 0.9 * g["chunked_prefill"], g
+    assert g["pd_mux"] > g["chunked_prefill"], g

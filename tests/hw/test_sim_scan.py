@@ -1,0 +1,78 @@
+"""cocotb benches of the emitted `anole_scan`, run through cocotb_tools.runner (sim/runner.py).
+
+Default run: the headline set (m=16, lanes=4, k=10) and a wide K=100 set under Verilator with
+>= 10,000 randomized scans each, full-rate throughput on lists of 1,000..2,000 codes, protocol
+misuse, and the headline set under Icarus. `-m sweep` runs the full parameter sweep.
+"""
+import pytest
+
+from host.scan_params import ScanParams
+from sim.runner import run_bench
+
+HEADLINE = ScanParams(m=16, lanes=4, lut_bits=16, k=10)
+WIDE = ScanParams(m=8, lanes=16, lut_bits=8, k=100, id_bits=24)
+NARROW = ScanParams(m=5, lanes=2, lut_bits=9, k=3, id_bits=16, list_bits=8)
+CI_SETS = [HEADLINE, WIDE, NARROW]
+SWEEP_SETS = [
+    ScanParams(m=4, lanes=1, lut_bits=8, k=1, id_bits=16),
+    ScanParams(m=64, lanes=2, lut_bits=16, k=100),
+    ScanParams(m=32, lanes=8, lut_bits=10, k=50),
+    ScanParams(m=12, lanes=16, lut_bits=16, k=20, id_bits=40),
+    ScanParams(m=16, lanes=4, lut_bits=16, k=100),
+    ScanParams(m=7, lanes=4, lut_bits=12, k=17, id_bits=64, list_bits=32),
+]
+
+
+def _ids(p):
+    return f"m{p.m}-l{p.lanes}-b{p.lut_bits}-k{p.k}"
+
+
+def _check(summary, scans_min=0):
+    assert summary["mismatches"] == 0, summary
+    assert summary["errors"] == [], summary
+    assert summary["scans"] >= scans_min, summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", CI_SETS, ids=_ids)
+def test_verilator_randomized_10k_scans(params):
+    _check(run_bench(params, "verilator", scans=10_000, seed=1), 10_000 * 0.95)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [HEADLINE, WIDE], ids=_ids)
+def test_verilator_throughput_long_lists(params):
+    s = run_bench(params, "verilator", scans=16, seed=2, mode="throughput")
+    _check(s)
+    assert s["codes_per_cycle"] >= 0.95 * params.lanes, s
+
+
+def test_verilator_protocol_misuse_is_flagged():
+    s = run_bench(HEADLINE, "verilator", testcase="test_protocol_errors", seed=3)
+    assert s["mismatches"] == 0
+    assert set(s["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}
+
+
+@pytest.mark.slow
+def test_icarus_randomized():
+    _check(run_bench(HEADLINE, "icarus", scans=600, seed=4), 500)
+
+
+def test_icarus_protocol_misuse_is_flagged():
+    s = run_bench(NARROW, "icarus", testcase="test_protocol_errors", seed=5)
+    assert set(s["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("params", SWEEP_SETS, ids=_ids)
+def test_sweep_verilator(params):
+    _check(run_bench(params, "verilator", scans=10_000, seed=6), 10_000 * 0.95)
+    s = run_bench(params, "verilator", scans=16, seed=7, mode="throughput")
+    _check(s)
+    assert s["codes_per_cycle"] >= 0.95 * params.lanes, s
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("params", SWEEP_SETS[:3], ids=_ids)
+def test_sweep_icarus(params):
+    _check(run_bench(params, "icarus", scans=1000, seed=8), 900)
