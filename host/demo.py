@@ -147,16 +147,22 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
                                                knn_temperature=cfg.knn_temperature, interval=cfg.interval),
                                knn=coords["knn"], knn_values=knn_ds.values, chunks=coords["chunks"],
                                chunk_texts=[c["text"] for c in chunk_ds.chunks], embedder=Embedder(), tokenizer=tok)
+        ralm.config.chunk_template = '"""{chunk}"""\n'
         await ralm.check()
         results = {}
+        rng = np.random.default_rng(0)           # warm-up (JIT, connections), not measured
+        await coords["knn"].search(rng.standard_normal((4, knn_ds.index.d)).astype(np.float32), cfg.nprobe)
+        await coords["chunks"].search(rng.standard_normal((4, chunk_ds.index.d)).astype(np.float32), cfg.nprobe)
+        sampling = {"temperature": 0.8, "top_k": 40, "ignore_eos": True}
 
         out(f"\n[4/5] type 2 (kNN-LM): {len(CODE_PROMPTS)} concurrent requests, {cfg.max_tokens} tokens each; "
             f"every token queries {knn_ds.index.ntotal:,} keys (IVF{knn_ds.index.nlist},PQ{knn_ds.index.m}, nprobe "
-            f"{cfg.nprobe}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; streaming request 1:\n")
+            f"{cfg.nprobe}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; sampling T=0.8, top-k 40; "
+            "streaming request 1:\n")
         before = await coords["knn"].node_stats()
         t0 = time.perf_counter()
         shown = _Streamer(tok, out, CODE_PROMPTS[0])
-        res2 = await asyncio.gather(*(ralm.generate_knn(tok.encode(p), cfg.max_tokens, ignore_eos=True,
+        res2 = await asyncio.gather(*(ralm.generate_knn(tok.encode(p), cfg.max_tokens, seed=i, **sampling,
                                                         on_token=shown.token if i == 0 else None)
                                       for i, p in enumerate(CODE_PROMPTS)))
         wall2 = time.perf_counter() - t0
@@ -174,8 +180,8 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
         out(f"\n      type 1 (chunks): {len(QUESTIONS)} concurrent requests; every {cfg.interval} tokens MiniLM embeds "
             f"the recent text, retrieves the nearest of {chunk_ds.index.ntotal:,} docstring chunks, re-prefills\n")
         t0 = time.perf_counter()
-        res1 = await asyncio.gather(*(ralm.generate_chunks(f"# {q}\n", cfg.max_tokens, ignore_eos=True)
-                                      for q in QUESTIONS))
+        res1 = await asyncio.gather(*(ralm.generate_chunks(f"# {q}\ndef ", cfg.max_tokens, seed=i, **sampling)
+                                      for i, q in enumerate(QUESTIONS)))
         wall1 = time.perf_counter() - t0
         for q, r in zip(QUESTIONS, res1):
             chunk = r.retrieved[0] if r.retrieved else ""

@@ -8,6 +8,7 @@ from host.errors import InputError
 BACKENDS = {
     "reference": "host.backends.reference_backend:ReferenceBackend",
     "cpu": "host.backends.cpu_backend:CpuBackend",
+    "verilator": "host.backends.verilator_backend:VerilatorBackend",
     "pynq": "host.backends.pynq_backend:PynqBackend",
     "xrt": "host.backends.xrt_backend:XrtBackend",
 }

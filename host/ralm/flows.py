@@ -44,6 +44,7 @@ class RalmConfig:
     chunk_tokens: int = 48          # type 1: retrieved text kept in the prompt, in tokens
     query_words: int = 48           # type 1: recent words embedded as the query
     fallback: bool = False          # retrieval failure: go on with the LM alone (and say so) instead of failing
+    chunk_template: str = "{chunk}\n\n"  # type 1: how a retrieved chunk precedes the prompt
 
     def __post_init__(self):
         if not 0 <= self.lam <= 1 or self.knn_temperature <= 0:
@@ -159,7 +160,7 @@ class RalmCoordinator:
             n = min(cfg.interval, max_tokens - len(out.token_ids))
             step: dict = {}
             chunk = await self._retrieve_chunk(prompt + tok.decode(out.token_ids), out, step)
-            ctx = tok.encode(chunk + "\n\n")[: cfg.chunk_tokens] if chunk else []
+            ctx = tok.encode(cfg.chunk_template.format(chunk=chunk))[: cfg.chunk_tokens] if chunk else []
             room = int(info["max_model_len"]) - n - len(ctx)
             body = (prompt_ids + out.token_ids)[-room:]
             if room < 1 or not body:

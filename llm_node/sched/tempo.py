@@ -8,7 +8,8 @@ model and a predicted output length:
   collective  as throughput, with the node's deadline = DAG start + e2e SLO - the predicted critical
               path of its descendants (DAG awareness).
 Due units go first in order of latest start (EDF on slack), then the rest of the token budget is filled
-the same way (work conserving). Requests that can no longer meet their SLO are demoted behind all others,
+the same way (work conserving). Where the model says a mixed step costs more than its halves apart
+(anole's padded attention), only the more urgent half runs. Requests that can no longer meet their SLO are demoted behind all others,
 so they never take capacity from ones that still can (an impossible SLO is logged and treated alike).
 """
 from __future__ import annotations

@@ -133,3 +133,21 @@ def test_registry_names_and_errors():
         make_policy("edf")
     with pytest.raises(ValueError, match="needs a latency model"):
         make_policy("pd_mux")
+
+
+def test_tempo_does_not_mix_when_padding_makes_mixed_steps_dear():
+    import copy
+    m = copy.deepcopy(M)
+    m.pad = 1e-7  # a padded attention layout: a prompt chunk next to decodes costs B * Qmax * Lmax
+    s, pol = sched(t=0.0), TempoPolicy(m)
+    for q in decoding(s, 8):  # far ahead of their pace: their next tokens are due in 5 s
+        q.slo = SLO(Kind.LATENCY, ttft=5.0, tbt=1.0)
+    urgent = seq(300, SLO(Kind.LATENCY, ttft=0.05, tbt=1.0))
+    s.add(urgent)
+    b = pol.schedule(s)
+    assert b.seqs == [urgent] and b.num_new == [300]  # prefill only, the whole prompt
+    m.pad = 0.0
+    s2 = sched()
+    decoding(s2, 8)
+    s2.add(seq(300, SLO(Kind.LATENCY, ttft=0.05, tbt=1.0)))
+    assert len(TempoPolicy(m).schedule(s2).seqs) == 9  # cheap to mix: one mixed step
