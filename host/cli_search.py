@@ -20,7 +20,7 @@ def register(sub, groups):
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nprobe", type=int, default=16)
     p.add_argument("--lut-bits", type=int, default=16, help="table entry width, 8..16 (default 16)")
-    p.add_argument("--backend", default="cpu", help="reference | cpu (default cpu)")
+    p.add_argument("--backend", default="cpu", help="reference | cpu | verilator | pynq | xrt (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="cpu backend threads (default: all cores)")
     p.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
     p.add_argument("--gt", help="ground truth .ivecs for recall")
@@ -52,7 +52,7 @@ def search(args) -> int:
         res = remote_search(args.memory_nodes, index, queries, args.nprobe, params)
     else:
         from host.local_search import LocalSearcher
-        opts = {"threads": args.threads} if args.backend == "cpu" else {}
+        opts = {"threads": args.threads} if args.backend in ("cpu", "verilator") else {}
         searcher = LocalSearcher(index, params, backend=args.backend, **opts)
         searcher.search(queries[:1], args.nprobe)            # warm-up (JIT, caches)
         t0 = time.perf_counter()

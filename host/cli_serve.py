@@ -13,7 +13,7 @@ def register(sub, groups):
     p.add_argument("--shard", type=int, required=True, help="which shard to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7070, help="port (default 7070, 0 = any free port)")
-    p.add_argument("--backend", default="cpu", help="reference | cpu (default cpu)")
+    p.add_argument("--backend", default="cpu", help="reference | cpu | verilator | pynq | xrt (default cpu)")
     p.add_argument("--lut-bits", type=int, default=16, help="table entry width, 8..16 (default 16)")
     p.add_argument("--k", type=int, default=10, help="largest k served, 1..100 (default 10)")
     p.add_argument("--threads", type=int, default=0, help="backend threads (default: the backend's choice)")
