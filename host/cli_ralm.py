@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from host.errors import InputError
+
 
 def register(sub, groups):
     from host.cli import group
@@ -44,6 +46,8 @@ def register(sub, groups):
     p.add_argument("--nprobes", default="8", help="comma list (default 8)")
     p.add_argument("--lut-bits", default="16", help="comma list (default 16)")
     p.add_argument("--questions", type=int, default=200, help="chunks: questions (default 200)")
+    p.add_argument("--cache", default="build/demo",
+                   help="chunks: where MiniLM embeddings of the chunks are cached, for the exact-search reference")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=evaluate)
@@ -113,7 +117,7 @@ def _eval_knn(args, retriever) -> dict:
 
     ds = load_datastore(args.datastore, shards=[] if args.memory_nodes else None)
     if ds.values is None:
-        raise SystemExit("anole: error: eval knn needs a knn datastore")
+        raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval knn needs a knn datastore")
     engine = _engine(args.model, args.threads)
     cfg = PerplexityConfig(lambdas=_floats(args.lambdas), ks=tuple(int(k) for k in _floats(args.ks)),
                            temperatures=_floats(args.temperatures), window=engine.max_model_len)
@@ -140,25 +144,39 @@ def _eval_knn(args, retriever) -> dict:
 
 
 def _eval_chunks(args, retriever) -> dict:
+    import numpy as np
+
     from host.corpus import Embedder
     from host.ralm.datastore import load_datastore
-    from host.ralm.evaluate import corpus_questions, hit_rate
+    from host.ralm.evaluate import corpus_questions
+    from host.ralm.splits import cached_embeddings
 
     ds = load_datastore(args.datastore, shards=[] if args.memory_nodes else None)
     if ds.chunks is None:
-        raise SystemExit("anole: error: eval chunks needs a chunks datastore")
+        raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval chunks needs a chunks datastore")
     embedder = Embedder()
     out = {}
+    kinds = {kind: corpus_questions(ds.chunks, args.questions, kind) for kind in ("name", "excerpt")}
     for nprobe in (int(n) for n in _floats(args.nprobes)):
         with retriever(ds, nprobe, 10, int(_floats(args.lut_bits)[0]), args.memory_nodes, args.backend) as retrieve:
-            def texts(questions, k):
-                _, ids = retrieve(embedder.encode(questions))
-                return [[t for t in row[:k] if t] for row in ds.payload_of(ids)]
-            for kind in ("name", "excerpt"):
-                qs = corpus_questions(ds.chunks, args.questions, kind)
-                for k in (1, 10):
-                    rate = hit_rate(qs, lambda q: texts(q, k))
-                    out[f"{kind}@{k} nprobe={nprobe}"] = rate
-                    print(f"type-1 hit rate, {kind} questions, top-{k}, nprobe {nprobe}: {rate:.3f} "
-                          f"({len(qs)} questions)")
+            def search(qx):
+                return retrieve(qx)[1]
+            out.update(_hit_rates(ds, kinds, embedder, search, f"IVF-PQ nprobe {nprobe}"))
+    x = cached_embeddings([c["text"] for c in ds.chunks], args.cache, embedder)
+    out.update(_hit_rates(ds, kinds, embedder, lambda qx: np.argsort(-(qx @ x.T), axis=1)[:, :10],
+                          "exact search (reference)"))
+    return out
+
+
+def _hit_rates(ds, kinds, embedder, search, label) -> dict:
+    from host.ralm.evaluate import hit_rate
+
+    out = {}
+    for kind, qs in kinds.items():
+        ids = search(embedder.encode([q for q, _ in qs]))
+        texts = ds.payload_of(ids)
+        for k in (1, 10):
+            rate = hit_rate(qs, lambda _: [[t for t in row[:k] if t] for row in texts])
+            out[f"{kind}@{k} {label}"] = rate
+            print(f"type-1 hit rate, {kind} questions, top-{k}, {label}: {rate:.3f} ({len(qs)} questions)")
     return out

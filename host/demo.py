@@ -34,9 +34,9 @@ class DemoConfig:
     backend: str = "cpu"
     shards: int = 2
     nprobe: int = 8
-    k: int = 32
-    lam: float = 0.25
-    knn_temperature: float = 0.3
+    k: int = 100
+    lam: float = 0.15
+    knn_temperature: float = 1.5
     interval: int = 16
     max_tokens: int = 32
     lanes: int = 4

@@ -64,10 +64,8 @@ def _stat_modules(text: str) -> dict[str, dict[str, int]]:
     for line in text.splitlines():
         m = re.match(r"^=== (.+) ===$", line.strip())
         if m:
-            cur = mods.setdefault(m.group(1).strip("\\"), {})
-            continue
-        if line.strip().startswith("design hierarchy"):
-            cur = mods.setdefault("design", {})
+            name = m.group(1).strip("\\")
+            cur = mods.setdefault("design" if name == "design hierarchy" else name, {})
             continue
         m = re.match(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)$", line)
         if cur is not None and m and not m.group(1).startswith("$paramod"):
@@ -81,12 +79,15 @@ def xilinx_resources(vfile: Path, work: Path, family: str = "xc7", timeout: int 
     _run([_tool("yosys"), "-q", "-p", script], work, "synth_xilinx.log", timeout)
     mods = _stat_modules((work / "stat.txt").read_text())
     out = {}
-    for mod, cells in mods.items():
-        short = mod.split(".")[-1] if mod != "design" else "core"
-        if mod == TOP and "design" in mods:
-            continue
-        if short in COMPONENTS or short == "core" or (mod == TOP and "design" not in mods):
-            out[COMPONENTS.get(short, "core")] = _count(cells)
+    for short, name in COMPONENTS.items():
+        prefix = f"{TOP}.{short}"
+        cells: dict[str, int] = {}
+        for mod, c in mods.items():
+            if mod == prefix or mod.startswith(prefix + "."):
+                for cell, n in c.items():
+                    cells[cell] = cells.get(cell, 0) + n
+        out[name] = _count(cells)
+    out["core"] = _count(mods.get("design") or mods.get(TOP, {}))
     return out
 
 

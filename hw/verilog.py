@@ -1,12 +1,14 @@
 """Verilog emission of the scan core: `anole_scan.v` plus a JSON of its parameters and port map."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 
+from host import scan_params
 from host.scan_params import ScanParams
 from hw.interface import code_beat_layout, error_layout, result_layout, table_beat_layout, table_beats
 from hw.scan_core import ScanCore, core_latency
@@ -37,15 +39,31 @@ def describe(params: ScanParams) -> dict:
             "table_beats": table_beats(params), "latency": core_latency(params), "ports": port_map(params)}
 
 
+def source_hash(params: ScanParams) -> str:
+    """Hash of the generator sources and the parameters: the identity of an emitted core."""
+    h = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode())
+    for src in sorted(Path(__file__).parent.glob("*.py")) + [Path(scan_params.__file__)]:
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def emit(params: ScanParams, out_dir: str | Path) -> tuple[Path, Path]:
     """Write `<out_dir>/anole_scan.v` and `<out_dir>/anole_scan.json`; returns both paths.
 
-    Files are rewritten only when their content changes, so simulator builds stay cached."""
+    Nothing is regenerated or rewritten while the generator sources and parameters are unchanged
+    (the JSON records their hash), so simulator builds stay cached."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    paths = vpath, jpath = out / f"{TOP}.v", out / f"{TOP}.json"
+    key = source_hash(params)
+    if vpath.exists() and jpath.exists():
+        try:
+            if json.loads(jpath.read_text()).get("source_hash") == key:
+                return paths
+        except json.JSONDecodeError:
+            pass
     text = verilog.convert(ScanCore(params=params), name=TOP, emit_src=False)
-    meta = json.dumps(describe(params), indent=2) + "\n"
-    paths = (out / f"{TOP}.v", out / f"{TOP}.json")
+    meta = json.dumps({**describe(params), "source_hash": key}, indent=2) + "\n"
     for path, content in zip(paths, (text, meta)):
         if not path.exists() or path.read_text() != content:
             path.write_text(content)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 from llm_node.sched.latency import LatencyModel
@@ -109,7 +108,7 @@ def plot(results: dict, out: Path) -> None:
 
 
 def ratio(rows: dict, key: str, a: str, b: str, i: int) -> float:
-    return rows[a][i][key] / max(rows[b][i][key], 1e-12)
+    return rows[a][i][key] / rows[b][i][key] if rows[b][i][key] > 0 else float("inf")
 
 
 def main() -> int:
@@ -149,10 +148,10 @@ def main() -> int:
     if "real_cpu" in results:
         r = results["real_cpu"]
         i = len(r["fcfs"]) - 1
-        g = {k: v[i]["real"]["goodput"] for k, v in r.items()}
+        g = {k: [{"goodput": v[i]["real"]["goodput"]}] for k, v in r.items()}
         parts.append(f"real[cpu] load {r['fcfs'][i]['load']}: pd_mux goodput/fcfs "
-                     f"{g['pd_mux'] / max(g['fcfs'], 1e-12):.2f}, "
-                     f"/chunked {g['pd_mux'] / max(g['chunked_prefill'], 1e-12):.2f}; sim TTLT error "
+                     f"{ratio(g, 'goodput', 'pd_mux', 'fcfs', 0):.2f}, "
+                     f"/chunked {ratio(g, 'goodput', 'pd_mux', 'chunked_prefill', 0):.2f}; sim TTLT error "
                      + ", ".join(f"{k} {v[i]['error']['ttlt_rel_err']:.0%}" for k, v in r.items()))
     print(" | ".join(parts))
     return 0

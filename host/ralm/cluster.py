@@ -22,6 +22,11 @@ class ClusterError(AnoleError):
     """A server did not start; the message holds the tail of its log."""
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT stops the server even when the demo was started with SIGINT ignored (nohup, &)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class LocalCluster:
     """``with LocalCluster(logdir) as c: addr = c.start("memory node 0", ["serve", "memory-node", ...])``."""
 
@@ -41,7 +46,8 @@ class LocalCluster:
         logfile = self.logdir / (re.sub(r"\W+", "-", name).strip("-") + ".log")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen([sys.executable, "-m", "host.cli", *args], stdout=subprocess.PIPE,
-                                stderr=open(logfile, "w"), text=True, env=env, start_new_session=True)
+                                stderr=open(logfile, "w"), text=True, env=env, start_new_session=True,
+                                preexec_fn=_default_sigint)
         self.procs.append((name, proc, logfile))
         return proc
 
@@ -75,7 +81,7 @@ class LocalCluster:
         return [n for n, p, _ in self.procs if p.poll() is None]
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGINT every server (they close their sockets), SIGKILL what is left after ``grace`` seconds."""
+        """SIGINT every server (they close their sockets and exit), SIGKILL what is left after ``grace`` s."""
         for _, p, _ in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)

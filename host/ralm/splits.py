@@ -42,17 +42,24 @@ def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
     """(chunks of the standard library's docstrings, their MiniLM embeddings float32[n, 384]), cached."""
-    from host.corpus import Embedder, chunk_texts, docstrings
+    from host.corpus import chunk_texts, docstrings
 
     chunks = chunk_texts(docstrings())
     if max_chunks:
         chunks = chunks[:max_chunks]
-    key = hashlib.sha256("\x00".join(c.text for c in chunks).encode()).hexdigest()[:16]
+    return chunks, cached_embeddings([c.text for c in chunks], workdir, embedder)
+
+
+def cached_embeddings(texts: list[str], workdir: str | Path, embedder=None) -> np.ndarray:
+    """MiniLM embeddings float32[n, 384] of ``texts``, cached in workdir/embeddings-<hash of the texts>.npy."""
+    from host.corpus import Embedder
+
+    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
     cache = Path(workdir) / f"embeddings-{key}.npy"
     if cache.is_file():
-        return chunks, np.load(cache)
-    log.info("embedding %d chunks of standard-library docstrings with MiniLM", len(chunks))
-    x = (embedder or Embedder()).encode([c.text for c in chunks], progress=True)
+        return np.load(cache)
+    log.info("embedding %d chunks with MiniLM", len(texts))
+    x = (embedder or Embedder()).encode(texts, progress=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, x)
-    return chunks, x
+    return x

@@ -159,7 +159,8 @@ class LatencyModel:
         if d.get("format") != FORMAT:
             raise LatencyModelError(f"latency model format must be {FORMAT!r}, not {d.get('format')!r}")
         try:
-            full = Split(1.0, dict(d["full"]["prefill"]), dict(d["full"]["decode"]), d.get("units", 1), d.get("units", 1))
+            units = int(d.get("units", 1))
+            full = Split(1.0, dict(d["full"]["prefill"]), dict(d["full"]["decode"]), units, units)
             splits = [Split(float(s["prefill_share"]), dict(s["prefill"]), dict(s["decode"]),
                             int(s.get("prefill_units", 0)), int(s.get("decode_units", 0))) for s in d["splits"]]
             known = {"format", "device", "backend", "units", "full", "splits", "kv_transfer_s_per_token", "mixed"}

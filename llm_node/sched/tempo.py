@@ -9,8 +9,9 @@ model and a predicted output length:
               path of its descendants (DAG awareness).
 Due units go first in order of latest start (EDF on slack), then the rest of the token budget is filled
 the same way (work conserving). Where the model says a mixed step costs more than its halves apart
-(anole's padded attention), only the more urgent half runs. Requests that can no longer meet their SLO are demoted behind all others,
-so they never take capacity from ones that still can (an impossible SLO is logged and treated alike).
+(anole's padded attention), only the more urgent half runs. Requests that can no longer meet their SLO
+are demoted behind all others, so they never take capacity from ones that still can (an impossible SLO
+is logged and treated alike).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """cocotb benches of the emitted `anole_scan`, run through cocotb_tools.runner (sim/runner.py).
 
-Default run: the headline set (m=16, lanes=4, k=10) and a wide K=100 set under Verilator with
+Default run: the headline set (m=16, lanes=4, k=10), a K=100 set and a narrow odd-m set under Verilator with
 >= 10,000 randomized scans each, full-rate throughput on lists of 1,000..2,000 codes, protocol
 misuse, and the headline set under Icarus. `-m sweep` runs the full parameter sweep.
 """
@@ -10,11 +10,12 @@ from host.scan_params import ScanParams
 from sim.runner import run_bench
 
 HEADLINE = ScanParams(m=16, lanes=4, lut_bits=16, k=10)
-WIDE = ScanParams(m=8, lanes=16, lut_bits=8, k=100, id_bits=24)
+WIDE = ScanParams(m=8, lanes=8, lut_bits=8, k=100, id_bits=24)
 NARROW = ScanParams(m=5, lanes=2, lut_bits=9, k=3, id_bits=16, list_bits=8)
 CI_SETS = [HEADLINE, WIDE, NARROW]
 SWEEP_SETS = [
     ScanParams(m=4, lanes=1, lut_bits=8, k=1, id_bits=16),
+    ScanParams(m=8, lanes=16, lut_bits=8, k=100, id_bits=24),
     ScanParams(m=64, lanes=2, lut_bits=16, k=100),
     ScanParams(m=32, lanes=8, lut_bits=10, k=50),
     ScanParams(m=12, lanes=16, lut_bits=16, k=20, id_bits=40),
@@ -42,7 +43,7 @@ def test_verilator_randomized_10k_scans(params):
 @pytest.mark.slow
 @pytest.mark.parametrize("params", [HEADLINE, WIDE], ids=_ids)
 def test_verilator_throughput_long_lists(params):
-    s = run_bench(params, "verilator", scans=16, seed=2, mode="throughput")
+    s = run_bench(params, "verilator", scans=64, seed=2, mode="throughput")
     _check(s)
     assert s["codes_per_cycle"] >= 0.95 * params.lanes, s
 
@@ -67,7 +68,7 @@ def test_icarus_protocol_misuse_is_flagged():
 @pytest.mark.parametrize("params", SWEEP_SETS, ids=_ids)
 def test_sweep_verilator(params):
     _check(run_bench(params, "verilator", scans=10_000, seed=6), 10_000 * 0.95)
-    s = run_bench(params, "verilator", scans=16, seed=7, mode="throughput")
+    s = run_bench(params, "verilator", scans=64, seed=7, mode="throughput")
     _check(s)
     assert s["codes_per_cycle"] >= 0.95 * params.lanes, s
 

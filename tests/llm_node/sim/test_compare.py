@@ -3,8 +3,6 @@
 GPU: the analytic H100 roofline (decode bandwidth-bound, prefill compute-bound, 10 % interference between
 partitions). CPU: the model measured by `anole llm profile` on this project's 2-core machine.
 """
-import pytest
-
 from llm_node.sched.registry import make_policy
 from llm_node.sim.des import Simulator
 from llm_node.sim.metrics import summarize
