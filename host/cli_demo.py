@@ -12,8 +12,10 @@ def register(sub, groups):
     p.add_argument("--workdir", default="build/demo", help="cache for datastores, logs, plot (default build/demo)")
     p.add_argument("--model", default="build/llm/demo-gpt2", help="checkpoint folder; trained if missing")
     p.add_argument("--train-minutes", type=float, default=3.0, help="training budget if the model is missing (3)")
-    p.add_argument("--knn-tokens", type=int, default=200_000,
-                   help="training-split tokens in the demo's kNN datastore (default 200000; 0 = all)")
+    p.add_argument("--knn-tokens", type=int, default=100_000,
+                   help="training-split tokens in the demo's kNN datastore (default 100000; 0 = all)")
+    p.add_argument("--max-chunks", type=int, default=2000,
+                   help="docstring chunks in the type-1 datastore, an even sample (default 2000; 0 = all 6640)")
     p.add_argument("--backend", default="cpu", help="memory-node scan backend: cpu (default), verilator, ...")
     p.add_argument("--shards", type=int, default=2, help="memory nodes per datastore (default 2)")
     p.add_argument("--nprobe", type=int, default=8)
@@ -35,7 +37,8 @@ def demo(args) -> int:
     from host.demo import DemoConfig, run
 
     run(DemoConfig(workdir=args.workdir, model=args.model, train_minutes=args.train_minutes,
-                   knn_tokens=args.knn_tokens, backend=args.backend, shards=args.shards, nprobe=args.nprobe,
+                   knn_tokens=args.knn_tokens, max_chunks=args.max_chunks, backend=args.backend, shards=args.shards,
+                   nprobe=args.nprobe,
                    k=args.k, lam=args.lam, knn_temperature=args.knn_temperature, interval=args.interval,
                    max_tokens=args.max_tokens, lanes=args.lanes, clock_mhz=args.clock_mhz,
                    rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot))

@@ -30,7 +30,8 @@ class DemoConfig:
     workdir: Path = Path("build/demo")
     model: Path = Path("build/llm/demo-gpt2")
     train_minutes: float = 3.0
-    knn_tokens: int = 200_000      # training-split tokens in the demo's kNN datastore
+    knn_tokens: int = 100_000      # training-split tokens in the demo's kNN datastore
+    max_chunks: int = 2000         # docstring chunks in the type-1 datastore (0: all 6,640; MiniLM is slow on CPU)
     backend: str = "cpu"
     shards: int = 2
     nprobe: int = 8
@@ -69,7 +70,8 @@ def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
     from host.ralm.splits import embedded_chunks, lm_splits
 
     stamp = hashlib.sha256((cfg.model / "train_log.json").read_bytes()).hexdigest()[:10]
-    knn_dir = cfg.workdir / f"knn-{stamp}-{cfg.knn_tokens}-s{cfg.shards}"
+    nlist = min(512, default_nlist(cfg.knn_tokens or 800_000))     # a small index trains in seconds
+    knn_dir = cfg.workdir / f"knn-{stamp}-{cfg.knn_tokens}-ivf{nlist}-s{cfg.shards}"
     if not (knn_dir / "datastore.json").is_file():
         from llm_node.config import EngineConfig
         from llm_node.engine.llm_engine import LLMEngine
@@ -78,10 +80,10 @@ def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
         ids = train[: cfg.knn_tokens] if cfg.knn_tokens else train
         out(f"[2/5] building the kNN-LM datastore: hidden states of {len(ids):,} training tokens")
         engine = LLMEngine(EngineConfig(cfg.model, num_kv_blocks=64))
-        build_knn_datastore(engine, ids.tolist(), knn_dir, DatastoreConfig(nlist=default_nlist(len(ids)), m=32,
-                                                                           shards=cfg.shards),
+        small = DatastoreConfig(nlist=nlist, m=32, shards=cfg.shards, train_size=50_000)
+        build_knn_datastore(engine, ids.tolist(), knn_dir, small,
                             meta={"model": str(cfg.model), "split": "train"})
-    chunks, x = embedded_chunks(cfg.workdir)
+    chunks, x = embedded_chunks(cfg.workdir, max_chunks=cfg.max_chunks)
     chunk_dir = cfg.workdir / f"chunks-{len(chunks)}-s{cfg.shards}"
     if not (chunk_dir / "datastore.json").is_file():
         out(f"[2/5] building the chunk datastore: {len(chunks):,} docstring chunks")
@@ -134,7 +136,7 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
     from llm_node.tokenizer import Tokenizer
 
     knn_ds, chunk_ds = load_datastore(knn_dir, shards=[]), load_datastore(chunk_dir, shards=[])
-    ccfg = CoordinatorConfig(max_wait_s=0.002, max_inflight_batches=1)
+    ccfg = CoordinatorConfig()
     coords = {name: Coordinator(ds.index, [a for (n, _), a in sorted(addrs.items()) if n == name],
                                 ScanParams(m=ds.index.m, k=cfg.k), ccfg)
               for name, ds in (("knn", knn_ds), ("chunks", chunk_ds))}

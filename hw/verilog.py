@@ -14,6 +14,7 @@ from hw.interface import code_beat_layout, error_layout, result_layout, table_be
 from hw.scan_core import ScanCore, core_latency
 
 TOP = "anole_scan"
+RTL_SOURCES = ("interface", "table_memory", "adc", "priority_queue", "merge", "topk", "scan_core", "verilog")
 
 
 def _fields(layout) -> dict:
@@ -42,7 +43,8 @@ def describe(params: ScanParams) -> dict:
 def source_hash(params: ScanParams) -> str:
     """Hash of the generator sources and the parameters: the identity of an emitted core."""
     h = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode())
-    for src in sorted(Path(__file__).parent.glob("*.py")) + [Path(scan_params.__file__)]:
+    here = Path(__file__).parent
+    for src in [here / f"{name}.py" for name in RTL_SOURCES] + [Path(scan_params.__file__)]:
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
 

@@ -222,6 +222,8 @@ class LLMNode:
         loop, items = asyncio.get_running_loop(), asyncio.Queue()
         emit = lambda item: loop.call_soon_threadsafe(items.put_nowait, item)  # noqa: E731
         mixer = None
+        if not isinstance(fields.get("step_mode", False), bool):
+            raise RequestError(f"step_mode must be a bool, not {fields['step_mode']!r}")
         if fields.get("step_mode"):
             mixer = params.logits_processor = StepMixer(emit, self.engine.model_config.vocab_size)
             self._mixers[mixer.key] = mixer

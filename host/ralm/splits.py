@@ -41,12 +41,13 @@ def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
-    """(chunks of the standard library's docstrings, their MiniLM embeddings float32[n, 384]), cached."""
+    """(chunks of the standard library's docstrings, their MiniLM embeddings float32[n, 384]), cached;
+    ``max_chunks`` keeps an evenly spaced sample of that many chunks."""
     from host.corpus import chunk_texts, docstrings
 
     chunks = chunk_texts(docstrings())
-    if max_chunks:
-        chunks = chunks[:max_chunks]
+    if max_chunks and len(chunks) > max_chunks:       # an even sample over all modules, deterministic
+        chunks = [chunks[i] for i in np.linspace(0, len(chunks) - 1, max_chunks).round().astype(int)]
     return chunks, cached_embeddings([c.text for c in chunks], workdir, embedder)
 
 

@@ -129,17 +129,17 @@ class TB:
         self.scans += q.scans
         self.codes += q.codes
 
-    async def run(self, make_query, nqueries: int, timeout: int) -> int:
-        """Run until all results are checked; returns cycles (first beat to last result)."""
-        made = cycles = 0
+    async def run(self, make_query, scans: int, timeout: int) -> int:
+        """Make queries until `scans` (query, list) pairs, run until all results are checked;
+        returns cycles (first beat to last result)."""
+        cycles = 0
         self.scan_cycles = None
-        while made < nqueries or self.board.expected:
-            while made < nqueries and len(self.board.expected) < 3:
+        while self.scans < scans or self.board.expected:
+            while self.scans < scans and len(self.board.expected) < 3:
                 self.add_query(make_query())
-                made += 1
             await RisingEdge(self.dut.clk)
             cycles += 1
-            if cycles % 20_000 == 0 or cycles < 5:
+            if cycles % 100_000 == 0:
                 self.dut._log.info("cycle %d: %d queries checked", cycles, self.board.queries)
             assert cycles < timeout, f"no progress: {self.board.queries} queries done after {cycles} cycles"
             self.table.drive()
@@ -147,7 +147,7 @@ class TB:
             self.o.drive()
             await ReadOnly()
             self.table.sample()
-            if self.i.sample() and made == nqueries and not self.i.beats:
+            if self.i.sample() and self.scans >= scans and not self.i.beats:
                 self.scan_cycles = cycles     # the last END_QUERY is accepted
             value = self.o.sample()
             if value is not None:
@@ -189,15 +189,13 @@ async def test_scan(dut):
     p = tb.params
     if cfg["mode"] == "throughput":
         tb.table.idle = tb.i.idle = tb.o.stall = 0.0
-        nq = max(1, cfg["scans"] // 4)
         lengths = lambda: [int(x) for x in tb.np_rng.integers(1000, 2001, 4)]
         make = lambda: random_query(p, tb.np_rng, nprobe=4, lengths=lengths())
     else:
-        # ~2 scans per query on average: queries of 0..4 lists, lengths 0, 1, < lanes, short, long
-        nq = max(1, cfg["scans"] // 2)
+        # queries of 0..4 lists, lengths 0, 1, < lanes, short, long
         make = lambda: random_query(p, tb.np_rng, max_probes=4, long_len=cfg.get("long_len", 3 * p.lanes * 8))
     await tb.reset()
-    cycles = await tb.run(make, nq, timeout=cfg.get("timeout", 10_000_000))
+    cycles = await tb.run(make, cfg["scans"], timeout=cfg.get("timeout", 10_000_000))
     summary = tb.summary(cycles)
     dut._log.info("summary %s", summary)
     _write(summary)

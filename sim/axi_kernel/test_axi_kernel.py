@@ -1,0 +1,162 @@
+"""cocotb bench of `anole_scan_axi`: the board kernel on an AXI RAM holding a real index image.
+
+cocotbext-axi models the host (AxiLiteMaster on `s_axi_control`) and the memory (one AxiRamRead /
+AxiRamWrite per `m_axi_<bundle>` over one shared sparse memory, with random pauses on every AXI
+channel). Each launch of sim/axi_kernel/case.py is placed at 64-bit page-aligned addresses, started
+through the register map of host/board/regmap.py and its results compared bit-exactly with the
+reference (host.reference.scan_query) after `host.board.layout.KernelLayout.unpack_results`.
+
+Configuration from the environment (set by `run` below): ANOLE_DUT_JSON, ANOLE_CASE (the .npz),
+ANOLE_BENCH (JSON: seed, pause) and ANOLE_BENCH_OUT (summary JSON).
+As a script: `python -m sim.axi_kernel.test_axi_kernel` runs one parameter set under Verilator.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from host.board import regmap
+from host.board.layout import RESULT_BYTES, KernelLayout
+from host.scan_params import ScanParams
+
+BASE = 0x1_0000_0000
+"""First buffer address: above 4 GiB, so the high halves of the pointer registers matter."""
+PAGE = 4096
+
+
+def pause_generator(rng: random.Random, prob: float):
+    while True:
+        yield rng.random() < prob
+
+
+class TB:
+    """Clock, reset, the AXI4-Lite host and the shared AXI RAM of every master bundle."""
+
+    def __init__(self, dut, desc: dict, rng: random.Random, pause: float):
+        from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiRamWrite, AxiReadBus, AxiWriteBus
+        from cocotbext.axi.sparse_memory import SparseMemory
+
+        self.dut, self.log = dut, dut._log
+        dut.ap_rst_n.value = 0             # before the first edge: no X in the registers (Icarus)
+        cocotb.start_soon(Clock(dut.ap_clk, 4, unit="ns").start())
+        clk, rst = dut.ap_clk, dut.ap_rst_n
+        self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), clk, rst, reset_active_level=False)
+        self.mem = SparseMemory(1 << 40)       # len() of the memory must fit a Py_ssize_t
+        self.slaves = []
+        for bundle in desc["m_axi"]:
+            prefix = f"m_axi_{bundle}"
+            self.slaves.append(AxiRamRead(AxiReadBus.from_prefix(dut, prefix), clk, rst, reset_active_level=False,
+                                          mem=self.mem))
+            if regmap.M_AXI_BUNDLES["results"] == bundle:
+                self.slaves.append(AxiRamWrite(AxiWriteBus.from_prefix(dut, prefix), clk, rst,
+                                               reset_active_level=False, mem=self.mem))
+        if pause:
+            for slave in self.slaves:
+                for name in ("ar_channel", "r_channel", "aw_channel", "w_channel", "b_channel"):
+                    if hasattr(slave, name):
+                        getattr(slave, name).set_pause_generator(pause_generator(rng, pause))
+        self.next_addr = BASE
+
+    async def reset(self) -> None:
+        self.dut.ap_rst_n.value = 0
+        await ClockCycles(self.dut.ap_clk, 4)
+        self.dut.ap_rst_n.value = 1
+        await ClockCycles(self.dut.ap_clk, 2)
+
+    def place(self, data: np.ndarray) -> int:
+        """Copy an array into memory at the next page-aligned address; returns the address."""
+        addr = self.next_addr
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8).tobytes()
+        self.mem[addr:addr + len(raw)] = raw
+        self.next_addr += -(-max(len(raw), 1) // PAGE) * PAGE + PAGE
+        return addr
+
+    async def launch(self, buffers: dict[str, int], nq: int, nprobe: int) -> int:
+        """Program the registers, start, poll CTRL until ap_done; returns the cycles it ran."""
+        assert await self.host.read_dword(regmap.CTRL) & regmap.AP_IDLE
+        for name, addr in buffers.items():
+            await self.host.write_dword(regmap.ARG_OFFSETS[name], addr & 0xFFFF_FFFF)
+            await self.host.write_dword(regmap.ARG_OFFSETS[name] + 4, addr >> 32)
+        await self.host.write_dword(regmap.ARG_OFFSETS["nq"], nq)
+        await self.host.write_dword(regmap.ARG_OFFSETS["nprobe"], nprobe)
+        self.cycles = 0
+        counter = cocotb.start_soon(self._count())
+        await self.host.write_dword(regmap.CTRL, regmap.AP_START)
+        while True:
+            ctrl = await self.host.read_dword(regmap.CTRL)
+            if ctrl & regmap.AP_DONE:
+                break
+            assert ctrl & regmap.AP_START and not ctrl & regmap.AP_IDLE, f"CTRL {ctrl:#x} while running"
+        counter.cancel()
+        assert ctrl & regmap.AP_IDLE and ctrl & regmap.AP_READY, f"CTRL {ctrl:#x} at done"
+        assert await self.host.read_dword(regmap.CTRL) == regmap.AP_IDLE, "ap_done/ap_ready not cleared on read"
+        return self.cycles
+
+    async def _count(self) -> None:
+        while True:
+            await RisingEdge(self.dut.ap_clk)
+            self.cycles += 1
+
+
+@cocotb.test()
+async def test_launches(dut):
+    """Every launch of the case: results bit-exact, handshake, config, interrupt status."""
+    desc = json.loads(open(os.environ["ANOLE_DUT_JSON"]).read())
+    bench = json.loads(os.environ.get("ANOLE_BENCH", "{}"))
+    params = ScanParams.from_dict(desc["params"])
+    lay = KernelLayout(params)
+    case = np.load(os.environ["ANOLE_CASE"])
+    tb = TB(dut, desc, random.Random(bench.get("seed", 0)), bench.get("pause", 0.3))
+    await tb.reset()
+    await tb.host.write_dword(regmap.IER, 1)
+    await tb.host.write_dword(regmap.GIE, 1)
+    shard = {"codes": tb.place(case["codes"]), "ids": tb.place(case["ids"])}
+    summary = {"launches": [], "mismatches": 0, "codes": 0, "cycles": 0}
+    for i in range(int(case["nlaunch"])):
+        tables, lists = case[f"L{i}_tables"], case[f"L{i}_lists"]
+        nq, nprobe = lists.shape
+        results = np.full((max(nq, 1) * params.k, RESULT_BYTES), 0xA5, np.uint8)
+        bufs = {**shard, "tables": tb.place(tables), "lists": tb.place(lists), "results": tb.place(results)}
+        cycles = await tb.launch(bufs, nq, nprobe)
+        raw = np.frombuffer(tb.mem[bufs["results"]:bufs["results"] + results.nbytes], np.uint8)
+        dist, ids = lay.unpack_results(raw, nq)
+        bad = int((dist != case[f"L{i}_dist"]).sum() + (ids != case[f"L{i}_ids"]).sum())
+        if nq == 0:
+            bad += int((raw != 0xA5).sum())              # nq = 0 writes nothing
+        pad = raw.reshape(-1, RESULT_BYTES)[: nq * params.k, 12:]
+        bad += int(pad.any())
+        ncodes = int((lists >> np.uint64(32)).sum())
+        summary["launches"].append({"nq": nq, "nprobe": nprobe, "cycles": cycles, "codes": ncodes, "bad": bad})
+        summary["mismatches"] += bad
+        summary["codes"] += ncodes
+        summary["cycles"] += cycles
+        if bad:
+            tb.log.error("launch %d: %d mismatches\n got %s %s\nwant %s %s", i, bad, dist, ids,
+                         case[f"L{i}_dist"], case[f"L{i}_ids"])
+        isr = await tb.host.read_dword(regmap.ISR)
+        assert isr == 1 and dut.interrupt.value == 1, f"ISR {isr:#x} after launch {i}"
+        await tb.host.write_dword(regmap.ISR, 1)
+        assert await tb.host.read_dword(regmap.ISR) == 0 and dut.interrupt.value == 0
+    summary["config"] = await tb.host.read_dword(regmap.ARG_OFFSETS["config"])
+    summary["config_ok"] = summary["config"] == lay.config_word
+    summary["config_vld"] = [await tb.host.read_dword(regmap.CONFIG_CTRL) for _ in range(2)]
+    summary["nprobe_readback"] = await tb.host.read_dword(regmap.ARG_OFFSETS["nprobe"])
+    summary["codes_per_cycle"] = round(summary["codes"] / max(summary["cycles"], 1), 3)
+    out = os.environ.get("ANOLE_BENCH_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(summary, f)
+    assert summary["mismatches"] == 0, summary
+    assert summary["config_ok"] and summary["config_vld"] == [1, 0], summary
+
+
+if __name__ == "__main__":
+    from sim.axi_kernel.runner import main
+
+    raise SystemExit(main())

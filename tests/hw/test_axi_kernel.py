@@ -1,0 +1,117 @@
+"""Board kernel pieces without a simulator build: AxiReader (amaranth.sim vs a byte memory), Verilog
+emission, port naming and the Vitis kernel.xml against host/board/regmap.py."""
+import random
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from host.board import regmap
+from host.scan_params import ScanParams
+from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_data_bits
+from hw.axi_verilog import TOP, emit_axi, kernel_xml
+
+
+def _read(item_bytes, data_bits, addr, count, seed=0):
+    """Run an AxiReader against a random memory with random R stalls; return (items, bursts)."""
+    B = data_bits // 8
+    mem = np.random.default_rng(seed).integers(0, 256, 3 * PAGE_BYTES, dtype=np.uint8)
+    dut = AxiReader(item_bytes=item_bytes, data_bits=data_bits)
+    rng = random.Random(seed)
+    bursts, items = [], []
+
+    async def memory(ctx):
+        while True:
+            while not ctx.get(dut.arvalid):
+                await ctx.tick()
+            ctx.set(dut.arready, 1)
+            a, n = ctx.get(dut.araddr), ctx.get(dut.arlen) + 1
+            await ctx.tick()
+            ctx.set(dut.arready, 0)
+            bursts.append((a, n))
+            for i in range(n):
+                while rng.random() < 0.3:
+                    ctx.set(dut.rvalid, 0)
+                    await ctx.tick()
+                word = int.from_bytes(mem[a + i * B: a + (i + 1) * B].tobytes(), "little")
+                ctx.set(dut.rdata, word)
+                ctx.set(dut.rlast, i == n - 1)
+                ctx.set(dut.rvalid, 1)
+                while not ctx.get(dut.rready):
+                    await ctx.tick()
+                await ctx.tick()
+            ctx.set(dut.rvalid, 0)
+
+    async def host(ctx):
+        ctx.set(dut.addr, addr)
+        ctx.set(dut.count, count)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        while len(items) < count:
+            ready = rng.random() >= 0.3
+            ctx.set(dut.o.ready, ready)
+            *_, payload, valid = await ctx.tick().sample(dut.o.payload, dut.o.valid)
+            if ready and valid:
+                items.append(payload)
+        ctx.set(dut.o.ready, 0)
+        await ctx.tick().repeat(4)
+        assert not ctx.get(dut.busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(memory, background=True)
+    sim.add_testbench(host)
+    sim.run()
+    want = [int.from_bytes(mem[addr + i * item_bytes: addr + (i + 1) * item_bytes].tobytes(), "little")
+            for i in range(count)]
+    return items, want, bursts
+
+
+@pytest.mark.parametrize("item_bytes,data_bits,addr,count", [
+    (12, 64, 4096 - 44, 40),      # unaligned items wider than a word, crossing a 4 KiB page
+    (8, 128, 8, 1),               # one descriptor in the upper half of a word
+    (96, 256, 100 * 96, 9),       # 96-byte code beats on a 256-bit bus
+    (4, 32, 2, 0),                # count 0: no burst at all
+])
+def test_reader_items_and_bursts(item_bytes, data_bits, addr, count):
+    items, want, bursts = _read(item_bytes, data_bits, addr, count)
+    assert items == want
+    B = data_bits // 8
+    for a, n in bursts:
+        assert a % B == 0 and 1 <= n <= MAX_BURST
+        assert a // PAGE_BYTES == (a + n * B - 1) // PAGE_BYTES, "burst crosses 4 KiB"
+    if count:
+        assert bursts[0][0] == addr - addr % B
+        assert sum(n for _, n in bursts) == -(-(addr % B + count * item_bytes) // B)
+    else:
+        assert bursts == []
+
+
+def test_emit_names_ports_like_a_vitis_kernel(tmp_path):
+    files = emit_axi(ScanParams(m=8, lanes=4, k=10), tmp_path, 64)
+    text = files["verilog"].read_text()
+    assert f"module {TOP}(" in text
+    for port in ("ap_clk", "ap_rst_n", "interrupt", "s_axi_control_awaddr", "s_axi_control_rdata",
+                 "m_axi_gmem0_araddr", "m_axi_gmem2_rdata", "m_axi_gmem3_wstrb", "m_axi_gmem3_bready"):
+        assert f" {port};" in text, port
+    assert "m_axi_gmem0_awvalid" not in text            # read-only bundles have no write channels
+    with pytest.raises(ValueError, match="data_bits"):
+        check_data_bits(96)
+
+
+def test_kernel_xml_matches_regmap():
+    root = ET.fromstring(kernel_xml(ScanParams(), 512))
+    kernel = root.find("kernel")
+    assert kernel.get("name") == regmap.KERNEL_NAME and kernel.get("hwControlProtocol") == "ap_ctrl_hs"
+    args = {a.get("name"): a for a in kernel.iter("arg")}
+    assert list(args) == list(regmap.ARG_INDEX)
+    for name, a in args.items():
+        assert int(a.get("offset"), 16) == regmap.ARG_OFFSETS[name]
+        assert int(a.get("id")) == regmap.ARG_INDEX[name]
+        if name in regmap.POINTER_ARGS:
+            assert a.get("port") == f"m_axi_{regmap.M_AXI_BUNDLES[name]}"
+    ports = {p.get("name"): p for p in kernel.iter("port")}
+    assert set(ports) == {"s_axi_control", "m_axi_gmem0", "m_axi_gmem1", "m_axi_gmem2", "m_axi_gmem3"}
+    assert ports["m_axi_gmem1"].get("dataWidth") == "512"
