@@ -95,7 +95,11 @@ class MemoryNode:
         return self.info()
 
     async def _stats(self, fields: dict) -> dict:
-        return dict(self.stats)
+        out = dict(self.stats)
+        cycles = getattr(self.backend, "stats", {}).get("cycles")
+        if cycles is not None:                       # cycle-accurate backends (verilator): simulated kernel cycles
+            out["kernel_cycles"] = int(cycles)
+        return out
 
     async def _scan(self, fields: dict) -> dict:
         try:

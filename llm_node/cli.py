@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from host.errors import InputError
+
 
 def register(sub, groups):
     from host.cli import group
@@ -31,6 +33,8 @@ def register(sub, groups):
     _engine_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7100, help="port (default 7100, 0 = any free port)")
+    from llm_node.cli_sched import add_scheduler_args
+    add_scheduler_args(p)
     p.set_defaults(func=serve_llm_node)
 
     llm = group(sub, groups, "llm", "the LLM node's tools: train the demo model")
@@ -70,12 +74,19 @@ def _engine(args):
     import torch
 
     from llm_node.config import EngineConfig
-    from llm_node.engine.llm_engine import LLMEngine
+    from llm_node.sched.serving import serving_engine
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return LLMEngine(EngineConfig(args.model, device=args.device, dtype=args.dtype, num_kv_blocks=args.kv_blocks,
-                                  block_size=args.block_size, max_num_seqs=args.max_num_seqs))
+    policy = None
+    if getattr(args, "scheduler", None):
+        from llm_node.cli_sched import policy_from_args
+        try:
+            policy = policy_from_args(args)
+        except (ValueError, OSError) as e:
+            raise InputError(str(e)) from None
+    return serving_engine(EngineConfig(args.model, device=args.device, dtype=args.dtype, num_kv_blocks=args.kv_blocks,
+                                       block_size=args.block_size, max_num_seqs=args.max_num_seqs), policy)
 
 
 def generate(args) -> int:

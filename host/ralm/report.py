@@ -33,7 +33,8 @@ def fpga_projection(before: list[dict], after: list[dict], lanes: int, clock_mhz
                     rtl_summary: str | Path | None = None, backend: str = "cpu") -> dict:
     """Scan time per query on the FPGA kernel: the codes each memory node scanned per query (from the nodes'
     T_STATS counters between two snapshots) / (codes per cycle x clock); nodes scan in parallel. Codes per
-    cycle: measured by the RTL bench (``rtl_summary``, a `anole sim scan --json` output) when given,
+    cycle: the simulated kernel cycles when the nodes scan on the RTL (T_STATS ``kernel_cycles``, the verilator
+    backend), else measured by the RTL bench (``rtl_summary``, a `anole sim scan --json` output) when given,
     else the kernel's ideal ``lanes`` (II = 1)."""
     queries = max(a["queries"] - b["queries"] for a, b in zip(after, before))
     if queries <= 0:
@@ -46,6 +47,9 @@ def fpga_projection(before: list[dict], after: list[dict], lanes: int, clock_mhz
 
         rtl = read_rtl_summary(rtl_summary)
         cpc, source = rtl["codes_per_cycle"], f"{rtl['codes_per_cycle']:.2f} codes/cycle measured by the RTL bench"
+    if all("kernel_cycles" in a for a in after):    # the RTL scanned: its simulated cycles, not a model
+        cycles = max(a["kernel_cycles"] - b.get("kernel_cycles", 0) for a, b in zip(after, before)) / queries
+        cpc, source = codes / max(cycles, 1e-9), f"{cycles:,.0f} simulated kernel cycles per query (RTL in the loop)"
     fpga_s = codes / (cpc * clock_mhz * 1e6)
     line = (f"FPGA projection: {codes:,.0f} codes per query on the busiest node; at {clock_mhz:g} MHz and {source} "
             f"the scan takes {fpga_s * 1e6:.1f} us/query vs {cpu_s * 1e6:.1f} us/query measured on the "
