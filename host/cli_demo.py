@@ -19,7 +19,9 @@ def register(sub, groups):
     p.add_argument("--backend", default="cpu", help="memory-node scan backend: cpu (default), verilator, ...")
     p.add_argument("--shards", type=int, default=2, help="memory nodes per datastore (default 2)")
     p.add_argument("--nprobe", type=int, default=8)
-    p.add_argument("--k", type=int, default=100, help="neighbours per kNN-LM step (default 100)")
+    p.add_argument("--k", type=int, default=None,
+                   help="neighbours per kNN-LM step (default 100; 10 with --backend verilator, whose k=100 top-K "
+                        "core does not compile with this g++)")
     p.add_argument("--lam", type=float, default=0.15, help="kNN-LM interpolation weight (default 0.15)")
     p.add_argument("--knn-temperature", type=float, default=1.5, help="softmax temperature of -distance (1.5)")
     p.add_argument("--interval", type=int, default=16, help="type 1: tokens between retrievals (default 16)")
@@ -39,7 +41,8 @@ def demo(args) -> int:
     run(DemoConfig(workdir=args.workdir, model=args.model, train_minutes=args.train_minutes,
                    knn_tokens=args.knn_tokens, max_chunks=args.max_chunks, backend=args.backend, shards=args.shards,
                    nprobe=args.nprobe,
-                   k=args.k, lam=args.lam, knn_temperature=args.knn_temperature, interval=args.interval,
+                   k=args.k or (10 if args.backend == "verilator" else 100), lam=args.lam,
+                   knn_temperature=args.knn_temperature, interval=args.interval,
                    max_tokens=args.max_tokens, lanes=args.lanes, clock_mhz=args.clock_mhz,
                    rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot))
     return 0

@@ -46,8 +46,8 @@ def register(sub, groups):
     p.add_argument("--nprobes", default="8", help="comma list (default 8)")
     p.add_argument("--lut-bits", default="16", help="comma list (default 16)")
     p.add_argument("--questions", type=int, default=200, help="chunks: questions (default 200)")
-    p.add_argument("--cache", default="build/demo",
-                   help="chunks: where MiniLM embeddings of the chunks are cached, for the exact-search reference")
+    p.add_argument("--cache", default=None, help="chunks: where MiniLM embeddings of the chunks are cached, for "
+                                                 "the exact-search reference (default: DATASTORE/../embeddings)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=evaluate)
@@ -144,6 +144,8 @@ def _eval_knn(args, retriever) -> dict:
 
 
 def _eval_chunks(args, retriever) -> dict:
+    from pathlib import Path
+
     import numpy as np
 
     from host.corpus import Embedder
@@ -162,7 +164,8 @@ def _eval_chunks(args, retriever) -> dict:
             def search(qx):
                 return retrieve(qx)[1]
             out.update(_hit_rates(ds, kinds, embedder, search, f"IVF-PQ nprobe {nprobe}"))
-    x = cached_embeddings([c["text"] for c in ds.chunks], args.cache, embedder)
+    cache = args.cache or Path(args.datastore).parent / "embeddings"      # where `ralm build chunks` put them
+    x = cached_embeddings([c["text"] for c in ds.chunks], cache, embedder)
     out.update(_hit_rates(ds, kinds, embedder, lambda qx: np.argsort(-(qx @ x.T), axis=1)[:, :10],
                           "exact search (reference)"))
     return out

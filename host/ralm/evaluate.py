@@ -156,7 +156,8 @@ def corpus_questions(chunks: list[dict], n: int, kind: str = "excerpt", seed: in
             if len(words) < 40:
                 continue
             lo = int(rng.integers(8, len(words) - 28))
-            out.append((f"Which documentation says: {' '.join(words[lo: lo + 12])}?", " ".join(words[lo + 12: lo + 20])))
+            question = f"Which documentation says: {' '.join(words[lo: lo + 12])}?"
+            out.append((question, " ".join(words[lo + 12: lo + 20])))
         else:
             raise InputError(f"question kind must be name or excerpt, not {kind!r}")
         if len(out) == n:

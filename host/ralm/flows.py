@@ -219,7 +219,8 @@ class RalmCoordinator:
             if summary.get("error"):
                 raise RalmError(f"LLM node: {summary['error']}")
             step.update(prefill=float(summary["ttft"]), decode=float(summary["ttlt"] - summary["ttft"]),
-                        prompt_tokens=int(summary["num_prompt_tokens"]), cached_tokens=int(summary["num_cached_tokens"]),
+                        prompt_tokens=int(summary["num_prompt_tokens"]),
+                        cached_tokens=int(summary["num_cached_tokens"]),
                         generated=len(summary["token_ids"]), llm=time.perf_counter() - t0)
             out.steps.append(step)
             out.finish_reason = summary["finish_reason"]

