@@ -92,11 +92,11 @@ class AxiScanKernel(wiring.Component):
         # table stream: 16-bit memory entries -> lut_bits rows of the core's table beat
         tb = core.table.payload
         item = rd["tables"].o.payload
-        list_tag = Signal(p.list_bits)
+        table_tag = Signal(p.list_bits)
         for r in range(p.lanes):
             for j in range(p.m):
                 m.d.comb += tb.rows[r][j].eq(item[16 * (r * p.m + j):][:p.lut_bits])
-        m.d.comb += [tb.list.eq(list_tag), core.table.valid.eq(rd["tables"].o.valid),
+        m.d.comb += [tb.list.eq(table_tag), core.table.valid.eq(rd["tables"].o.valid),
                      rd["tables"].o.ready.eq(core.table.ready)]
 
         # code beats: codes are in memory order already; ids are id_word_bits apart
@@ -108,7 +108,23 @@ class AxiScanKernel(wiring.Component):
 
         nq, nprobe = Signal(32), Signal(32)
         q, probe = Signal(32), Signal(32)
+
+        # fetcher: descriptor and table of the next probe, as soon as both readers are free (the table
+        # streams into the core's free bank while the current list is scanned)
+        fetching = Signal()
+        fetch_q, fetch_p = Signal(32), Signal(32)
         lists_addr, tables_addr = Signal(64), Signal(64)
+        can_fetch = fetching & (fetch_q != nq) & (nprobe != 0) & ~rd["lists"].busy & ~rd["tables"].busy
+        with m.If(can_fetch):
+            m.d.comb += [rd["lists"].start.eq(1), rd["lists"].addr.eq(lists_addr), rd["lists"].count.eq(1),
+                         rd["tables"].start.eq(1), rd["tables"].addr.eq(tables_addr),
+                         rd["tables"].count.eq(table_beats(p))]
+            m.d.sync += [table_tag.eq(fetch_p), lists_addr.eq(lists_addr + DESC_BYTES),
+                         tables_addr.eq(tables_addr + lay.table_bytes), fetch_p.eq(fetch_p + 1)]
+            with m.If(fetch_p + 1 == nprobe):
+                m.d.sync += [fetch_p.eq(0), fetch_q.eq(fetch_q + 1)]
+
+        # sequencer: the core's command stream, probe by probe
         beats_left, codes_left = Signal(32), Signal(33)
         desc = rd["lists"].o.payload
         both = rd["codes"].o.valid & rd["ids"].o.valid
@@ -116,8 +132,8 @@ class AxiScanKernel(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(regs.start):
-                    m.d.sync += [nq.eq(regs.nq), nprobe.eq(regs.nprobe), q.eq(0),
-                                 lists_addr.eq(regs.lists), tables_addr.eq(regs.tables)]
+                    m.d.sync += [nq.eq(regs.nq), nprobe.eq(regs.nprobe), q.eq(0), fetching.eq(1),
+                                 fetch_q.eq(0), fetch_p.eq(0), lists_addr.eq(regs.lists), tables_addr.eq(regs.tables)]
                     m.d.comb += [wr.start.eq(1), wr.base.eq(regs.results)]
                     m.next = "QUERY"
             with m.State("QUERY"):
@@ -130,11 +146,6 @@ class AxiScanKernel(wiring.Component):
                 with m.If(probe == nprobe):
                     m.next = "END_QUERY"
                 with m.Else():
-                    m.d.comb += [rd["lists"].start.eq(1), rd["lists"].addr.eq(lists_addr), rd["lists"].count.eq(1),
-                                 rd["tables"].start.eq(1), rd["tables"].addr.eq(tables_addr),
-                                 rd["tables"].count.eq(table_beats(p))]
-                    m.d.sync += [list_tag.eq(probe), lists_addr.eq(lists_addr + DESC_BYTES),
-                                 tables_addr.eq(tables_addr + lay.table_bytes)]
                     m.next = "DESC"
             with m.State("DESC"):
                 m.d.comb += rd["lists"].o.ready.eq(1)
@@ -146,7 +157,7 @@ class AxiScanKernel(wiring.Component):
                     m.d.sync += [beats_left.eq(nbeats), codes_left.eq(length)]
                     m.next = "LIST"
             with m.State("LIST"):
-                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.LIST), beat.list.eq(list_tag)]
+                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.LIST), beat.list.eq(probe)]
                 with m.If(core.i.ready):
                     for name in ("codes", "ids"):
                         m.d.comb += [rd[name].start.eq(1), rd[name].count.eq(beats_left)]
@@ -155,7 +166,7 @@ class AxiScanKernel(wiring.Component):
                 with m.If(beats_left == 0):
                     m.next = "END_LIST"
                 with m.Else():
-                    m.d.comb += [core.i.valid.eq(both), beat.op.eq(Op.CODES), beat.list.eq(list_tag),
+                    m.d.comb += [core.i.valid.eq(both), beat.op.eq(Op.CODES), beat.list.eq(probe),
                                  beat.valid.eq(full)]
                     with m.If(codes_left < p.lanes):
                         m.d.comb += beat.valid.eq((Const(1, p.lanes + 1) << codes_left[:p.lanes.bit_length()]) - 1)
@@ -163,7 +174,7 @@ class AxiScanKernel(wiring.Component):
                         m.d.comb += [rd["codes"].o.ready.eq(1), rd["ids"].o.ready.eq(1)]
                         m.d.sync += [beats_left.eq(beats_left - 1), codes_left.eq(codes_left - p.lanes)]
             with m.State("END_LIST"):
-                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.END_LIST), beat.list.eq(list_tag)]
+                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.END_LIST), beat.list.eq(probe)]
                 with m.If(core.i.ready):
                     m.d.sync += probe.eq(probe + 1)
                     m.next = "PROBE"
@@ -175,5 +186,6 @@ class AxiScanKernel(wiring.Component):
             with m.State("FINISH"):
                 with m.If((wr.queries == nq) & ~wr.busy & ~wr.i.valid):
                     m.d.comb += regs.done.eq(1)
+                    m.d.sync += fetching.eq(0)
                     m.next = "IDLE"
         return m

@@ -19,14 +19,15 @@ class TableMemory(wiring.Component):
 
     Read side: `acquire` (one cycle, only while `avail`) binds the next full bank, in load order, to
     the open list; `release` frees it. Every cycle lane l looks up `addr[l][j]` in column j of the
-    bound bank; `data[l][j]` is valid `LATENCY` cycles later (II = 1). `avail_list` is the list id
-    the next full bank was loaded with.
+    bound bank; `data[l][j]` is valid `LATENCY` cycles later (II = 1): memory read, a register right
+    at the memory output (block RAM clock-to-out is slow), then the entry select within the word.
+    `avail_list` is the list id the next full bank was loaded with.
 
     Each column is one memory of `lanes * lut_bits`-bit words (one beat writes one word per column)
     with `lanes` read ports, so a column maps to block RAM replicated per read port.
     """
 
-    LATENCY = 2
+    LATENCY = 3
 
     def __init__(self, *, params: ScanParams):
         if not isinstance(params, ScanParams):
@@ -89,11 +90,13 @@ class TableMemory(wiring.Component):
                 rp = mem.read_port()
                 code = self.addr[l][j]
                 m.d.comb += rp.addr.eq(Cat(code[sel_bits:], cur))
-                word = rp.data
+                word = Signal.like(rp.data, name=f"word_l{l}_c{j}")
+                m.d.sync += word.eq(rp.data)
                 if sel_bits:
-                    s1 = Signal(sel_bits, name=f"sel_l{l}_c{j}")
-                    m.d.sync += s1.eq(code[:sel_bits])
-                    m.d.sync += self.data[l][j].eq(word.word_select(s1, p.lut_bits))
+                    s1 = Signal(sel_bits, name=f"sel1_l{l}_c{j}")
+                    s2 = Signal(sel_bits, name=f"sel2_l{l}_c{j}")
+                    m.d.sync += [s1.eq(code[:sel_bits]), s2.eq(s1)]
+                    m.d.sync += self.data[l][j].eq(word.word_select(s2, p.lut_bits))
                 else:
                     m.d.sync += self.data[l][j].eq(word)
         return m

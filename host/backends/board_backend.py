@@ -1,7 +1,8 @@
 """Common part of the FPGA backends (pynq, xrt): tables on the host CPU, the scan on the kernel.
 
-``device`` picks what is under the driver: "board" (the real one) or "csim" (the virtual board running
-the HLS kernel's C model); the driver code above the MMIO/buffer layer is the same for both.
+``device`` picks what is under the driver: "board" (the real one), "csim" (the virtual board running
+the HLS kernel's C model) or "rtl" (the Amaranth AXI kernel under Verilator, host/board/rtl_device.py);
+the driver code above the MMIO/buffer layer is the same for all.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from host.errors import InputError
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("board", "csim")
+DEVICES = ("board", "csim", "rtl")
 
 
 class BoardBackend(ShardBackend):
@@ -29,6 +30,9 @@ class BoardBackend(ShardBackend):
         if device == "csim":
             from host.board.csim_device import HlsCsimDevice
             self.device = HlsCsimDevice(params, **device_options)
+        elif device == "rtl":
+            from host.board.rtl_device import RtlDevice
+            self.device = RtlDevice(params, **device_options)
         else:
             self.device = self.open_board(**device_options)
         self.driver = KernelDriver(self.device, params, shard, timeout_s=timeout_s,

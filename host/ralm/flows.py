@@ -86,7 +86,7 @@ class RalmCoordinator:
         self.knn, self.knn_values = knn, knn_values
         self.chunks, self.chunk_texts, self.embedder, self.tokenizer = chunks, chunk_texts, embedder, tokenizer
         self.info: dict | None = None
-        self._active, self._pending, self._timer = 0, [], None
+        self._active, self._pending, self._timer, self._tasks = 0, [], None, set()
 
     async def check(self) -> dict:
         """The LLM node's info; InputError if its hidden size or vocabulary does not fit the kNN datastore."""
@@ -153,7 +153,9 @@ class RalmCoordinator:
             self._timer = None
         batch, self._pending = self._pending, []
         if batch:
-            asyncio.ensure_future(self._search_batch(batch))
+            task = asyncio.ensure_future(self._search_batch(batch))
+            self._tasks.add(task)                      # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
 
     async def _search_batch(self, batch: list) -> None:
         from host.local_search import SearchResult

@@ -23,8 +23,7 @@ def _read(item_bytes, data_bits, addr, count, seed=0):
 
     async def memory(ctx):
         while True:
-            while not ctx.get(dut.arvalid):
-                await ctx.tick()
+            await ctx.tick().until(dut.arvalid)
             ctx.set(dut.arready, 1)
             a, n = ctx.get(dut.araddr), ctx.get(dut.arlen) + 1
             await ctx.tick()
@@ -38,9 +37,7 @@ def _read(item_bytes, data_bits, addr, count, seed=0):
                 ctx.set(dut.rdata, word)
                 ctx.set(dut.rlast, i == n - 1)
                 ctx.set(dut.rvalid, 1)
-                while not ctx.get(dut.rready):
-                    await ctx.tick()
-                await ctx.tick()
+                await ctx.tick().until(dut.rready)
             ctx.set(dut.rvalid, 0)
 
     async def host(ctx):
@@ -115,3 +112,16 @@ def test_kernel_xml_matches_regmap():
     ports = {p.get("name"): p for p in kernel.iter("port")}
     assert set(ports) == {"s_axi_control", "m_axi_gmem0", "m_axi_gmem1", "m_axi_gmem2", "m_axi_gmem3"}
     assert ports["m_axi_gmem1"].get("dataWidth") == "512"
+
+
+def test_package_xo_without_vivado_fails_clearly(tmp_path):
+    """Everything before Vivado is generated; the missing tool is named with what to install."""
+    from hw.rtl_xo import ToolMissing, main, package_xo
+
+    with pytest.raises(ToolMissing, match="not found on PATH.*Vivado"):
+        package_xo(ScanParams(m=8, lanes=4, k=10), tmp_path, vivado="anole-no-such-vivado")
+    rtl = tmp_path / "rtl"
+    assert (rtl / f"{TOP}.v").exists() and (rtl / "kernel.xml").exists()
+    regs = (rtl / "regs.tcl").read_text()
+    assert "{codes 0x10 8 gmem0}" in regs and "{nprobe 0x54 4 {}}" in regs
+    assert main(["--m", "8", "--out", str(tmp_path / "cli"), "--vivado", "anole-no-such-vivado"]) == 3

@@ -33,7 +33,7 @@ def test_verilator_axi_kernel_bit_exact(name):
     _check(run(params, data_bits, "verilator", seed=1, pause=0.3))
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize("name", SLOW_SETS)
 def test_verilator_axi_kernel_wide_bus(name):
     """A 256-bit bus (results written with byte strobes), unaligned 96-byte code beats, 40-bit ids."""
@@ -41,7 +41,8 @@ def test_verilator_axi_kernel_wide_bus(name):
     _check(run(params, data_bits, "verilator", seed=2, pause=0.5))
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 def test_icarus_axi_kernel():
+    """Icarus (about 2 min): the same launches, cycle for cycle the same as under Verilator."""
     params, data_bits = SETS["m8-l4-k10-w128"]
     _check(run(params, data_bits, "icarus", seed=3, pause=0.3))

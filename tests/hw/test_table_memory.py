@@ -33,8 +33,7 @@ def test_ping_pong_load_and_lookup():
                 for l in range(params.lanes):
                     for j in range(params.m):
                         ctx.set(dut.addr[l][j], int(codes[l, j]))
-                await ctx.tick()
-                await ctx.tick()
+                await ctx.tick().repeat(TableMemory.LATENCY)
                 for l in range(params.lanes):
                     for j in range(params.m):
                         assert ctx.get(dut.data[l][j]) == table[j, codes[l, j]]
