@@ -35,13 +35,14 @@ class AxiScanKernel(wiring.Component):
     64-bit addresses, INCR bursts of up to 16 beats, one burst outstanding per channel).
 
     A launch, for each query q and probe p (flat index n = q * nprobe + p): read descriptor n from
-    `lists`; read table n (`table_beats` items of `lanes` rows) from `tables` into the core's table
-    stream while `LIST` waits for it; read the list's `ceil(len / lanes)` beats from `codes` and `ids`
-    (two masters in parallel) as `CODES` beats with the lane mask of the last partial beat; `END_LIST`.
-    After the probes, `END_QUERY`; the core's K results are written as 16-byte records at
-    `results + 16 * (q * k + i)` while the next query scans. `ap_done` rises when every record of the
-    launch has its B response. Probes run one after the other (the table of probe n + 1 is read after
-    `END_LIST` n), so a probe costs about table_beats(params) + ceil(len / lanes) + burst latencies.
+    `lists` and table n (`table_beats` items of `lanes` rows) from `tables` into the core's table
+    stream; `LIST` (the core waits for the table); read the list's `ceil(len / lanes)` beats from `codes`
+    and `ids` (two masters in parallel) as `CODES` beats with the lane mask of the last partial beat;
+    `END_LIST`. After the probes, `END_QUERY`; the core's K results are written as 16-byte records at
+    `results + 16 * (q * k + i)` while the next query scans. A fetcher starts descriptor and table n + 1
+    as soon as descriptor n is taken and table n is loaded, so the next table streams into the core's
+    free bank while list n is scanned. `ap_done` rises when every record has its B response. A probe
+    costs about max(table words, code-beat words of the list) + burst latencies.
     """
 
     def __init__(self, *, params: ScanParams, data_bits: int = 128):

@@ -12,6 +12,9 @@ from host.scan_params import ScanParams
 from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_data_bits
 from hw.axi_verilog import TOP, emit_axi, kernel_xml
 
+# the background memory testbench is closed mid-`until` when the simulation ends
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 def _read(item_bytes, data_bits, addr, count, seed=0):
     """Run an AxiReader against a random memory with random R stalls; return (items, bursts)."""
