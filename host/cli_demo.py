@@ -32,17 +32,35 @@ def register(sub, groups):
                    help="`anole sim scan --json` output with the measured codes/cycle (used if it exists)")
     p.add_argument("--threads", type=int, default=1, help="torch/backend threads per server (default 1)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--plan", help="a plan from `anole rago optimize --plan-out`: sets the memory nodes per "
+                                  "datastore and the coordinator's batching (max batch, max wait)")
     p.set_defaults(func=demo)
 
 
 def demo(args) -> int:
-    from host.demo import DemoConfig, run
+    import json
+    import logging
+    from pathlib import Path
 
+    from host.demo import DemoConfig, run
+    from host.errors import InputError
+    from host.rago.plan import demo_settings
+
+    plan = {"shards": args.shards, "max_batch": 256, "max_wait_s": 0.0}
+    if args.plan:
+        try:
+            plan = demo_settings(json.loads(Path(args.plan).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"cannot read plan {args.plan}: {e}") from None
+        logging.getLogger(__name__).info("plan %s: %d memory nodes per datastore, max batch %d, max wait %.3g ms "
+                                         "(the plan's %d LLM nodes run as one here)", args.plan, plan["shards"],
+                                         plan["max_batch"], plan["max_wait_s"] * 1e3, plan["llm_nodes"])
     run(DemoConfig(workdir=args.workdir, model=args.model, train_minutes=args.train_minutes,
-                   knn_tokens=args.knn_tokens, max_chunks=args.max_chunks, backend=args.backend, shards=args.shards,
+                   knn_tokens=args.knn_tokens, max_chunks=args.max_chunks, backend=args.backend, shards=plan["shards"],
                    nprobe=args.nprobe,
                    k=args.k or (10 if args.backend == "verilator" else 100), lam=args.lam,
                    knn_temperature=args.knn_temperature, interval=args.interval,
                    max_tokens=args.max_tokens, lanes=args.lanes, clock_mhz=args.clock_mhz,
-                   rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot))
+                   rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot,
+                   max_batch=plan["max_batch"], max_wait_s=plan["max_wait_s"]))
     return 0

@@ -21,6 +21,7 @@ def register(sub, groups):
     p.add_argument("--slo-ttft", type=float, metavar="MS", help="TTFT SLO in ms (default: the schema's)")
     p.add_argument("--plot", metavar="PNG", help="write the frontier and the plan's TTFT breakdown here")
     p.add_argument("--json", action="store_true", help="print JSON (frontier, plan, coefficients) instead of text")
+    p.add_argument("--plan-out", metavar="JSON", help="write the chosen plan here (`anole demo --plan` reads it)")
     p.set_defaults(func=optimize)
 
     p = g.add_parser("calibrate", help="measure the CPU scan backend, RPC and a memory node; write the calibration",
@@ -69,6 +70,8 @@ def optimize(args) -> int:
     front = opt.frontier()
     plan = opt.best(front, args.slo_ttft)
     coeffs = opt.model.coefficients()
+    if args.plan_out:
+        Path(args.plan_out).write_text(json.dumps(plan.to_dict(), indent=1) + "\n")
     if args.plot:
         from host.rago.plot import plan_figure
         plan_figure(front, plan, args.plot, title=schema.name)

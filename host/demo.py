@@ -45,6 +45,8 @@ class DemoConfig:
     rtl_summary: Path | None = None
     threads: int = 1
     plot: bool = True
+    max_batch: int = 256           # coordinator: queries per fan-out (a RAGO plan sets these)
+    max_wait_s: float = 0.0        # coordinator: extra wait to fill a batch
 
     def __post_init__(self):
         self.workdir, self.model = Path(self.workdir), Path(self.model)
@@ -139,7 +141,7 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
     from llm_node.tokenizer import Tokenizer
 
     knn_ds, chunk_ds = load_datastore(knn_dir, shards=[]), load_datastore(chunk_dir, shards=[])
-    ccfg = CoordinatorConfig()
+    ccfg = CoordinatorConfig(max_batch=cfg.max_batch, max_wait_s=cfg.max_wait_s)
     coords = {name: Coordinator(ds.index, [a for (n, _), a in sorted(addrs.items()) if n == name],
                                 ScanParams(m=ds.index.m, k=cfg.k), ccfg)
               for name, ds in (("knn", knn_ds), ("chunks", chunk_ds))}

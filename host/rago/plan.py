@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from host.errors import InputError
+
 
 @dataclass(slots=True)
 class Plan:
@@ -124,3 +126,22 @@ def pareto_3d(lat: np.ndarray, qps: np.ndarray, cost: np.ndarray) -> np.ndarray:
         order = np.argsort(all_l, kind="stable")
         stair_l, stair_q = all_l[order], np.maximum.accumulate(all_q[order])
     return np.sort(np.concatenate(kept))
+
+
+MAX_LOCAL_NODES = 8
+"""Memory nodes per datastore a localhost demo will start, whatever a plan asks for."""
+
+
+def demo_settings(plan: dict) -> dict:
+    """What a plan (``Plan.to_dict()``, e.g. from `anole rago optimize --plan-out`) sets in the localhost
+    system: coordinator batching (``max_batch``, ``max_wait_s``) and memory nodes per datastore."""
+    try:
+        coord = plan["coordinator"]
+        settings = {"max_batch": int(coord["max_batch"]), "max_wait_s": float(coord["max_wait_s"]),
+                    "shards": int(coord["memory_nodes"]), "llm_nodes": int(coord["llm_nodes"])}
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"not a plan from `anole rago optimize --plan-out` (missing or bad field {e})") from None
+    if settings["max_batch"] < 1 or settings["max_wait_s"] < 0 or settings["shards"] < 1:
+        raise InputError(f"plan has impossible coordinator settings {coord}")
+    settings["shards"] = min(settings["shards"], MAX_LOCAL_NODES)
+    return settings
