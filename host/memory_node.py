@@ -19,7 +19,7 @@ from host import wire
 from host.backends import make_backend
 from host.errors import InputError
 from host.index_dir import IndexDir, load_index
-from host.rpc import RpcServer
+from host.rpc import RpcServer, serve_node
 from host.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
@@ -133,11 +133,5 @@ def run_memory_node(path, shard: int, host: str, port: int, lut_bits: int = 16, 
     async def main():
         node = MemoryNode.open(path, shard, lut_bits=lut_bits, k=k, config=config)
         warmup(node)
-        try:
-            addr = await node.start(host, port)
-            if on_ready:
-                on_ready(*addr)
-            await node.serve_forever()
-        finally:
-            await node.close()
+        await serve_node(node, host, port, on_ready)
     asyncio.run(main())

@@ -58,6 +58,18 @@ class RemoteError(RpcError):
     """The peer answered with an error frame."""
 
 
+async def serve_node(node, host: str, port: int, on_ready=None) -> None:
+    """Start ``node`` (anything with async start/serve_forever/close), call ``on_ready(host, port)`` once it
+    listens, serve until cancelled, then close it."""
+    try:
+        addr = await node.start(host, port)
+        if on_ready:
+            on_ready(*addr)
+        await node.serve_forever()
+    finally:
+        await node.close()
+
+
 def parse_address(addr: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' -> (host, port)."""
     host, sep, port = addr.strip().rpartition(":")

@@ -32,7 +32,7 @@ from concurrent.futures import Future
 import numpy as np
 import torch
 
-from host.rpc import RpcServer
+from host.rpc import RpcServer, serve_node
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
@@ -279,13 +279,4 @@ class LLMNode:
 
 def run_llm_node(engine: LLMEngine, host: str, port: int, on_ready=None) -> None:
     """Serve until interrupted; on_ready(host, port) is called once listening."""
-    async def main():
-        node = LLMNode(engine)
-        try:
-            addr = await node.start(host, port)
-            if on_ready:
-                on_ready(*addr)
-            await node.serve_forever()
-        finally:
-            await node.close()
-    asyncio.run(main())
+    asyncio.run(serve_node(LLMNode(engine), host, port, on_ready))
