@@ -50,6 +50,24 @@ def register(sub, groups):
     p.add_argument("--max-error", type=float, metavar="FRACTION", help="exit 1 if any |error| exceeds this")
     p.set_defaults(func=validate)
 
+    p = g.add_parser("pipeline", help="measure the kNN-LM RALM system on localhost and compare with the model",
+                     description="Profile the LLM on one core, calibrate the scan on the datastore's index, start "
+                                 "memory nodes and an LLM node on localhost, run waves of C concurrent kNN-LM "
+                                 "requests, write the system's schema and the measurements, and report the "
+                                 "model's TTFT / TPOT / QPS errors (host/rago/pipeline.py).")
+    p.add_argument("--model", default="build/llm/demo-gpt2", help="LLM checkpoint (default: the demo's)")
+    p.add_argument("--datastore", required=True, help="kNN datastore folder (anole ralm build knn, or the demo's "
+                                                       "build/demo/knn-*)")
+    p.add_argument("--workdir", default="build/rago/pipeline", help="profile, calibration, schema, measurements")
+    p.add_argument("--concurrency", default="1,2,4,8", help="requests per wave, comma-separated (default 1,2,4,8)")
+    p.add_argument("--waves", type=int, default=15, help="waves per C, medians reported (default 15)")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--prompt-tokens", type=int, default=32)
+    p.add_argument("--nprobe", type=int, default=8)
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--max-error", type=float, metavar="FRACTION", help="exit 1 if any |error| exceeds this")
+    p.set_defaults(func=pipeline)
+
 
 def _schema(args):
     from host.rago.calibrate import apply_calibration, load_calibration
@@ -137,6 +155,27 @@ def validate(args) -> int:
     checks = run(load_measurements(args.measurements), schema, cal)
     print(report(checks))
     if args.max_error is not None and any(abs(c.error) > args.max_error for c in checks):
+        print(f"some errors exceed {args.max_error:.0%}")
+        return 1
+    return 0
+
+
+def pipeline(args) -> int:
+    from host.errors import InputError
+    from host.rago.pipeline import PipelineConfig, run
+
+    for path, what in ((Path(args.model) / "model.safetensors", "--model"),
+                       (Path(args.datastore) / "datastore.json", "--datastore")):
+        if not path.is_file():
+            raise InputError(f"{what}: {path} is missing")
+    try:
+        conc = tuple(int(c) for c in args.concurrency.split(","))
+    except ValueError:
+        raise InputError(f"--concurrency must be integers separated by commas, not {args.concurrency!r}") from None
+    res = run(PipelineConfig(model=args.model, datastore=args.datastore, workdir=args.workdir, concurrency=conc,
+                             waves=args.waves, max_tokens=args.max_tokens, prompt_tokens=args.prompt_tokens,
+                             nprobe=args.nprobe, k=args.k))
+    if args.max_error is not None and any(abs(c.error) > args.max_error for c in res["checks"]):
         print(f"some errors exceed {args.max_error:.0%}")
         return 1
     return 0

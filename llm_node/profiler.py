@@ -12,7 +12,7 @@ import logging
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -46,6 +46,22 @@ class ProfileConfig:
     def __post_init__(self):
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, not {self.repeats!r}")
+
+    def within(self, max_len: int) -> "ProfileConfig":
+        """This grid with every length scaled down (same shape) so no sequence exceeds ``max_len`` tokens
+        (a model with a short position table); unchanged when it already fits."""
+        pairs = [*self.prefill_grid, self.background_prefill, *(p for p, _ in self.mixed_grid)]
+        decodes = [*self.decode_grid, self.background_decode, *(d for _, d in self.mixed_grid)]
+        longest = max([n + c for n, c in pairs] + [c + 1 for _, c in decodes])
+        if longest <= max_len:
+            return self
+        f = (max_len - 1) / longest
+        pf = lambda nc: (max(1, int(nc[0] * f)), int(nc[1] * f))        # noqa: E731 - (new tokens, context)
+        dc = lambda bc: (bc[0], int(bc[1] * f))                          # noqa: E731 - (batch, context)
+        return replace(self, prefill_grid=tuple(dict.fromkeys(map(pf, self.prefill_grid))),
+                       decode_grid=tuple(dict.fromkeys(map(dc, self.decode_grid))),
+                       background_prefill=pf(self.background_prefill), background_decode=dc(self.background_decode),
+                       mixed_grid=tuple((pf(p), dc(d)) for p, d in self.mixed_grid))
 
 
 class Bench:
@@ -170,7 +186,7 @@ def kv_transfer_per_token(engine, tokens: int = 1024) -> float:
 
 def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
     """Measure and fit on the engine's device; see the module docstring."""
-    cfg = cfg or ProfileConfig()
+    cfg = (cfg or ProfileConfig()).within(engine.max_model_len)
     device = engine.runner.device
     units = device_units(device)
     ok, why = green_contexts_status(device)
@@ -193,9 +209,9 @@ def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
                 w.close()
         (pc, pe), (dc, de) = fit(pr, pt, PREFILL_KEYS), fit(dr, dt, DECODE_KEYS)
         fits[str(prefill_units)] = {"prefill_rel_err": pe, "decode_rel_err": de}
-        return pc, dc
+        return pc, dc, p_part.units
 
-    pc, dc = phase_pair(units)
+    pc, dc, _ = phase_pair(units)
     full = Split(1.0, pc, dc, units, units)
     pad, fits["mixed"] = fit_mixed(bench, cfg, LatencyModel("tmp", full), device, units)
     if cfg.splits is not None:
@@ -207,7 +223,7 @@ def profile(engine, cfg: ProfileConfig | None = None) -> LatencyModel:
     splits = []
     for k in split_units:
         log.info("profiling split: %d of %d units to prefill", k, units)
-        pc, dc = phase_pair(k)
+        pc, dc, k = phase_pair(k)  # the SMs the driver gave (it rounds a green context up)
         splits.append(Split(k / units, pc, dc, k, units - k))
     if not splits:
         log.warning("%s has a single unit: no partition split can be measured, PD multiplexing is unavailable",

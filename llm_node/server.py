@@ -12,8 +12,9 @@ Messages (field maps of host.rpc_codec; docs/protocol.md):
                   tbt: float64[k-1][, text]}, then END
   T_MIX 34       {seq, step, tokens: int64[k], probs: float32[k], lam} -> {}: the client's distribution for
                   step ``step`` of the step-mode request ``seq`` (llm_node/step_mix.py; docs/ralm.md). A
-                  T_GENERATE with step_mode=true streams {step, seq, hidden: float32[H]} before each token
-                  and waits (up to 30 s) for the T_MIX of that step before sampling it.
+                  T_GENERATE with step_mode=true streams {step, seq, hidden: float32[H], group,
+                  group_size} before each token (group: the engine step, group_size: the step-mode
+                  requests in it) and waits (up to 30 s) for the T_MIX of that step before sampling it.
   T_SCORE 33     {token_ids: int64[n], return_logits?} -> {logprobs: float32[n-1] (log p of each next token),
                   hidden: float32[n, H][, logits: float32[n, V]]}
 
@@ -36,7 +37,7 @@ from host.rpc import RpcServer, serve_node
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
-from llm_node.step_mix import StepMixer
+from llm_node.step_mix import StepGroup, StepMixer
 from llm_node.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class LLMNode:
         self.server.register(T_SCORE, self._score)
         self.server.register(T_MIX, self._mix)
         self._mixers: dict[int, StepMixer] = {}
+        self._step_group = StepGroup()           # used by the engine thread only
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         return await self.server.start(host, port)
@@ -225,7 +227,8 @@ class LLMNode:
         if not isinstance(fields.get("step_mode", False), bool):
             raise RequestError(f"step_mode must be a bool, not {fields['step_mode']!r}")
         if fields.get("step_mode"):
-            mixer = params.logits_processor = StepMixer(emit, self.engine.model_config.vocab_size)
+            mixer = params.logits_processor = StepMixer(emit, self.engine.model_config.vocab_size,
+                                                        group=self._step_group)
             self._mixers[mixer.key] = mixer
         try:
             seq_id = await asyncio.wrap_future(self.worker.add(ids, params, emit))

@@ -46,20 +46,47 @@ def check_mix(tokens, probs, lam, vocab: int) -> tuple[np.ndarray, np.ndarray, f
     return tokens, probs, float(lam)
 
 
+class StepGroup:
+    """The step-mode requests of one engine step (engine thread only): their hidden states go out
+    together when the first of them waits for its distribution, each tagged ``group`` (an id) and
+    ``group_size``, so a client that owns all of them knows at once that it has every query of the step
+    and can search them as one batch, without a timer."""
+
+    def __init__(self):
+        self._ids = itertools.count(1)
+        self._items: list = []
+
+    def add(self, emit, item: dict) -> None:
+        self._items.append((emit, item))
+
+    def flush(self) -> None:
+        items, self._items = self._items, []
+        if not items:
+            return
+        gid = next(self._ids)
+        for emit, item in items:
+            emit({**item, "group": gid, "group_size": len(items)})
+
+
 class StepMixer:
     """The logits processor of one step-mode request (engine thread), fed by T_MIX (event-loop thread).
 
-    ``submit`` (called for the whole batch first) emits the hidden state; ``__call__`` waits for the
-    client's distribution up to ``timeout`` seconds, then mixes it in."""
+    ``submit`` (called for the whole batch first) emits the hidden state (through ``group``, when given,
+    with the rest of the step's); ``__call__`` waits for the client's distribution up to ``timeout``
+    seconds, then mixes it in."""
 
-    def __init__(self, emit, vocab: int, timeout: float = 30.0):
-        self.key, self.emit, self.vocab, self.timeout = next(_keys), emit, vocab, timeout
+    def __init__(self, emit, vocab: int, timeout: float = 30.0, group: StepGroup | None = None):
+        self.key, self.emit, self.vocab, self.timeout, self.group = next(_keys), emit, vocab, timeout, group
         self.step = 0
         self._fut: Future | None = None
 
     def submit(self, token_ids, logits, hidden) -> None:
         self._fut = Future()
-        self.emit({"step": self.step, "seq": self.key, "hidden": hidden.float().cpu().numpy()})
+        item = {"step": self.step, "seq": self.key, "hidden": hidden.float().cpu().numpy()}
+        if self.group is None:
+            self.emit(item)
+        else:
+            self.group.add(self.emit, item)
 
     def feed(self, step: int, tokens, probs, lam) -> None:
         fut = self._fut
@@ -75,6 +102,8 @@ class StepMixer:
     def __call__(self, token_ids, logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         if self._fut is None:                    # an engine without the two-phase hook
             self.submit(token_ids, logits, hidden)
+        if self.group is not None:
+            self.group.flush()                   # every submit of this step came first
         try:
             tokens, probs, lam = self._fut.result(timeout=self.timeout)
         except FutureTimeout:

@@ -72,6 +72,11 @@ class ScanBench:
         self.searcher.close()
 
 
+def within_nlist(grid, nlist: int) -> tuple:
+    """The (nq, nprobe) grid with nprobe capped at the index's ``nlist``, repeats dropped."""
+    return tuple(dict.fromkeys((nq, min(nprobe, nlist)) for nq, nprobe in grid))
+
+
 def fit_scan(points: list[dict]) -> dict:
     """Least-squares fit (relative error) of ``seconds = a + q * nq + codes / rate``, all terms >= 0.
 
@@ -149,6 +154,7 @@ def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, remote
     calibration JSON when ``out`` is given."""
     with tempfile.TemporaryDirectory(prefix="anole-rago-") as tmp:
         bench = ScanBench(tmp, **bench_kw)
+        grid = within_nlist(grid, bench.index.nlist)
         try:
             points = [bench.measure(nq, nprobe) for nq, nprobe in grid]
         finally:
@@ -160,8 +166,8 @@ def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, remote
         if rpc or remote:
             cal["rpc"] = measure_rpc()
         if remote:
-            from host.rago.localhost import fit_coordinator, measure_remote
-            cal["rpc"].update(fit_coordinator(cal, measure_remote(idx.path)))
+            from host.rago.localhost import REMOTE_GRID, fit_coordinator, measure_remote
+            cal["rpc"].update(fit_coordinator(cal, measure_remote(idx.path, within_nlist(REMOTE_GRID, idx.nlist))))
     if rtl_summary is not None:
         cal["fpga_kernel"] = read_rtl_summary(rtl_summary)
     log.info("cpu scan %.3g codes/s/core, rpc %s", scan["scan_rate"], cal.get("rpc"))
@@ -179,11 +185,11 @@ def load_calibration(path: str | Path) -> dict:
         raise SchemaError(f"cannot read calibration {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise SchemaError(f"calibration {path} is not valid JSON: {e}") from None
-    check_keys("calibration", cal, {"version", "host", "date", "cpu_scan", "rpc", "fpga_kernel"}, {"version"})
+    check_keys("calibration", cal, {"version", "host", "date", "cpu_scan", "rpc", "fpga_kernel", "llm_node"}, {"version"})
     if cal["version"] != 1:
         raise SchemaError(f"calibration.version must be 1, not {cal['version']!r}")
     for key, need in (("cpu_scan", {"scan_rate", "m", "batch_overhead_us"}), ("rpc", {"latency_us"}),
-                      ("fpga_kernel", {"efficiency", "source"})):
+                      ("fpga_kernel", {"efficiency", "source"}), ("llm_node", {"step_us", "step_per_seq_us"})):
         if key in cal:
             missing = need - set(cal[key])
             if missing:
@@ -193,7 +199,8 @@ def load_calibration(path: str | Path) -> dict:
 
 def apply_calibration(schema: RagSchema, cal: dict, path: str = "calibration") -> RagSchema:
     """A copy of ``schema`` whose CPU scan rate (scaled from the measured ``m`` to the schema's
-    ``pq_bytes``: table lookups per second are what a core sustains), CPU batch overhead, RPC latency and
+    ``pq_bytes``: table lookups per second are what a core sustains), CPU batch and per-query costs, the LLM
+    node's cost per step beyond the forward pass, RPC latency and
     FPGA kernel efficiency (codes/cycle/lane) are the measured ones, each with source ``measured: ...``."""
     res = schema.resources
     src = f"measured: {path}"
@@ -201,12 +208,19 @@ def apply_calibration(schema: RagSchema, cal: dict, path: str = "calibration") -
         c, pq = cal["cpu_scan"], schema.retrieval.pq_bytes
         rate = Coefficient(c["scan_rate"] * c["m"] / pq, "codes/s/core", f"{src} (m={c['m']} scaled to {pq} bytes)")
         over = Coefficient(c["batch_overhead_us"], "us", src)
-        res = dataclasses.replace(res, cpu_server=dataclasses.replace(res.cpu_server, scan_rate=rate, batch_overhead_us=over))
+        per_q = Coefficient(c.get("per_query_us", 0.0), "us", f"{src} (d={c.get('d')}, its nprobe grid)")
+        res = dataclasses.replace(res, cpu_server=dataclasses.replace(res.cpu_server, scan_rate=rate,
+                                                                      batch_overhead_us=over, per_query_us=per_q))
     if "rpc" in cal:
         net = dataclasses.replace(res.network, rpc_latency_us=Coefficient(cal["rpc"]["latency_us"], "us", src))
         if "coordinator_us" in cal["rpc"]:
             net = dataclasses.replace(net, coordinator_us=Coefficient(cal["rpc"]["coordinator_us"], "us", src))
         res = dataclasses.replace(res, network=net)
+    if "llm_node" in cal:
+        e, where = cal["llm_node"], f"{src} ({cal['llm_node'].get('source', 'LLM node')})"
+        res = dataclasses.replace(res, gpu=dataclasses.replace(
+            res.gpu, step_us=Coefficient(e["step_us"], "us", where),
+            step_per_seq_us=Coefficient(e["step_per_seq_us"], "us", where)))
     if "fpga_kernel" in cal and res.fpga is not None:
         k = cal["fpga_kernel"]
         eff = Coefficient(k["efficiency"], "codes/cycle/lane", f"measured: {k['source']} (RTL bench, {k.get('mode')} mode)")

@@ -76,6 +76,27 @@ class FittedLatency:
                 **{f"decode.{k}": Coefficient(float(v), units.get(k, "s"), src) for k, v in self.d.items()}}
 
 
-def latency_model(model: ModelSpec, gpu: Gpu) -> Roofline | FittedLatency:
-    """The model's fitted latency file when the schema names one, else the roofline on ``gpu``."""
-    return FittedLatency(model.latency_model) if model.latency_model else Roofline(model, gpu)
+class WithEngineOverhead:
+    """A forward-pass latency model plus the serving engine's cost per step: ``gpu.step_us`` +
+    ``gpu.step_per_seq_us`` x batch on every prefill pass and decode step."""
+
+    def __init__(self, inner: Roofline | FittedLatency, gpu: Gpu):
+        self.inner, self.gpu = inner, gpu
+        self.a, self.b = float(gpu.step_us) * 1e-6, float(gpu.step_per_seq_us) * 1e-6
+
+    def prefill(self, batch: int, tokens: int, tp: int = 1, context: int = 0) -> float:
+        return self.inner.prefill(batch, tokens, tp, context) + self.a + self.b * batch
+
+    def decode_step(self, batch: int, context: int, tp: int = 1) -> float:
+        return self.inner.decode_step(batch, context, tp) + self.a + self.b * batch
+
+    def coefficients(self) -> dict[str, Coefficient]:
+        return {**self.inner.coefficients(), "gpu.step_us": self.gpu.step_us,
+                "gpu.step_per_seq_us": self.gpu.step_per_seq_us}
+
+
+def latency_model(model: ModelSpec, gpu: Gpu) -> WithEngineOverhead:
+    """The model's fitted latency file when the schema names one, else the roofline on ``gpu``; plus the
+    engine's per-step cost."""
+    inner = FittedLatency(model.latency_model) if model.latency_model else Roofline(model, gpu)
+    return WithEngineOverhead(inner, gpu)

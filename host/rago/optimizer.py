@@ -171,6 +171,9 @@ class Optimizer:
         iterative = self.schema.retrieval.retrievals_per_request > 1
         for g in groups:
             stages, reps = tuple(g["stages"]), g["chips"] // g["tp"]
+            if "decode" in stages and self.model.per_token_retrieval and g["batch"]["decode"] != retrieval["batch"]:
+                raise SchemaError(f"retrieval before every token runs in lock-step: the retrieval batch "
+                                  f"({retrieval['batch']}) must be the decode batch ({g['batch']['decode']})")
             combo = [self.stage_option(stages, s, g["batch"][s], g["tp"], reps, ropt if iterative else None,
                                        tpot_limit=math.inf) for s in stages]
             if None in combo or not self.model.fits(stages, g["tp"]):

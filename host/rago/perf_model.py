@@ -115,10 +115,16 @@ class PerfModel:
         r, net = self.schema.retrieval, self.res.network
         q = batch * r.queries_per_retrieval
         scan = q * r.codes_per_query / nodes / self.node_scan_rate(kind)
-        overhead = float(getattr(self.res, kind).batch_overhead_us) * 1e-6
+        node = getattr(self.res, kind)
+        overhead = (float(node.batch_overhead_us) + q * float(getattr(node, "per_query_us", None) or 0.0)) * 1e-6
         wire = q * (r.dim * 4 + r.k * 16) * nodes / (float(net.bandwidth_gbs) * GB)
         network = (float(net.rpc_latency_us) + float(net.coordinator_us)) * 1e-6 + wire
         return RetrievalCost(scan_s=scan, overhead_s=overhead, network_s=network)
+
+    @property
+    def per_token_retrieval(self) -> bool:
+        """Retrieval before every output token (kNN-LM: ``retrievals_per_request`` = ``output_tokens``)."""
+        return self.schema.retrieval.retrievals_per_request == self.schema.llm("decode").output_tokens
 
     def decode_residence(self, decode_batch: int, tp: int, replicas: int, kind: str = "", nodes: int = 0,
                          rbatch: int = 1) -> tuple[float, float, float]:
@@ -126,12 +132,19 @@ class PerfModel:
 
         A replica holds ``decode_batch`` sequences (slots). Each decodes ``output_tokens`` steps and, with
         iterative retrieval, stalls ``R - 1`` times: it waits for ``rbatch`` retrievals to gather (the
-        ``replicas * decode_batch`` slots issue them at rate lam = slots (R-1) / T), for the retrieval, and
-        for the re-prefill batches of its replica (which pause every sequence on it). Only active
-        sequences decode, so a step runs a batch of B_a = active fraction x decode_batch::
+        ``replicas * decode_batch`` slots issue them at rate lam = slots (R-1) / T), for the retrieval and
+        the round trip between the decoding instance and the coordinator (t_ret), and for the re-prefill
+        batches of its replica (which pause every sequence on it). Only active sequences decode, so a step
+        runs a batch of B_a = active fraction x decode_batch::
 
-            T = (out t_step(B_a) + B_d (R-1)/B_r t_prefill(B_r) + (R-1) t_retrieval(B_r)) / (1 - (B_r-1) / (2 slots))
+            T = (out t_step(B_a) + B_d (R-1)/B_r t_prefill(B_r) + (R-1) t_ret(B_r)) / (1 - (B_r-1) / (2 slots))
             GPU time per request = out t_step(B_a) / B_a + (R-1) t_prefill(B_r) / B_r
+
+        Per-token retrieval (kNN-LM) is lock-step instead: every step of a replica's batch sends its
+        ``decode_batch`` queries as one retrieval batch and waits for it, so there is no gathering and no
+        idle slot (``rbatch`` must equal ``decode_batch``)::
+
+            T = out t_step(B_d) + (R-1) t_ret(B_d);  GPU time per request = out t_step(B_d) / B_d
 
         Returns infinities when ``rbatch`` exceeds the slots.
         """
@@ -142,10 +155,14 @@ class PerfModel:
             busy = out * self.stage_latency("decode", decode_batch, tp)
             return busy, busy / decode_batch, 1.0
         slots = replicas * decode_batch
-        if rbatch > slots:
+        if rbatch > slots or (self.per_token_retrieval and rbatch != decode_batch):
             return float("inf"), float("inf"), 0.0
+        t_ret = self.retrieval(kind, nodes, rbatch).total_s + float(self.res.network.rpc_latency_us) * 1e-6
+        if self.per_token_retrieval:
+            steps = out * self.stage_latency("decode", decode_batch, tp)
+            resid = steps + stalls * t_ret
+            return resid, steps / decode_batch, steps / resid
         t_pf = self.reprefill_latency(rbatch, tp)
-        t_ret = self.retrieval(kind, nodes, rbatch).total_s
         active = float(decode_batch)
         for _ in range(8):                                   # fixed point of the active batch
             steps = out * lat.decode_step(active, ctx, tp)

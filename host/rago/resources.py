@@ -20,7 +20,9 @@ def _assume(value: float, unit: str, why: str) -> Coefficient:
 @dataclass(frozen=True, slots=True)
 class Gpu:
     """An accelerator for model stages: peak ``tflops`` (dense 16-bit), ``mem_bw_gbs``, ``memory_gb``;
-    ``mfu`` and ``bw_eff`` are the fractions of peak compute and bandwidth reached."""
+    ``mfu`` and ``bw_eff`` are the fractions of peak compute and bandwidth reached. ``step_us`` +
+    ``step_per_seq_us`` x batch is what the serving engine adds to every forward pass (scheduling, sampling,
+    streaming; for retrieval per token also the hand-over of the query and of the neighbours)."""
 
     count: int
     tflops: Coefficient
@@ -28,10 +30,15 @@ class Gpu:
     memory_gb: Coefficient
     mfu: Coefficient = None
     bw_eff: Coefficient = None
+    step_us: Coefficient = None
+    step_per_seq_us: Coefficient = None
     cost: float = 1.0
     source: str = ""
-    COEFFS = {"tflops": "TFLOP/s", "mem_bw_gbs": "GB/s", "memory_gb": "GB", "mfu": "1", "bw_eff": "1"}
-    DEFAULTS = {"mfu": _assume(0.5, "1", "typical prefill MFU"), "bw_eff": _assume(0.8, "1", "typical HBM efficiency")}
+    COEFFS = {"tflops": "TFLOP/s", "mem_bw_gbs": "GB/s", "memory_gb": "GB", "mfu": "1", "bw_eff": "1",
+              "step_us": "us", "step_per_seq_us": "us"}
+    DEFAULTS = {"mfu": _assume(0.5, "1", "typical prefill MFU"), "bw_eff": _assume(0.8, "1", "typical HBM efficiency"),
+                "step_us": _assume(0.0, "us", "engine overhead hidden behind the forward pass"),
+                "step_per_seq_us": _assume(0.0, "us", "engine overhead hidden behind the forward pass")}
     INTEGER = ("count",)
     POSITIVE = ("count",)
 
@@ -39,8 +46,9 @@ class Gpu:
 @dataclass(frozen=True, slots=True)
 class CpuServer:
     """A retrieval server scanning PQ codes on ``cores`` cores at ``scan_rate`` codes/s/core, bounded by
-    ``mem_bw_gbs``; ``batch_overhead_us`` is the fixed cost of one retrieval batch (coarse search, setup).
-    ``scan_rate`` may come from a calibration file instead (``anole rago calibrate``)."""
+    ``mem_bw_gbs``; ``batch_overhead_us`` is the fixed cost of one retrieval batch (coarse search, setup),
+    ``per_query_us`` the cost of each query in it (its lookup tables). ``scan_rate``, ``per_query_us`` and
+    ``batch_overhead_us`` may come from a calibration file instead (``anole rago calibrate``)."""
 
     count: int
     cores: int
@@ -48,10 +56,13 @@ class CpuServer:
     mem_bw_gbs: Coefficient
     scan_rate: Coefficient | None = None
     batch_overhead_us: Coefficient = None
+    per_query_us: Coefficient = None
     cost: float = 0.3
     source: str = ""
-    COEFFS = {"memory_gb": "GB", "mem_bw_gbs": "GB/s", "scan_rate": "codes/s/core", "batch_overhead_us": "us"}
-    DEFAULTS = {"batch_overhead_us": _assume(200.0, "us", "coarse search and dispatch of one batch")}
+    COEFFS = {"memory_gb": "GB", "mem_bw_gbs": "GB/s", "scan_rate": "codes/s/core", "batch_overhead_us": "us",
+              "per_query_us": "us"}
+    DEFAULTS = {"batch_overhead_us": _assume(200.0, "us", "coarse search and dispatch of one batch"),
+                "per_query_us": _assume(0.0, "us", "lookup-table construction folded into scan_rate")}
     INTEGER = ("count", "cores")
     POSITIVE = ("count", "cores")
 

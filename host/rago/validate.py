@@ -11,10 +11,10 @@ for a pipeline) is what was measured::
       {"what": "decode_step", "stage": "decode", "batch": 8, "context": 256, "seconds": 0.004},
       {"what": "retrieval", "kind": "cpu_server", "nodes": 2, "batch": 16, "seconds": 0.003},
       {"what": "pipeline", "groups": [{"stages": [...], "chips", "tp", "batch": {...}}],
-       "retrieval": {"kind", "nodes", "batch"}, "ttft_ms": 120.0, "qps": 35.0}]}
+       "retrieval": {"kind", "nodes", "batch"}, "ttft_ms": 120.0, "tpot_ms": 9.0, "qps": 35.0}]}
 
-The last is what the RALM system on localhost will record (a run of the coordinator configured from a
-Plan); the others check single components.
+The last is what the RALM system on localhost records (``host.rago.pipeline``, `anole rago pipeline`);
+the others check single components.
 """
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ def _predict(m: dict, schema: RagSchema | None, calibration: dict | None) -> lis
         out = []
         if "ttft_ms" in m:
             out.append(Check(what, "ttft_ms", plan.ttft_s * 1e3, m["ttft_ms"]))
+        if "tpot_ms" in m:
+            out.append(Check(what, "tpot_ms", plan.tpot_s * 1e3, m["tpot_ms"]))
         if "qps" in m:
             out.append(Check(what, "qps", plan.qps, m["qps"]))
         return out
@@ -85,7 +87,8 @@ def _predict(m: dict, schema: RagSchema | None, calibration: dict | None) -> lis
 
 def validate(measurements: dict, schema: RagSchema | None = None, calibration: dict | None = None) -> list[Check]:
     """Every measurement's prediction; SchemaError naming the entry when one is malformed."""
-    check_keys("measurements file", measurements, {"measurements", "host", "date", "source"}, {"measurements"})
+    check_keys("measurements file", measurements, {"measurements", "host", "date", "source", "system", "runs"},
+               {"measurements"})
     checks = []
     for i, m in enumerate(measurements["measurements"]):
         try:

@@ -86,7 +86,7 @@ class RalmCoordinator:
         self.knn, self.knn_values = knn, knn_values
         self.chunks, self.chunk_texts, self.embedder, self.tokenizer = chunks, chunk_texts, embedder, tokenizer
         self.info: dict | None = None
-        self._active, self._pending, self._timer, self._tasks = 0, [], None, set()
+        self._active, self._pending, self._timers, self._tasks = 0, {}, {}, set()
 
     async def check(self) -> dict:
         """The LLM node's info; InputError if its hidden size or vocabulary does not fit the kNN datastore."""
@@ -115,7 +115,7 @@ class RalmCoordinator:
                 if "step" in item:
                     t0 = time.perf_counter()
                     step = {gen_prev: t0 - t_prev}
-                    tokens, probs = await self._knn_step(item["hidden"], out, step)
+                    tokens, probs = await self._knn_step(item, out, step)
                     t_prev, gen_prev = time.perf_counter(), "decode"
                     await self.llm.mix(item["seq"], item["step"], tokens, probs, 0.0 if out.fallback else cfg.lam)
                     out.steps.append(step)
@@ -131,27 +131,32 @@ class RalmCoordinator:
             raise RalmError(f"LLM node {self.llm.rpc.address}: {e.message}") from None
         finally:
             self._active -= 1
-            if self._pending and len(self._pending) >= self._active:
-                self._flush()
+            if self._pending.get(None) and len(self._pending[None]) >= self._active:
+                self._flush(None)
             await stream.aclose()
         return out
 
-    async def _step_search(self, hidden: np.ndarray):
-        """Search with one request's hidden state as part of the step's batch: the fan-out goes when every
-        running type-2 request has sent its hidden state of this step, or after ``step_wait_s``."""
-        fut = asyncio.get_running_loop().create_future()
-        self._pending.append((np.asarray(hidden, np.float32), fut, time.perf_counter()))
-        if len(self._pending) >= self._active:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.config.step_wait_s, self._flush)
+    async def _step_search(self, item: dict):
+        """Search with one request's hidden state as part of the step's batch. The fan-out goes when every
+        request of the LLM node's engine step (``group``, ``group_size``) has sent its hidden state, or
+        after ``step_wait_s`` (the group holds another client's requests too); with an LLM node that does
+        not tag its steps, when every running type-2 request has."""
+        loop = asyncio.get_running_loop()
+        key, size = item.get("group"), item.get("group_size")
+        fut = loop.create_future()
+        bucket = self._pending.setdefault(key, [])
+        bucket.append((np.asarray(item["hidden"], np.float32), fut, time.perf_counter()))
+        if len(bucket) >= (size if key is not None and size else self._active):
+            self._flush(key)
+        elif key not in self._timers:
+            self._timers[key] = loop.call_later(self.config.step_wait_s, self._flush, key)
         return await fut
 
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
+    def _flush(self, key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        batch = self._pending.pop(key, [])
         if batch:
             task = asyncio.ensure_future(self._search_batch(batch))
             self._tasks.add(task)                      # the loop keeps only weak references to tasks
@@ -172,13 +177,13 @@ class RalmCoordinator:
             fut.done() or fut.set_result(SearchResult(ids=res.ids[i:i + 1], distances=res.distances[i:i + 1],
                                                       dist=res.dist[i:i + 1], timings=timings))
 
-    async def _knn_step(self, hidden: np.ndarray, out: RalmResult, step: dict):
+    async def _knn_step(self, item: dict, out: RalmResult, step: dict):
         cfg = self.config
         if out.fallback:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         t0 = time.perf_counter()
         try:
-            res = await self._step_search(hidden)
+            res = await self._step_search(item)
         except (RpcError, OSError) as e:
             if not cfg.fallback:
                 raise RalmError(f"kNN retrieval failed: {e}") from None

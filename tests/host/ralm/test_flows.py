@@ -139,6 +139,24 @@ def test_knn_lm_over_tcp_equals_in_process(model_dir, knn_store):
         assert len(r.steps) == 10 and {"retrieval", "scan", "network", "coarse", "merge"} <= set(r.steps[1])
         assert "prefill" in r.steps[0] and "decode" in r.steps[1]
     assert stats["batches"] < stats["queries"]               # concurrent requests shared fan-outs
+    # the LLM node tags each engine step: once all three decode together, each step is one fan-out of 3
+    assert [s["batch"] for r in res for s in r.steps[2:]] == [3.0] * 3 * 8
+
+
+def test_step_group_emits_a_whole_engine_step_at_once():
+    from llm_node.step_mix import StepGroup, StepMixer
+
+    sent, group = [], StepGroup()
+    mixers = [StepMixer(sent.append, VOCAB, timeout=5, group=group) for _ in range(3)]
+    for m in mixers:
+        m.submit([1], torch.zeros(VOCAB), torch.ones(4))
+    assert sent == []                                        # held until the first request waits
+    for m in mixers:
+        m._fut.set_result((np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0))
+    mixers[0]([1], torch.zeros(VOCAB), torch.ones(4))
+    assert [(i["seq"], i["group"], i["group_size"]) for i in sent] == [(m.key, 1, 3) for m in mixers]
+    mixers[1]([1], torch.zeros(VOCAB), torch.ones(4))
+    assert len(sent) == 3                                    # nothing new: the step's items went out once
 
 
 def test_type1_retrieves_and_reprefills(model_dir, chunk_store):
