@@ -13,6 +13,9 @@ import numpy as np
 from host.errors import IndexFormatError, InputError
 from host.scan_params import KSUB
 
+COARSE_MARGIN = 8
+"""Extra centroids faiss shortlists per query before the exact, batch-independent ranking."""
+
 log = logging.getLogger(__name__)
 
 FORMAT = "anole-index"
@@ -84,15 +87,28 @@ class IndexDir:
         import faiss
         return faiss.read_index(str(self.path / "index.faiss"))
 
-    def coarse_search(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
-        """Probed lists int64[nq, nprobe]: nearest centroids by exact L2 (faiss IndexFlatL2)."""
+    @cached_property
+    def _quantizer(self):
         import faiss
-        if not 1 <= nprobe <= self.nlist:
-            raise InputError(f"nprobe must be in 1..{self.nlist} (nlist), not {nprobe}")
         quantizer = faiss.IndexFlatL2(self.d)
         quantizer.add(self.centroids)
-        _, lists = quantizer.search(queries, nprobe)
-        return lists.astype(np.int64)
+        return quantizer
+
+    def coarse_search(self, queries: np.ndarray, nprobe: int) -> np.ndarray:
+        """Probed lists int64[nq, nprobe], nearest first; ties go to the lower list id.
+
+        A query's lists never depend on the batch it arrives in (the coordinator batches queries as they
+        come): faiss's IndexFlatL2 computes distances differently for batches of 20 or more queries (BLAS),
+        which reorders near-ties. So faiss only shortlists ``nprobe + COARSE_MARGIN`` centroids, and the
+        shortlist is ranked by squared distances computed one query at a time in a fixed order."""
+        if not 1 <= nprobe <= self.nlist:
+            raise InputError(f"nprobe must be in 1..{self.nlist} (nlist), not {nprobe}")
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        _, short = self._quantizer.search(q, min(self.nlist, nprobe + COARSE_MARGIN))
+        diff = self.centroids[short] - q[:, None, :]
+        dist = np.einsum("qcd,qcd->qc", diff, diff)
+        order = np.lexsort((short, dist), axis=-1)[:, :nprobe]
+        return np.take_along_axis(short, order, axis=1).astype(np.int64)
 
 
 def export_index(index, out: str | Path, nshards: int, source: dict | None = None) -> Path:

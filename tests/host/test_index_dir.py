@@ -86,3 +86,21 @@ def test_export_refuses_other_index_types(tmp_path):
     flat = faiss.IndexIVFFlat(faiss.IndexFlatL2(8), 8, 2)
     with pytest.raises(InputError, match="IndexIVFPQ"):
         export_index(flat, tmp_path / "x", 1)
+
+
+def test_coarse_search_does_not_depend_on_the_batch(small_index):
+    """Midpoints of centroid pairs are exact ties; faiss's batched (BLAS) and single-query paths break
+    them differently, the index directory's coarse search never does."""
+    c = small_index.centroids
+    rng = np.random.default_rng(0)
+    pairs = [rng.choice(len(c), 2, replace=False) for _ in range(500)]
+    q = np.array([(c[i] + c[j]) / 2 for i, j in pairs], np.float32)
+    for nprobe in (1, 3, small_index.nlist):
+        batched = small_index.coarse_search(q, nprobe)
+        assert all((small_index.coarse_search(q[k:k + 1], nprobe) == batched[k]).all() for k in range(0, 500, 7))
+        assert (small_index.coarse_search(q[100:137], nprobe) == batched[100:137]).all()
+        d = ((c[batched] - q[:, None, :]) ** 2).sum(-1)
+        assert (np.diff(d, axis=1) >= -1e-3 * d[:, 1:]).all()            # nearest first
+    exact = ((c[None].astype(np.float64) - q[:, None]) ** 2).sum(-1)
+    chosen = exact[np.arange(500), small_index.coarse_search(q, 1)[:, 0]]
+    assert (chosen <= exact.min(1) * (1 + 1e-5)).all()                   # the nearest, up to rounding
