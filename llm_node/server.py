@@ -24,7 +24,6 @@ and nothing else changes. A stream whose client goes away is aborted and its KV 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import queue
 import threading
@@ -171,17 +170,6 @@ def _summary(seq: Sequence) -> dict:
     return out
 
 
-_writer: contextvars.ContextVar = contextvars.ContextVar("llm_node_writer", default=None)
-
-
-class _Server(RpcServer):
-    """RpcServer that lets a stream handler see whether its connection is still writable."""
-
-    async def _serve_conn(self, reader, writer):
-        _writer.set(writer)  # request tasks are created in this context and inherit it
-        await super()._serve_conn(reader, writer)
-
-
 class LLMNode:
     """Serves an engine over host.rpc (T_INFO, T_GENERATE, T_SCORE)."""
 
@@ -190,7 +178,7 @@ class LLMNode:
         path = engine.config.model / "tokenizer.json"
         self.tokenizer = Tokenizer(engine.config.model) if path.is_file() else None
         self.worker = EngineWorker(engine)
-        self.server = _Server(max_frame=max_frame, read_timeout=30.0)
+        self.server = RpcServer(max_frame=max_frame, read_timeout=30.0)
         self.server.register(T_INFO, self._info)
         self.server.register(T_GENERATE, self._generate, stream=True)
         self.server.register(T_SCORE, self._score)
@@ -235,7 +223,7 @@ class LLMNode:
         except BaseException:
             self._mixers.pop(getattr(mixer, "key", None), None)
             raise
-        writer, done = _writer.get(), False
+        done = False
         try:
             while True:
                 item = await items.get()
@@ -245,15 +233,13 @@ class LLMNode:
                         item["text"] = self.tokenizer.decode(item["token_ids"].tolist())
                     yield item
                     return
-                if writer is not None and writer.is_closing():
-                    log.info("client of request %d went away; aborting it", seq_id)
-                    return
                 yield item
         finally:
             if mixer is not None:
                 self._mixers.pop(mixer.key, None)
                 mixer.fail("the client of this step-mode request went away")
-            if not done:
+            if not done:                         # cancelled, or the client went away (a send failed)
+                log.info("request %d ended before it finished; aborting it", seq_id)
                 self.worker.abort(seq_id)
 
     async def _mix(self, fields: dict) -> dict:
