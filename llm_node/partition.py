@@ -1,16 +1,21 @@
 """Compute partitions for PD multiplexing: a prefill partition and a decode partition of one device.
 
-CUDA: SM partitions with Green Contexts (`torch.cuda.green_contexts.GreenContext.create(num_sms=...)`),
-each with its own stream; work is launched on the partition's stream inside its context and completion
-is observed by polling a CUDA event (`Event.query()`), never by blocking. Without Green Context support
-(older driver/torch, or no CUDA) the CUDA path falls back to two plain streams, which overlap but do not
-isolate SMs, and says so.
+CUDA: disjoint SM groups with Green Contexts. One driver split (`cuDevSmResourceSplitByCount`) gives the
+prefill group and the remainder, so the two never share an SM (two green contexts each cut from the whole
+device would start at the same SMs); each group gets a green context and a stream of its own
+(`cuGreenCtxStreamCreate`), which torch uses as an external stream: work launched on it runs on the
+group's SMs only. The driver rounds a group up to its granularity (8 SMs on Hopper); `Partition.units`
+is what it gave. Completion is observed by polling a CUDA event (`Event.query()`), never by blocking.
+Without Green Context support (no cuda-python `cuda.bindings`, a driver before 12.5, or a driver that
+refuses a trial split) the CUDA path falls back to two plain streams, which overlap but do not isolate
+SMs, and says so (`green_contexts_status`).
 CPU (the analogue, not the real thing): a core split between a prefill worker thread and a decode worker
 thread, each with its own torch intra-op thread count (`torch.set_num_threads` is per thread for
 OpenMP). Both share the process, the weights and the paged KV cache, exactly as the two Green Contexts do.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -22,10 +27,28 @@ from dataclasses import dataclass
 import torch
 
 log = logging.getLogger(__name__)
+GREEN_CTX_DRIVER = 12050  # cuGreenCtxStreamCreate
 
 
 def cpu_units() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _driver():
+    """cuda-python's driver bindings, or None."""
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        return None
+    return driver
+
+
+def _check(result):
+    """The values of a cuda.bindings call (err, *values); RuntimeError naming the error if it failed."""
+    err, *values = result
+    if getattr(err, "value", err) != 0:
+        raise RuntimeError(f"CUDA driver call failed: {err!r}")
+    return values[0] if len(values) == 1 else values
 
 
 def green_contexts_status(device: str | torch.device = "cuda") -> tuple[bool, str]:
@@ -35,13 +58,45 @@ def green_contexts_status(device: str | torch.device = "cuda") -> tuple[bool, st
         return False, f"device {device} is not CUDA: using the CPU analogue (a core split between two threads)"
     if not torch.cuda.is_available():
         return False, "CUDA is not available: using the CPU analogue (a core split between two threads)"
-    try:
-        from torch.cuda.green_contexts import SUPPORTED
-    except ImportError:
-        return False, f"torch {torch.__version__} has no torch.cuda.green_contexts: partitions fall back to streams"
-    if not SUPPORTED:
-        return False, "this torch build lacks Green Context support: partitions fall back to plain streams"
+    drv = _driver()
+    if drv is None or not hasattr(drv, "cuGreenCtxStreamCreate"):
+        return False, "cuda-python (cuda.bindings) with green contexts is missing: partitions fall back to streams"
+    version = _check(drv.cuDriverGetVersion())
+    if version < GREEN_CTX_DRIVER:
+        return False, f"CUDA driver {version} predates green-context streams ({GREEN_CTX_DRIVER}): plain streams"
+    refused = _green_probe(device.index or 0)
+    if refused:
+        return False, f"the driver refused a green-context split ({refused}): partitions fall back to streams"
     return True, "CUDA Green Contexts"
+
+
+@functools.cache
+def _green_probe(index: int) -> str | None:
+    """None if the driver splits device `index` into green contexts (tried once per process), else why not."""
+    try:
+        green_split(torch.device("cuda", index), 8)
+    except Exception as e:  # noqa: BLE001 - whatever the driver says, there is no SM partitioning here
+        return repr(e)
+    return None
+
+
+def green_split(device: torch.device, prefill_units: int) -> list[tuple[object, torch.cuda.Stream, int]]:
+    """Disjoint SM groups of `device`: `prefill_units` (rounded up by the driver) and all the others.
+    Returns (green context, its stream, SMs) for each; RuntimeError if the driver refuses the split."""
+    drv = _driver()
+    torch.zeros(1, device=device)  # the driver and the primary context are up
+    dev = _check(drv.cuDeviceGet(device.index or 0))
+    whole = _check(drv.cuDeviceGetDevResource(dev, drv.CUdevResourceType.CU_DEV_RESOURCE_TYPE_SM))
+    groups, _, rest = _check(drv.cuDevSmResourceSplitByCount(1, whole, 0, prefill_units))
+    out = []
+    for res in (groups[0], rest):
+        if res.sm.smCount == 0:
+            raise RuntimeError(f"an SM split of {prefill_units} leaves no SM for the other partition")
+        desc = _check(drv.cuDevResourceGenerateDesc([res], 1))
+        ctx = _check(drv.cuGreenCtxCreate(desc, dev, drv.CUgreenCtxCreate_flags.CU_GREEN_CTX_DEFAULT_STREAM))
+        stream = _check(drv.cuGreenCtxStreamCreate(ctx, drv.CUstream_flags.CU_STREAM_NON_BLOCKING, 0))
+        out.append((ctx, torch.cuda.get_stream_from_external(int(stream), device), int(res.sm.smCount)))
+    return out
 
 
 def device_units(device: str | torch.device) -> int:
@@ -70,14 +125,8 @@ class Partition:
             torch.set_num_threads(max(1, self.units))
             yield
             return
-        if self.green is not None:
-            self.green.set_context()
-        try:
-            with torch.cuda.stream(self.stream):
-                yield
-        finally:
-            if self.green is not None:
-                self.green.pop_context()
+        with torch.cuda.stream(self.stream):  # a green context's stream runs on its SMs only
+            yield
 
     def event(self):
         """A completion marker recorded after the work just launched: CUDA event, None on CPU."""
@@ -89,29 +138,28 @@ class Partition:
 
 
 def make_partitions(device: str | torch.device, prefill_units: int, total: int | None = None):
-    """(prefill, decode) partitions; prefill_units == total gives one whole-device partition and None."""
+    """(prefill, decode) partitions; prefill_units == total gives one whole-device partition and None.
+    On CUDA with Green Contexts the units are the SMs the driver gave (it rounds the prefill group up)."""
     device = torch.device(device)
     total = total or device_units(device)
     if not 1 <= prefill_units <= total:
         raise ValueError(f"prefill_units must be in [1, {total}], not {prefill_units!r}")
-    parts = []
-    for name, units in (("prefill", prefill_units), ("decode", total - prefill_units)):
-        if units == 0:
-            parts.append(None)
-            continue
-        p = Partition(name, device, units, units / total)
+    if prefill_units == total:
+        whole = Partition("prefill", device, total, 1.0)
         if device.type == "cuda":
-            ok, why = green_contexts_status(device)
-            if ok and units < total:
-                from torch.cuda.green_contexts import GreenContext
-                p.green = GreenContext.create(num_sms=units, device_id=device.index or 0)
-                p.stream = p.green.Stream()
-            else:
-                if units < total:
-                    log.warning("SM partitioning unavailable (%s); %s runs on a plain stream", why, name)
-                p.stream = torch.cuda.Stream(device)
-        parts.append(p)
-    return parts[0], parts[1]
+            whole.stream = torch.cuda.Stream(device)
+        return whole, None
+    if device.type != "cuda":
+        return (Partition("prefill", device, prefill_units, prefill_units / total),
+                Partition("decode", device, total - prefill_units, (total - prefill_units) / total))
+    ok, why = green_contexts_status(device)
+    if ok:
+        groups = green_split(device, prefill_units)
+        return tuple(Partition(name, device, units, units / total, ctx, stream)
+                     for name, (ctx, stream, units) in zip(("prefill", "decode"), groups))
+    log.warning("SM partitioning unavailable (%s); prefill and decode run on plain streams", why)
+    return tuple(Partition(name, device, units, units / total, None, torch.cuda.Stream(device))
+                 for name, units in (("prefill", prefill_units), ("decode", total - prefill_units)))
 
 
 class Worker:

@@ -166,7 +166,9 @@ def fit_mixed(bench: Bench, cfg: ProfileConfig, model: LatencyModel, device, uni
     y, p, f = (np.array(c, float) for c in zip(*rows))
     pad = max(0.0, float(np.sum((y - p) * f) / max(np.sum(f * f), 1e-30)))
     err = lambda pred: float(np.mean(np.abs(pred - y) / y))
-    return pad, {"mixed_rel_err_no_pad": err(p), "mixed_rel_err": err(p + pad * f)}
+    sse = lambda pred: float(np.sum((pred - y) ** 2))                  # what the pad fit minimizes
+    return pad, {"mixed_rel_err_no_pad": err(p), "mixed_rel_err": err(p + pad * f),
+                 "mixed_sse_no_pad": sse(p), "mixed_sse": sse(p + pad * f)}
 
 
 def kv_transfer_per_token(engine, tokens: int = 1024) -> float:

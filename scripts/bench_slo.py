@@ -123,7 +123,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     models = {"gpu-roofline": roofline_model()}
     if Path(args.latency_model).is_file():
-        models["cpu-measured"] = LatencyModel.load(args.latency_model)
+        measured = LatencyModel.load(args.latency_model)
+        models[f"{measured.backend}-measured"] = measured
     results = {"sim": {}, "models": {k: m.to_dict() for k, m in models.items()}}
     for key, m in models.items():
         cap = capacity(m)

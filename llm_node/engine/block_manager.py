@@ -1,12 +1,15 @@
 """Paged KV cache bookkeeping: fixed-size blocks, reference counts, prefix-cache reuse of full blocks.
 
 A full block is keyed by a hash chained over all tokens up to its end, so a hit means the whole prefix
-matches. Freed blocks keep their hash until they are handed out again, so a finished request's prompt
-still serves later requests with the same prefix.
+matches. Freed blocks keep their hash until they are handed out again (least recently freed first), so a
+finished request's prompt still serves later requests with the same prefix.
+
+Every operation costs O(blocks it touches): the free list is ordered and removes a prefix-cache hit in
+O(1), and a sequence's hashed blocks are always a prefix of its block table, so `commit` starts after them.
 """
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 
 from llm_node.engine.sequence import Sequence
 
@@ -24,7 +27,7 @@ class BlockManager:
     def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True):
         self.block_size = block_size
         self.blocks = [Block(i) for i in range(num_blocks)]
-        self.free_ids: deque[int] = deque(range(num_blocks))
+        self.free_ids: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))  # in freeing order
         self.hash_to_id: dict[int, int] = {}
         self.prefix_caching = enable_prefix_caching
 
@@ -49,7 +52,7 @@ class BlockManager:
                     break
                 block = self.blocks[block_id]
                 if block.ref_count == 0:
-                    self.free_ids.remove(block_id)
+                    del self.free_ids[block_id]
                 block.ref_count += 1
                 seq.block_table.append(block_id)
         seq.num_cached_tokens = seq.num_computed_tokens = len(seq.block_table) * bs
@@ -64,7 +67,7 @@ class BlockManager:
         if need > len(self.free_ids):
             return False
         for _ in range(need):
-            block = self.blocks[self.free_ids.popleft()]
+            block = self.blocks[self.free_ids.popitem(last=False)[0]]
             if block.hash is not None and self.hash_to_id.get(block.hash) == block.block_id:
                 del self.hash_to_id[block.hash]
             block.hash, block.token_ids, block.ref_count = None, (), 1
@@ -75,14 +78,16 @@ class BlockManager:
         """Register the blocks that became full of computed tokens in the prefix cache."""
         if not self.prefix_caching:
             return
-        bs = self.block_size
-        for i in range(seq.num_computed_tokens // bs):
-            block = self.blocks[seq.block_table[i]]
-            if block.hash is None:
-                prev = self.blocks[seq.block_table[i - 1]].hash if i else None
-                block.token_ids = tuple(seq.token_ids[i * bs:(i + 1) * bs])
-                block.hash = hash((prev, block.token_ids))
-                self.hash_to_id.setdefault(block.hash, block.block_id)
+        bs, table = self.block_size, seq.block_table
+        full = start = seq.num_computed_tokens // bs
+        while start and self.blocks[table[start - 1]].hash is None:  # hashed blocks are a prefix of the table
+            start -= 1
+        for i in range(start, full):
+            block = self.blocks[table[i]]
+            prev = self.blocks[table[i - 1]].hash if i else None
+            block.token_ids = tuple(seq.token_ids[i * bs:(i + 1) * bs])
+            block.hash = hash((prev, block.token_ids))
+            self.hash_to_id.setdefault(block.hash, block.block_id)
 
     def free(self, seq: Sequence) -> None:
         """Drop the sequence's references; blocks nobody uses go back to the free list (keeping their hash)."""
@@ -91,6 +96,6 @@ class BlockManager:
             block.ref_count -= 1
             assert block.ref_count >= 0
             if block.ref_count == 0:
-                self.free_ids.append(block_id)
+                self.free_ids[block_id] = None
         seq.block_table = []
         seq.num_computed_tokens = 0

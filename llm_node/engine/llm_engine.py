@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
 from tqdm import tqdm
@@ -33,8 +32,10 @@ class LLMEngine:
         self.seqs: dict[int, Sequence] = {}
 
     def add_request(self, prompt_ids: list[int], params: SamplingParams | None = None,
-                    arrival: float | None = None) -> Sequence:
-        """Queue a request; raises RequestError (the engine state unchanged) if it cannot be served."""
+                    arrival: float | None = None, slo=None) -> Sequence:
+        """Queue a request (arrival: the scheduler's clock, default now; slo: an `llm_node.sched.slo.SLO`
+        for SLO-aware policies, None for best effort). RequestError, the engine state unchanged, if it
+        cannot be served."""
         params = params or SamplingParams()
         if not isinstance(params, SamplingParams):
             raise RequestError(f"params must be SamplingParams, not {type(params).__name__}")
@@ -42,7 +43,8 @@ class LLMEngine:
         need = self.block_manager.blocks_for(min(len(ids) + params.max_tokens, self.max_model_len))
         if need > self.config.num_kv_blocks:
             raise RequestError(f"the request needs {need} KV blocks, the cache has {self.config.num_kv_blocks}")
-        seq = Sequence(ids, params, arrival)
+        seq = Sequence(ids, params, self.scheduler.clock() if arrival is None else arrival)
+        seq.slo = slo
         if params.seed is not None:
             seq.generator = torch.Generator(self.config.device).manual_seed(params.seed)
         self.seqs[seq.seq_id] = seq
@@ -77,13 +79,21 @@ class LLMEngine:
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
 
-    @torch.no_grad()
     def step(self) -> list[tuple[Sequence, int]]:
-        """One engine step; returns (sequence, new token) for every token produced. Finished sequences
-        (seq.finished, seq.finish_reason) are dropped from the engine's table."""
+        """One engine step: schedule, run, postprocess. Returns (sequence, new token) for every token
+        produced; finished sequences (seq.finished, seq.finish_reason) leave the engine's table."""
         batch = self.scheduler.schedule()
         if not batch.seqs:
             return []
+        seqs, tokens = self.run_batch(batch)
+        return self.postprocess(batch, seqs, tokens)[0]
+
+    @torch.no_grad()
+    def run_batch(self, batch: Batch) -> tuple[list[Sequence], list[int]]:
+        """The compute half of a step (model, logits processors, hidden capture, sampling); touches no
+        queue, so a partition's worker thread may call it. Returns the sequences whose last token was
+        computed and their sampled tokens; a failed logits processor sets seq.error (postprocess then
+        ends that request)."""
         rows, hidden, logits = self.runner.run(batch)
         seqs = [batch.seqs[i] for i in rows]
         for j, seq in enumerate(seqs):  # two-phase hooks: every submit of the batch before any result is awaited
@@ -105,21 +115,28 @@ class LLMEngine:
         for j, seq in enumerate(seqs):
             if seq.params.return_hidden:
                 seq.hidden_states.append(hidden[j].float().cpu())
+        return seqs, tokens
+
+    def postprocess(self, batch: Batch, seqs: list[Sequence], tokens: list[int]
+                    ) -> tuple[list[tuple[Sequence, int]], list[Sequence]]:
+        """Apply run_batch's results through the scheduler: ((sequence, token) per token produced, the
+        sequences that finished, failed ones included)."""
         sampled = {s.seq_id: t for s, t in zip(seqs, tokens) if s.error is None}
-        self.scheduler.postprocess(batch, sampled)
+        finished = self.scheduler.postprocess(batch, sampled)
         for seq in seqs:
             if seq.error is not None:
                 self.scheduler.abort(seq)
                 seq.finish_reason = "error"
+                finished.append(seq)
             if seq.finished:
                 self.seqs.pop(seq.seq_id, None)
-        return [(s, t) for s, t in zip(seqs, tokens) if s.seq_id in sampled]
+        return [(s, t) for s, t in zip(seqs, tokens) if s.seq_id in sampled], finished
 
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams] | None = None,
                  progress: bool = False) -> list[Sequence]:
         """Run prompts to completion with continuous batching; sequences in prompt order."""
         params = params if isinstance(params, list) else [params] * len(prompts)
-        now = time.perf_counter()
+        now = self.scheduler.clock()
         seqs = [self.add_request(p, sp, arrival=now) for p, sp in zip(prompts, params)]
         with tqdm(total=len(seqs), disable=not progress, desc="generate") as bar:
             while self.has_unfinished():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from llm_node.engine.block_manager import BlockManager
 from llm_node.engine.sequence import Sequence, Status
@@ -73,11 +74,13 @@ def decode_all(s: "Scheduler", seqs: list[Sequence], batch: Batch) -> None:
 
 class Scheduler:
     """Waiting and running queues over one BlockManager; the policy picks each step's Batch and
-    `postprocess` applies its results (computed tokens, sampled tokens, stop conditions, freeing)."""
+    `postprocess` applies its results (computed tokens, sampled tokens, stop conditions, freeing).
+    `clock` stamps token and finish times (the simulator passes its simulated time)."""
 
     def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
-                 max_model_len: int, eos_token_ids: tuple[int, ...], policy: SchedulerPolicy | None = None):
-        self.bm = block_manager
+                 max_model_len: int, eos_token_ids: tuple[int, ...], policy: SchedulerPolicy | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.bm, self.clock = block_manager, clock
         self.max_num_seqs, self.max_num_batched_tokens = max_num_seqs, max_num_batched_tokens
         self.max_model_len, self.eos_token_ids = max_model_len, set(eos_token_ids)
         self.policy = policy or FCFSPolicy()
@@ -94,11 +97,15 @@ class Scheduler:
         return self.policy.schedule(self)
 
     def admit(self, seq: Sequence) -> bool:
-        """Move the first waiting sequence to running with blocks for all its tokens; False if short."""
-        assert seq is self.waiting[0]
+        """Move a waiting sequence (any, not only the first) to running with blocks for all its tokens;
+        False, and the queues unchanged, if blocks are short."""
+        assert seq.status is Status.WAITING
         if not self.bm.allocate(seq):
             return False
-        self.waiting.popleft()
+        if self.waiting[0] is seq:
+            self.waiting.popleft()
+        else:
+            self.waiting.remove(seq)
         seq.status = Status.RUNNING
         self.running.append(seq)
         return True
@@ -122,7 +129,7 @@ class Scheduler:
 
     def postprocess(self, batch: Batch, sampled: dict[int, int]) -> list[Sequence]:
         """Account computed tokens, append sampled ones (seq_id -> token), finish; returns finished seqs."""
-        now, done = time.perf_counter(), []
+        now, done = self.clock(), []
         for seq, n in zip(batch.seqs, batch.num_new):
             seq.num_computed_tokens += n
             self.bm.commit(seq)
@@ -144,4 +151,4 @@ class Scheduler:
         if seq.status is Status.RUNNING and seq in self.running:
             self.running.remove(seq)
         self.bm.free(seq)
-        seq.status, seq.finish_reason, seq.finish_time = Status.FINISHED, reason, time.perf_counter()
+        seq.status, seq.finish_reason, seq.finish_time = Status.FINISHED, reason, self.clock()

@@ -74,6 +74,7 @@ class Sequence:
         self.num_preemptions = 0
         self.finish_reason: str | None = None  # "stop" | "length" | "abort" | "error"
         self.error: str | None = None
+        self.slo = None  # an llm_node.sched.slo.SLO for the SLO-aware policies; None: best effort
         self.generator: torch.Generator | None = None
         self.hidden_states: list[torch.Tensor] = []
         self.arrival_time = time.perf_counter() if arrival is None else arrival

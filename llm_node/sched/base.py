@@ -8,7 +8,6 @@ one driver runs every scheduler.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy
@@ -57,12 +56,11 @@ def as_lane_policy(policy) -> LanePolicy:
 
 def now(s: Scheduler) -> float:
     """The scheduler's clock: simulated time in the simulator, perf_counter in the engine."""
-    clock = getattr(s, "clock", None)
-    return clock() if clock is not None else time.perf_counter()
+    return s.clock()
 
 
 def slo_of(seq: Sequence) -> SLO | None:
-    return getattr(seq, "slo", None)
+    return seq.slo
 
 
 def in_prefill(seq: Sequence) -> bool:
@@ -73,14 +71,6 @@ def in_prefill(seq: Sequence) -> bool:
 def items(batch: Batch) -> list[tuple[int, int, bool]]:
     """(new tokens, context end, is decode) per sequence: what the latency model reads."""
     return [(n, s.num_computed_tokens + n, not in_prefill(s)) for s, n in zip(batch.seqs, batch.num_new)]
-
-
-def admit_any(s: Scheduler, seq: Sequence) -> bool:
-    """Admit a waiting sequence that need not be first in line (the engine's admit takes the head)."""
-    if s.waiting[0] is not seq:
-        s.waiting.remove(seq)
-        s.waiting.appendleft(seq)
-    return s.admit(seq)
 
 
 def grow_decodes(s: Scheduler, seqs: list[Sequence], busy_ids: set[int] = frozenset()) -> list[Sequence]:

@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
-from llm_node.engine.sampler import sample
 from llm_node.engine.sequence import SamplingParams
 from llm_node.partition import Worker, device_units, make_partitions
 from llm_node.sched.base import Work, as_lane_policy
@@ -37,6 +34,7 @@ class MuxEngine:
         self.busy: dict[str, Work | None] = {lane: None for lane in self.policy.lanes}
         self.futs: dict[str, object] = {}
         self.wake: dict[str, float] = {lane: 0.0 for lane in self.policy.lanes}
+        self.aborting: set[int] = set()  # seq ids whose abort waits for their step in flight
 
     def partition(self, lane: str, share: float):
         """The partition holding `share` of the device for `lane` (created once per split)."""
@@ -53,24 +51,22 @@ class MuxEngine:
         def run():
             if work.extra_s:
                 time.sleep(work.extra_s)  # stands for a KV transfer the policy charged (PD disaggregation)
-            with torch.no_grad():
-                rows, hidden, logits = eng.runner.run(work.batch)
-                seqs = [work.batch.seqs[i] for i in rows]
-                for j, q in enumerate(seqs):  # as LLMEngine.step (hook wanted: LLMEngine.run_batch)
-                    if q.params.logits_processor is not None:
-                        logits[j] = q.params.logits_processor(list(q.token_ids), logits[j], hidden[j])
-                    if q.params.return_hidden:
-                        q.hidden_states.append(hidden[j].float().cpu())
-                tokens = sample(logits, seqs, eng.generator)
+            seqs, tokens = eng.run_batch(work.batch)
             return seqs, tokens, part.event()
 
         return self.workers[work.lane].submit(run, part)
 
     def add_request(self, prompt_ids, params: SamplingParams | None = None, slo=None, arrival: float | None = None):
         """Queue a request (the engine's checks apply) with an optional SLO; returns its Sequence."""
-        seq = self.engine.add_request(prompt_ids, params or SamplingParams(), arrival=arrival)
-        seq.slo = slo
-        return seq
+        return self.engine.add_request(prompt_ids, params, arrival=arrival, slo=slo)
+
+    def abort(self, seq_id: int) -> None:
+        """Stop a request and free its KV blocks; one in flight on a lane stops when its step is applied
+        (its blocks are being written until then)."""
+        if any(q.seq_id == seq_id for w in self.busy.values() if w is not None for q in w.batch.seqs):
+            self.aborting.add(seq_id)
+        else:
+            self.engine.abort(seq_id)
 
     def has_unfinished(self) -> bool:
         return self.s.has_unfinished() or bool(self.futs)
@@ -78,7 +74,7 @@ class MuxEngine:
     def step(self) -> list:
         """Apply finished lane work, start work on idle lanes; never blocks. Returns (sequence, token) for
         every token produced, like LLMEngine.step (a server can call either)."""
-        out, t = [], time.perf_counter()
+        out, t = [], self.s.clock()
         for lane, fut in list(self.futs.items()):
             if not fut.done():
                 continue
@@ -87,12 +83,15 @@ class MuxEngine:
                 continue
             del self.futs[lane]
             work, self.busy[lane] = self.busy[lane], None
-            finished = self.s.postprocess(work.batch, {q.seq_id: tok for q, tok in zip(seqs, tokens)})
+            produced, finished = self.engine.postprocess(work.batch, seqs, tokens)
+            for q in work.batch.seqs:  # aborts that waited for this step
+                if q.seq_id in self.aborting:
+                    self.aborting.discard(q.seq_id)
+                    if not q.finished:
+                        self.engine.abort(q.seq_id)
+                        finished.append(q)
             self.policy.complete(self.s, work, finished)
-            out += list(zip(seqs, tokens))
-            for q in seqs:
-                if q.finished:
-                    self.engine.seqs.pop(q.seq_id, None)
+            out += [(q, tok) for q, tok in produced if q.finish_reason != "abort"]
         for lane in self.policy.lanes:
             if self.busy[lane] is None and t >= self.wake[lane]:
                 w = self.policy.dispatch(self.s, lane, self.busy)

@@ -13,7 +13,7 @@ requests with the fewest remaining prompt tokens first.
 from __future__ import annotations
 
 from llm_node.engine.scheduler import Batch
-from llm_node.sched.base import LanePolicy, Work, admit_any, grow_decodes, in_prefill, slo_of
+from llm_node.sched.base import LanePolicy, Work, grow_decodes, in_prefill, slo_of
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.slo import Kind
 
@@ -95,7 +95,7 @@ class PDMuxPolicy(LanePolicy):
             if left < MIN_BLOCK and len(batch.seqs) > n_dec:
                 break
             if q.status.name == "WAITING":
-                if len(s.running) >= s.max_num_seqs or not admit_any(s, q):
+                if len(s.running) >= s.max_num_seqs or not s.admit(q):
                     continue
             n = min(left, len(q) - q.num_computed_tokens)
             batch.add(q, n)

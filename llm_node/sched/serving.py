@@ -23,6 +23,9 @@ class MuxServingEngine:
     def add_request(self, prompt_ids, params=None, arrival: float | None = None, slo=None):
         return self.mux.add_request(prompt_ids, params, slo=slo, arrival=arrival)
 
+    def abort(self, seq_id: int) -> None:
+        self.mux.abort(seq_id)
+
     def has_unfinished(self) -> bool:
         return self.mux.has_unfinished()
 

@@ -20,7 +20,7 @@ import logging
 from collections import defaultdict, deque
 
 from llm_node.engine.scheduler import Batch, SchedulerPolicy
-from llm_node.sched.base import admit_any, grow_decodes, in_prefill, items, now, slo_of
+from llm_node.sched.base import grow_decodes, in_prefill, items, now, slo_of
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.pd_mux import PDMuxPolicy
 from llm_node.sched.slo import Kind, critical_path
@@ -143,7 +143,7 @@ class TempoPolicy(SchedulerPolicy):
                 if left <= 0 or q.seq_id in dec_ids or q.finished:
                     continue
                 if q.status.name == "WAITING":
-                    if len(s.running) >= s.max_num_seqs or not admit_any(s, q):
+                    if len(s.running) >= s.max_num_seqs or not s.admit(q):
                         continue
                 n = min(left, len(q) - q.num_computed_tokens)
                 if tbt is not None and batch.seqs:

@@ -29,24 +29,6 @@ class SimulationError(RuntimeError):
     """The simulated node stalled: work left, nothing running, nothing scheduled."""
 
 
-class SimScheduler(Scheduler):
-    """The engine's Scheduler on a simulated clock."""
-
-    t = 0.0
-
-    def clock(self) -> float:
-        return self.t
-
-    def postprocess(self, batch, sampled):
-        done = super().postprocess(batch, sampled)
-        for seq in batch.seqs:
-            if seq.seq_id in sampled and seq.token_times:
-                seq.token_times[-1] = self.t
-        for seq in done:
-            seq.finish_time = self.t
-        return done
-
-
 @dataclass(slots=True)
 class SimConfig:
     num_kv_blocks: int = 4096
@@ -81,8 +63,9 @@ class Simulator:
     def __init__(self, model: LatencyModel, policy, config: SimConfig | None = None):
         self.model, self.policy, self.cfg = model, as_lane_policy(policy), config or SimConfig()
         c = self.cfg
-        self.s = SimScheduler(BlockManager(c.num_kv_blocks, c.block_size), c.max_num_seqs,
-                              c.max_num_batched_tokens, c.max_model_len, (EOS,), None)
+        self.t = 0.0  # the simulated clock: the scheduler stamps token and finish times with it
+        self.s = Scheduler(BlockManager(c.num_kv_blocks, c.block_size), c.max_num_seqs, c.max_num_batched_tokens,
+                           c.max_model_len, (EOS,), None, clock=lambda: self.t)
         self.rng = np.random.default_rng(c.seed)
         self.events: list = []
         self.ids = itertools.count()
@@ -96,7 +79,7 @@ class Simulator:
     def _start(self, req: Request, prompt: list[int], output_len: int, **attrs) -> Sequence:
         if len(prompt) + output_len + 1 > self.cfg.max_model_len:
             raise RequestError(f"request of {len(prompt)} + {output_len} tokens exceeds the simulated context")
-        seq = Sequence(prompt, SamplingParams(temperature=0, max_tokens=self.cfg.max_tokens), arrival=self.s.t)
+        seq = Sequence(prompt, SamplingParams(temperature=0, max_tokens=self.cfg.max_tokens), arrival=self.t)
         seq.slo, seq.app, seq.sim_output_len = req.slo, req.app, output_len
         for k, v in attrs.items():
             setattr(seq, k, v)
@@ -112,7 +95,7 @@ class Simulator:
         waking: set[float] = set()
         while self.events:
             t, _, kind, payload = heapq.heappop(self.events)
-            self.s.t = t
+            self.t = t
             if kind == "arrive":
                 i, req = payload
                 if req.dag is not None:
@@ -161,7 +144,7 @@ class Simulator:
                 raise SimulationError(f"policy {name} stalled at t={t:.3f} s with {len(self.s.waiting)} waiting "
                                       f"and {len(self.s.running)} running requests")
         arr = [r.arrival for r in workload]
-        return SimResult(records, dags, max(arr) - min(arr) if len(arr) > 1 else 1.0, self.s.t, steps, busy_s)
+        return SimResult(records, dags, max(arr) - min(arr) if len(arr) > 1 else 1.0, self.t, steps, busy_s)
 
     def _release(self, records, dags, i, node) -> None:
         req, start, seqs = dags[i]
@@ -182,4 +165,4 @@ class Simulator:
             return
         rec = next((r for r in reversed(records) if r.seq is seq), None)
         if rec is not None and rec.req.turns and seq.turn + 1 < len(rec.req.turns):
-            self.push(self.s.t + rec.req.think_s, "turn", (rec, seq))
+            self.push(self.t + rec.req.think_s, "turn", (rec, seq))

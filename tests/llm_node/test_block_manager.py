@@ -1,4 +1,6 @@
 """Paged KV cache bookkeeping: no leaks under completions, aborts and preemptions; prefix-cache reuse."""
+from collections import deque
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -95,3 +97,87 @@ def test_allocation_failure_holds_nothing():
     seq = Sequence(list(range(13)), SamplingParams())
     assert not bm.allocate(seq)
     assert seq.block_table == [] and bm.num_free_blocks == 3
+
+
+class PlainBlockManager:
+    """The straightforward bookkeeping (a deque free list with O(n) removal of a prefix-cache hit, commit
+    rescanning every block): the reference for BlockManager's O(touched blocks) version."""
+
+    def __init__(self, num_blocks, block_size):
+        self.bs, self.hash, self.toks = block_size, [None] * num_blocks, [()] * num_blocks
+        self.refs, self.free_ids, self.hash_to_id, self.tables = [0] * num_blocks, deque(range(num_blocks)), {}, {}
+
+    def allocate(self, key, tokens):
+        table, h = self.tables.setdefault(key, []), None
+        for i in range((len(tokens) - 1) // self.bs):
+            chunk = tuple(tokens[i * self.bs:(i + 1) * self.bs])
+            h = hash((h, chunk))
+            b = self.hash_to_id.get(h)
+            if b is None or self.toks[b] != chunk:
+                break
+            if self.refs[b] == 0:
+                self.free_ids.remove(b)
+            self.refs[b] += 1
+            table.append(b)
+        if not self.grow(key, len(tokens)):
+            self.free(key)
+            return False
+        return True
+
+    def grow(self, key, n):
+        need = -(-n // self.bs) - len(self.tables[key])
+        if need > len(self.free_ids):
+            return False
+        for _ in range(need):
+            b = self.free_ids.popleft()
+            if self.hash[b] is not None and self.hash_to_id.get(self.hash[b]) == b:
+                del self.hash_to_id[self.hash[b]]
+            self.hash[b], self.toks[b], self.refs[b] = None, (), 1
+            self.tables[key].append(b)
+        return True
+
+    def commit(self, key, tokens, computed):
+        table = self.tables[key]
+        for i in range(computed // self.bs):
+            if self.hash[table[i]] is None:
+                self.toks[table[i]] = tuple(tokens[i * self.bs:(i + 1) * self.bs])
+                self.hash[table[i]] = hash((self.hash[table[i - 1]] if i else None, self.toks[table[i]]))
+                self.hash_to_id.setdefault(self.hash[table[i]], table[i])
+
+    def free(self, key):
+        for b in reversed(self.tables.pop(key)):
+            self.refs[b] -= 1
+            if self.refs[b] == 0:
+                self.free_ids.append(b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "run", "free"]), st.integers(0, 7),
+                          st.lists(st.integers(0, 2), min_size=1, max_size=12)), max_size=40))
+def test_block_assignment_equals_the_plain_bookkeeping(ops):
+    """Same blocks handed out in the same order, same prefix hits, same cache keys as the reference."""
+    bm, ref, live = BlockManager(10, 2), PlainBlockManager(10, 2), {}
+    for op, key, tokens in ops:
+        seq = live.get(key)
+        if op == "add" and seq is None:
+            seq = Sequence(tokens, SamplingParams())
+            ok = bm.allocate(seq)
+            assert ok == ref.allocate(key, tokens)
+            if ok:
+                live[key] = seq
+            else:
+                ref.tables.pop(key, None)
+        elif op == "run" and seq is not None:  # compute some tokens, sample more, commit full blocks
+            seq.num_computed_tokens = min(len(seq), seq.num_computed_tokens + len(tokens))
+            bm.commit(seq)
+            ref.commit(key, seq.token_ids, seq.num_computed_tokens)
+            grown = bm.grow(seq, len(seq) + 2)
+            assert grown == ref.grow(key, len(seq) + 2)
+            if grown:
+                seq.token_ids += (tokens * 2)[:2]
+        elif op == "free" and seq is not None:
+            bm.free(live.pop(key))
+            ref.free(key)
+        assert {k: s.block_table for k, s in live.items()} == ref.tables
+        assert list(bm.free_ids) == list(ref.free_ids) and bm.hash_to_id == ref.hash_to_id
+        assert [b.hash for b in bm.blocks] == ref.hash

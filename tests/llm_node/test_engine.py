@@ -1,4 +1,6 @@
 """Engine behaviour: stop conditions, timings, kNN-LM hooks, bad requests next to good ones."""
+import itertools
+
 import pytest
 import torch
 
@@ -45,6 +47,16 @@ def test_timings_are_ordered(eng):
         t = s.timings()
         assert 0 < t["ttft"] <= t["ttlt"] and len(t["tbt"]) == 5 and min(t["tbt"]) >= 0
         assert s.arrival_time < s.token_times[0] <= s.token_times[-1] <= s.finish_time
+
+
+def test_times_come_from_the_scheduler_clock(llama_checkpoint):
+    eng = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=16))
+    ticks = itertools.count(100.0)
+    eng.scheduler.clock = lambda: next(ticks)  # a simulated clock, as the simulator passes
+    seq, = eng.generate([[3, 4, 5]], greedy(max_tokens=3))
+    assert (seq.arrival_time, seq.token_times, seq.finish_time) == (100.0, [101.0, 102.0, 103.0], 104.0)
+    late = eng.add_request([3, 4], greedy(max_tokens=1), slo="tight")
+    assert late.arrival_time == 105.0 and late.slo == "tight"
 
 
 def test_hidden_states_feed_the_logits(eng):

@@ -3,8 +3,9 @@ import pytest
 
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
-from llm_node.engine.scheduler import Batch, FCFSPolicy, SchedulerPolicy, decode_all
-from llm_node.engine.sequence import SamplingParams
+from llm_node.engine.block_manager import BlockManager
+from llm_node.engine.scheduler import Batch, FCFSPolicy, Scheduler, SchedulerPolicy, decode_all
+from llm_node.engine.sequence import SamplingParams, Sequence
 
 PROMPTS = [[3 + i % 7] * n for i, n in enumerate((1, 23, 5, 40, 9, 17, 2, 30))]
 PARAMS = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
@@ -85,3 +86,13 @@ def test_chunked_prefill_mixes_decodes_and_chunks(llama_checkpoint, expected):
 def test_chunked_prefill_under_preemption(llama_checkpoint, expected):
     out = run(llama_checkpoint[1], ChunkingPolicy(token_budget=16), num_kv_blocks=20)
     assert ids(out) == expected and sum(s.num_preemptions for s in out) > 0
+
+
+def test_admit_takes_any_waiting_sequence_and_a_refusal_changes_nothing():
+    s = Scheduler(BlockManager(4, 4), 8, 64, 64, (0,))
+    a, b, c = (Sequence([3] * n, SamplingParams()) for n in (4, 8, 20))
+    for q in (a, b, c):
+        s.add(q)
+    assert s.admit(b) and list(s.waiting) == [a, c] and s.running == [b]
+    assert not s.admit(c) and list(s.waiting) == [a, c] and c.block_table == [] and s.running == [b]
+    assert s.admit(a) and list(s.waiting) == [c] and s.running == [b, a]

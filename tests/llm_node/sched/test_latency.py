@@ -76,7 +76,8 @@ def test_quick_profile_on_cpu(gpt2_checkpoint, tmp_path):
         assert set(sp.prefill) == set(PREFILL_KEYS) and set(sp.decode) == set(DECODE_KEYS)
         assert min(sp.prefill.values()) >= 0 and m.prefill_chunk(sp.prefill_share, 32) > 0
     assert m.kv_transfer_s_per_token > 0 and set(m.extra["fit"]) == {str(m.units), "1", "mixed"}
-    assert m.pad >= 0 and m.extra["fit"]["mixed"]["mixed_rel_err"] <= m.extra["fit"]["mixed"]["mixed_rel_err_no_pad"]
+    mixed = m.extra["fit"]["mixed"]
+    assert m.pad >= 0 and mixed["mixed_sse"] <= mixed["mixed_sse_no_pad"] * (1 + 1e-9)   # least squares, pad >= 0
     assert eng.block_manager.num_free_blocks == 256
     LatencyModel.load(m.save(tmp_path / "cpu.json"))
 

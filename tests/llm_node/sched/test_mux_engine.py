@@ -1,6 +1,7 @@
 """Real execution on CPU: every scheduler, PD multiplexing's two partitions included, gives the tokens the
 plain engine gives (greedy), with the shared paged KV cache; the CPU partitions use their thread counts."""
 import threading
+import time
 
 import pytest
 import torch
@@ -48,6 +49,50 @@ def test_real_run_matches_the_plain_engine(gpt2_checkpoint, reference, name):
     assert eng.block_manager.num_free_blocks == 200
     if name in ("pd_mux", "pd_disagg", "tempo_mux"):
         assert mux.steps["prefill"] > 0 and mux.steps["decode"] > 0
+
+
+def test_lanes_run_the_engine_hooks_and_end_only_a_failing_request(gpt2_checkpoint, reference):
+    eng = LLMEngine(EngineConfig(gpt2_checkpoint[1], block_size=4, num_kv_blocks=200, max_model_len=128))
+    mux = MuxEngine(eng, make_policy("pd_mux", MODEL, tbt=0.05))
+
+    def forced(tokens, logits, hidden):
+        return torch.where(torch.arange(len(logits)) == 7, 0.0, -1e9)
+
+    def broken(tokens, logits, hidden):
+        raise ValueError("boom")
+
+    slo = SLO(Kind.LATENCY, ttft=5.0, tbt=1.0)
+    greedy = lambda proc: SamplingParams(temperature=0, max_tokens=6, ignore_eos=True, logits_processor=proc)
+    try:
+        seqs = mux.run([(0.0, p, greedy(proc), slo) for p, proc in zip(prompts(), (forced, broken, None))])
+    finally:
+        mux.close()
+    assert seqs[0].slo is slo and seqs[0].completion_ids == [7] * 6
+    assert seqs[1].finish_reason == "error" and "boom" in seqs[1].error
+    assert seqs[2].completion_ids == reference[2][:6]
+    assert eng.block_manager.num_free_blocks == 200
+
+
+def test_abort_in_flight_waits_for_its_step(gpt2_checkpoint, reference):
+    eng = LLMEngine(EngineConfig(gpt2_checkpoint[1], block_size=4, num_kv_blocks=200, max_model_len=128))
+    mux = MuxEngine(eng, make_policy("pd_mux", MODEL, tbt=0.05))
+    seqs = [mux.add_request(p, SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)) for p in prompts()]
+    events = []
+    try:
+        mux.step()
+        victim = next(q for w in mux.busy.values() if w is not None for q in w.batch.seqs)
+        table = list(victim.block_table)
+        mux.abort(victim.seq_id)
+        assert victim.block_table == table and not victim.finished  # a lane is writing its KV blocks
+        while mux.has_unfinished():
+            events += mux.step()
+            time.sleep(1e-4)
+    finally:
+        mux.close()
+    assert victim.finish_reason == "abort" and all(q is not victim for q, _ in events)
+    assert [s.completion_ids for s in seqs if s is not victim] == \
+        [r for s, r in zip(seqs, reference) if s is not victim]
+    assert eng.block_manager.num_free_blocks == 200
 
 
 def test_cpu_partitions_set_their_thread_counts():

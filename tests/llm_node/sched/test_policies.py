@@ -2,6 +2,7 @@
 import pytest
 
 from llm_node.engine.block_manager import BlockManager
+from llm_node.engine.scheduler import Scheduler
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.sched.chunked_prefill import ChunkedPrefillPolicy
 from llm_node.sched.pd_mux import PDMuxPolicy
@@ -9,15 +10,12 @@ from llm_node.sched.registry import make_policy
 from llm_node.sched.roofline import roofline_model
 from llm_node.sched.slo import SLO, Kind
 from llm_node.sched.tempo import OutputLengthPredictor, TempoPolicy
-from llm_node.sim.des import SimScheduler
 
 M = roofline_model()
 
 
 def sched(t=0.0):
-    s = SimScheduler(BlockManager(4096, 16), 64, 8192, 1 << 16, (0,))
-    s.t = t
-    return s
+    return Scheduler(BlockManager(4096, 16), 64, 8192, 1 << 16, (0,), clock=lambda: t)
 
 
 def seq(n, slo=None, arrival=0.0, decoded=0):

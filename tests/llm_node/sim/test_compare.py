@@ -42,7 +42,7 @@ def test_on_the_measured_cpu_model_pd_mux_beats_chunked_prefill(cpu_model):
     scale = SLOScale(cpu_model)
     policy = make_policy("pd_mux", cpu_model, tbt=scale.tbt)
     for b in (1, 8, 32):
-        decoding = [type("Q", (), {"__len__": lambda self: 300})() for _ in range(b)]
+        decoding = [type("Q", (), {"__len__": lambda self: 300, "slo": None})() for _ in range(b)]
         share, tokens = policy.choose_split(decoding)
         assert share in (*cpu_model.shares, 1.0) and tokens >= 16
         if share < 1.0:
