@@ -129,7 +129,9 @@ def main() -> int:
     for key, m in models.items():
         cap = capacity(m)
         loads = (1.0, 2.0) if args.quick else (1.0, 1.5, 2.0, 2.5)
-        chat_rates, mix_rates = [cap * f for f in loads], [3 * cap * f for f in loads]
+        # the mix also past overload, where choosing whom to serve on time (Tempo's service gain) matters
+        mix_loads = (1.0, 4.0) if args.quick else (1.0, 2.5, 4.0, 6.0)
+        chat_rates, mix_rates = [cap * f for f in loads], [3 * cap * f for f in mix_loads]
         results["sim"][key] = {"chat": sweep(m, "chat", chat_rates, args.quick),
                                "mixed": sweep(m, "mixed", mix_rates, args.quick)}
     if not args.no_real:
