@@ -5,12 +5,14 @@ the way Vitis expects them (`m_axi_<bundle>_<signal>`).
 """
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.data import View
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-MAX_BURST = 16
-"""Beats of the longest INCR burst the kernel issues (AXI4 allows 256; 16 is what AXI3 slaves take too)."""
+MAX_BURST = 256
+"""Beats of the longest AXI4 INCR burst (`arlen` is 8 bits); `AxiReader(max_burst=...)` picks its own."""
 PAGE_BYTES = 4096
 """AXI bursts must not cross a 4 KiB boundary."""
 
@@ -45,26 +47,47 @@ def check_data_bits(data_bits: int) -> None:
         raise ValueError(f"data_bits must be a power of two in 32..1024, not {data_bits!r}")
 
 
-class AxiReader(wiring.Component):
-    """Reads `count` items of `item_bytes` bytes starting at byte address `addr` and emits them on `o`.
+def check_burst(max_burst: int, depth: int) -> None:
+    if not isinstance(max_burst, int) or not 1 <= max_burst <= MAX_BURST:
+        raise ValueError(f"max_burst must be an int in 1..{MAX_BURST}, not {max_burst!r}")
+    if not isinstance(depth, int) or depth < max_burst:
+        raise ValueError(f"depth must be an int of at least max_burst={max_burst}, not {depth!r}")
 
-    A pulse on `start` (while not `busy`) samples `addr` and `count`. The reader issues INCR bursts of
-    up to `MAX_BURST` words of `data_bits` (never across 4 KiB, one burst outstanding) from the word
-    containing `addr` to the word containing the last byte, and a byte gearbox (capacity `item_bytes` +
-    one word) drops the bytes before `addr` and cuts the words into items: item `i` is bytes
-    `addr + i * item_bytes ...` (little-endian, byte 0 in bits 0..7). `busy` stays high until the last
-    item has been accepted. Throughput: one word per cycle while `o` is ready (an item every
-    `ceil(item_bytes / word bytes)` cycles plus the burst gaps); `rready` follows `o.ready`.
+
+class AxiReader(wiring.Component):
+    """Streams byte ranges of memory as fixed-size items: `cmd` (addr, count) in, items on `o`.
+
+    Each command asks for `count` items of `item_bytes` bytes starting at byte address `addr`; item `i`
+    is bytes `addr + i * item_bytes ...` (little-endian, byte 0 in bits 0..7) and the items of successive
+    commands follow each other on `o`. A command with `count = 0` is taken and reads nothing.
+
+    Address channel: the range from the word holding `addr` to the word holding its last byte is read
+    as INCR bursts of up to `max_burst` words of `data_bits`, never across 4 KiB. A burst is issued
+    only when the R data FIFO (`depth` words) has room for all of it beside the words already asked
+    for, so up to `depth / max_burst` bursts are in flight, `rready` stays high and R never stalls the
+    interconnect; the next command's bursts follow the last burst of the current one without waiting
+    for its data (up to `ranges` commands are in flight). AR is registered: one burst per cycle at most.
+
+    Data: a byte gearbox (capacity `item_bytes` + one word) drops the bytes before `addr` and after
+    the last item and cuts the words into items. Throughput: one word per cycle while `o` is ready (an
+    item per `ceil(item_bytes / word bytes)` cycles), one idle cycle between two commands' items.
+    `busy` is high while a command has items not yet accepted on `o`.
     """
 
-    def __init__(self, *, item_bytes: int, data_bits: int = 128, addr_bits: int = 64, count_bits: int = 32):
+    def __init__(self, *, item_bytes: int, data_bits: int = 128, addr_bits: int = 64, count_bits: int = 32,
+                 max_burst: int = 64, depth: int = 256, ranges: int = 4):
         if not isinstance(item_bytes, int) or item_bytes < 1:
             raise ValueError(f"item_bytes must be a positive int, not {item_bytes!r}")
         check_data_bits(data_bits)
+        check_burst(max_burst, depth)
+        if not isinstance(ranges, int) or ranges < 1:
+            raise ValueError(f"ranges must be a positive int, not {ranges!r}")
         self.item_bytes, self.data_bits, self.addr_bits, self.count_bits = item_bytes, data_bits, addr_bits, count_bits
+        self.max_burst, self.depth, self.ranges = max_burst, depth, ranges
         super().__init__({
             **members(read_members(addr_bits, data_bits)),
-            "start": In(1), "addr": In(addr_bits), "count": In(count_bits), "busy": Out(1),
+            "cmd": In(stream.Signature(data.StructLayout({"addr": addr_bits, "count": count_bits}))),
+            "busy": Out(1),
             "o": Out(stream.Signature(8 * item_bytes)),
         })
 
@@ -73,61 +96,85 @@ class AxiReader(wiring.Component):
         S, B = self.item_bytes, self.data_bits // 8
         lb = B.bit_length() - 1
         cap = S + B
-        words_left = Signal(self.count_bits + S.bit_length() + 1)
-        items_left = Signal(self.count_bits)
+        wbits = self.count_bits + S.bit_length() + 1
+        info_layout = data.StructLayout({"skip": lb, "items": self.count_bits, "words": wbits})
+        m.submodules.info = info = SyncFIFO(width=info_layout.size, depth=self.ranges)
+        # one entry more than the credits, so that the inner memory is `depth` deep and R always has room
+        m.submodules.rdata = fifo = SyncFIFOBuffered(width=self.data_bits, depth=self.depth + 1)
+
+        # commands: a range's words and its gearbox info
         addr = Signal(self.addr_bits)
-        in_burst = Signal()
+        words_left = Signal(wbits)
+        cmd = self.cmd.payload
+        low = cmd.addr[:lb]
+        nwords = Signal(wbits)
+        m.d.comb += [nwords.eq((cmd.count * S + low + B - 1) >> lb),
+                     self.cmd.ready.eq((words_left == 0) & info.w_rdy),
+                     info.w_data.eq(Cat(low, cmd.count, nwords))]
+        with m.If(self.cmd.valid & self.cmd.ready & (cmd.count != 0)):
+            m.d.comb += info.w_en.eq(1)
+            m.d.sync += [addr.eq(cmd.addr & ~Const(B - 1, self.addr_bits)), words_left.eq(nwords)]
+
+        # address channel: a burst when the data FIFO has room for it (credits = words not yet popped)
+        to_page = Signal(range(PAGE_BYTES // B + 1))
+        burst = Signal(range(self.max_burst + 1))
+        free = Signal(range(self.depth + 1), init=self.depth)
+        ar_valid, ar_addr, ar_len = Signal(), Signal(self.addr_bits), Signal(8)
+        m.d.comb += [to_page.eq((PAGE_BYTES - addr[:12]) >> lb), burst.eq(self.max_burst)]
+        with m.If((words_left <= to_page) & (words_left < self.max_burst)):
+            m.d.comb += burst.eq(words_left)
+        with m.Elif(to_page < self.max_burst):
+            m.d.comb += burst.eq(to_page)
+        issue = Signal()
+        m.d.comb += issue.eq((words_left != 0) & (burst <= free) & (~ar_valid | self.arready))
+        with m.If(issue):
+            m.d.sync += [ar_valid.eq(1), ar_addr.eq(addr), ar_len.eq(burst - 1),
+                         addr.eq(addr + (burst << lb)), words_left.eq(words_left - burst)]
+        with m.Elif(self.arready):
+            m.d.sync += ar_valid.eq(0)
+        pop = Signal()
+        m.d.sync += free.eq(free - Mux(issue, burst, 0) + pop)
+        m.d.comb += [self.arvalid.eq(ar_valid), self.araddr.eq(ar_addr), self.arlen.eq(ar_len),
+                     self.arsize.eq(lb), self.arburst.eq(1), self.arcache.eq(0b0011), self.arprot.eq(0),
+                     self.arid.eq(0),
+                     self.rready.eq(fifo.w_rdy), fifo.w_en.eq(self.rvalid), fifo.w_data.eq(self.rdata)]
+
+        # gearbox: words in, items out, one command's range at a time
+        rng = View(info_layout, info.r_data)
+        active = Signal()
+        items_left = Signal(self.count_bits)
+        wleft = Signal(wbits)
         first = Signal()
-        skip = Signal(range(B))
+        skip = Signal(lb)
         fill = Signal(range(cap + 1))
         acc = Signal(8 * cap)
-
-        # address channel: one burst outstanding
-        to_page = Signal(range(PAGE_BYTES // B + 1))
-        burst = Signal(range(MAX_BURST + 1))
-        m.d.comb += to_page.eq((PAGE_BYTES - addr[:12]) >> lb)
-        m.d.comb += burst.eq(MAX_BURST)
-        with m.If((words_left <= to_page) & (words_left < MAX_BURST)):
-            m.d.comb += burst.eq(words_left)
-        with m.Elif(to_page < MAX_BURST):
-            m.d.comb += burst.eq(to_page)
-        m.d.comb += [self.arvalid.eq(~in_burst & (words_left != 0)), self.araddr.eq(addr),
-                     self.arlen.eq(burst - 1), self.arsize.eq(lb), self.arburst.eq(1),
-                     self.arcache.eq(0b0011), self.arprot.eq(0), self.arid.eq(0)]
-        with m.If(self.arvalid & self.arready):
-            m.d.sync += [addr.eq(addr + (burst << lb)), words_left.eq(words_left - burst), in_burst.eq(1)]
-
-        # gearbox: words in, items out
-        out_fire = Signal()
-        in_fire = Signal()
+        out_fire, last_out, take = Signal(), Signal(), Signal()
         fill_after = Signal(range(cap + 1))
         m.d.comb += [
-            self.o.valid.eq((fill >= S) & (items_left != 0)),
+            self.o.valid.eq(active & (fill >= S)),
             self.o.payload.eq(acc[:8 * S]),
             out_fire.eq(self.o.valid & self.o.ready),
+            last_out.eq(out_fire & (items_left == 1)),
             fill_after.eq(Mux(out_fire, fill - S, fill)),
-            self.rready.eq(in_burst & (fill_after <= S)),
-            in_fire.eq(self.rvalid & self.rready),
+            take.eq(active & (wleft != 0) & (fill_after <= S)),
+            fifo.r_en.eq(take),
+            pop.eq(take & fifo.r_rdy),
         ]
         shifted = Mux(out_fire, acc >> (8 * S), acc)
-        word = Mux(first, self.rdata >> (skip * 8), self.rdata)
+        word = Mux(first, fifo.r_data >> (skip * 8), fifo.r_data)
         added = Mux(first, B - skip, B)
-        with m.If(in_fire):
-            m.d.sync += [acc.eq(shifted | (word << (fill_after * 8))), fill.eq(fill_after + added), first.eq(0)]
-            with m.If(self.rlast):
-                m.d.sync += in_burst.eq(0)
+        with m.If(pop):
+            m.d.sync += [acc.eq(shifted | (word << (fill_after * 8))), fill.eq(fill_after + added), first.eq(0),
+                         wleft.eq(wleft - 1)]
         with m.Else():
             m.d.sync += [acc.eq(shifted), fill.eq(fill_after)]
         with m.If(out_fire):
             m.d.sync += items_left.eq(items_left - 1)
-
-        m.d.comb += self.busy.eq((items_left != 0) | (words_left != 0) | in_burst)
-        with m.If(self.start & ~self.busy):
-            low = self.addr[:lb]
-            nbytes = self.count * S + low
-            m.d.sync += [
-                addr.eq(self.addr & ~Const(B - 1, self.addr_bits)),
-                skip.eq(low), first.eq(1), fill.eq(0), acc.eq(0), items_left.eq(self.count),
-                words_left.eq(Mux(self.count == 0, 0, (nbytes + B - 1) >> lb)),
-            ]
+        with m.If(last_out):
+            m.d.sync += active.eq(0)
+        with m.If((~active | last_out) & info.r_rdy):
+            m.d.comb += info.r_en.eq(1)
+            m.d.sync += [active.eq(1), items_left.eq(rng.items), wleft.eq(rng.words), skip.eq(rng.skip),
+                         first.eq(1), fill.eq(0), acc.eq(0)]          # drops the last range's trailing bytes
+        m.d.comb += self.busy.eq(active | info.r_rdy | (words_left != 0))
         return m

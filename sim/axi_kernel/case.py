@@ -81,3 +81,38 @@ def make_case(params: ScanParams, out: str | Path, *, nq: int = 6, nprobe: int =
     path = out / "case.npz"
     np.savez(path, nlaunch=len(launches), **arrays)
     return path
+
+
+def make_throughput_case(params: ScanParams, out: str | Path, *, nq: int = 4, nprobe: int = 4,
+                         lengths: tuple[int, int] = (1000, 2000), seed: int = 0) -> Path:
+    """Write `<out>/case.npz` with one launch of long lists for the throughput mode of the bench.
+
+    A random shard image of `nq * nprobe` lists of `lengths[0]..lengths[1]` codes (random codes, ids
+    and tables, lists at increasing beats, so the codes and ids readers stream without locality
+    effects); one launch of `nq` queries probing `nprobe` of them each. Same .npz keys as `make_case`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lay = KernelLayout(params)
+    sizes = rng.integers(lengths[0], lengths[1], nq * nprobe, endpoint=True)
+    beats = -(-sizes // params.lanes)
+    first = np.concatenate([[0], np.cumsum(beats)[:-1]])
+    nbeats = int(beats.sum())
+    codes = rng.integers(0, KSUB, (nbeats * params.lanes, params.m), dtype=np.uint8)
+    ids = rng.integers(0, 1 << min(params.id_bits, 62), nbeats * params.lanes).astype(lay.id_dtype)
+    qt = rng.integers(0, params.lut_max, (nq, nprobe, params.m, KSUB), dtype=np.uint16, endpoint=True)
+    desc = np.zeros((nq, nprobe), np.uint64)
+    dist = np.zeros((nq, params.k), np.int64)
+    res_ids = np.zeros((nq, params.k), np.int64)
+    for q in range(nq):
+        lists = []
+        for p in range(nprobe):
+            c = q * nprobe + p
+            lo = int(first[c]) * params.lanes
+            lists.append((codes[lo:lo + sizes[c]], ids[lo:lo + sizes[c]].astype(np.int64)))
+            desc[q, p] = np.uint64(first[c]) | np.uint64(sizes[c]) << np.uint64(32)
+        dist[q], res_ids[q] = reference.scan_query(params, qt[q], lists)
+    path = out / "case.npz"
+    np.savez(path, nlaunch=1, codes=codes.reshape(nbeats, params.lanes * params.m), ids=ids,
+             L0_tables=lay.tables(qt), L0_lists=desc, L0_dist=dist, L0_ids=res_ids)
+    return path

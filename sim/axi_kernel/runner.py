@@ -13,10 +13,11 @@ import time
 
 from host.scan_params import ScanParams
 from hw.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
-from sim.axi_kernel.case import make_case
+from sim.axi_kernel.case import make_case, make_throughput_case
 from sim.runner import BUILD, SIMULATORS, require_simulator, tag, waves_requested
 
 log = logging.getLogger(__name__)
+MODES = ("random", "throughput")
 
 
 def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
@@ -56,12 +57,25 @@ def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str
 
 
 def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
-        seed: int = 0, pause: float = 0.3, waves: bool | None = None) -> dict:
-    """Build, write the case (index image + launches) and run the bench; returns its summary dict."""
+        seed: int = 0, pause: float = 0.3, mode: str = "random", latency: int = 0,
+        waves: bool | None = None) -> dict:
+    """Build, write the case and run the bench; returns its summary dict.
+
+    mode "random": the index image, real queries and edge cases of `make_case`, with AXI pauses of
+    probability `pause`; "throughput": `make_throughput_case` (4 queries x 4 lists of 1,000-2,000
+    codes) with no pauses, whose `codes_per_cycle` is the kernel's scan rate. `latency` > 0 delays
+    each read burst's data by that many cycles after its AR in a memory that keeps taking ARs."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     waves = waves_requested() if waves is None else waves
     runner, build_dir, jfile = build(params, data_bits, simulator, waves=waves)
-    test_dir = build_dir / f"run_{seed}_p{pause}"
-    case = make_case(params, test_dir / "case", seed=seed)
+    if mode == "throughput":
+        pause = 0.0
+        test_dir = build_dir / f"run_{seed}_throughput_lat{latency}"
+        case = make_throughput_case(params, test_dir / "case", seed=seed)
+    else:
+        test_dir = build_dir / f"run_{seed}_p{pause}_lat{latency}"
+        case = make_case(params, test_dir / "case", seed=seed)
     out = test_dir / "summary.json"
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -69,14 +83,16 @@ def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str =
         runner.test(test_module="sim.axi_kernel.test_axi_kernel", hdl_toplevel=TOP, build_dir=build_dir,
                     test_dir=test_dir, waves=waves, seed=seed, log_file=test_dir / "sim.log",
                     extra_env={"ANOLE_DUT_JSON": str(jfile), "ANOLE_CASE": str(case),
-                               "ANOLE_BENCH": json.dumps({"seed": seed, "pause": pause}),
+                               "ANOLE_BENCH": json.dumps({"seed": seed, "pause": pause, "latency": latency}),
                                "ANOLE_BENCH_OUT": str(out)})
     except SystemExit as e:       # the cocotb runner exits on failing tests under pytest
         log.error("simulation of %s failed (%s); log in %s", build_dir.name, e, test_dir / "sim.log")
     if not out.exists():
         raise RuntimeError(f"bench produced no summary; see {test_dir / 'sim.log'}")
     summary = json.loads(out.read_text())
-    summary.update(simulator=simulator, data_bits=data_bits, wall_s=round(time.perf_counter() - t0, 2),
+    summary.update(mode=mode, latency=latency, simulator=simulator, data_bits=data_bits,
+                   codes_per_cycle_per_lane=round(summary["codes"] / max(summary["cycles"], 1) / params.lanes, 3),
+                   wall_s=round(time.perf_counter() - t0, 2),
                    log=str(test_dir / "sim.log"))
     return summary
 
@@ -92,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim", choices=SIMULATORS, default="verilator")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pause", type=float, default=0.3, help="probability of a paused cycle per AXI channel")
+    ap.add_argument("--mode", choices=MODES, default="random",
+                    help="throughput: long lists, no pauses; reports codes_per_cycle")
+    ap.add_argument("--latency", type=int, default=0,
+                    help="cycles from a read burst's AR to its first R beat (0: cocotbext-axi's model as it is)")
     a = ap.parse_args(argv)
     p = ScanParams(m=a.m, lanes=a.lanes, lut_bits=a.lut_bits, k=a.k, id_bits=a.id_bits)
-    s = run(p, a.data_bits, a.sim, seed=a.seed, pause=a.pause)
+    s = run(p, a.data_bits, a.sim, seed=a.seed, pause=a.pause, mode=a.mode, latency=a.latency)
     print(json.dumps(s))
     return 0 if s["mismatches"] == 0 and s["config_ok"] else 1

@@ -7,7 +7,8 @@ through the register map of host/board/regmap.py and its results compared bit-ex
 reference (host.reference.scan_query) after `host.board.layout.KernelLayout.unpack_results`.
 
 Configuration from the environment (set by `run` below): ANOLE_DUT_JSON, ANOLE_CASE (the .npz),
-ANOLE_BENCH (JSON: seed, pause) and ANOLE_BENCH_OUT (summary JSON).
+ANOLE_BENCH (JSON: seed, pause, latency: AR to first R beat of the read memories in cycles, 0 = the
+cocotbext-axi model as it is) and ANOLE_BENCH_OUT (summary JSON).
 As a script: `python -m sim.axi_kernel.test_axi_kernel` runs one parameter set under Verilator.
 """
 from __future__ import annotations
@@ -35,10 +36,54 @@ def pause_generator(rng: random.Random, prob: float):
         yield rng.random() < prob
 
 
+def latency_ram_read(latency: int):
+    """An AxiRamRead whose R data of a burst starts `latency` cycles after its AR at the earliest while
+    it keeps taking ARs, as a pipelined memory does (cocotbext-axi's model answers an AR within a few
+    cycles and takes the next AR only after the previous burst's last R beat is queued)."""
+    from collections import deque
+
+    from cocotbext.axi import AxiRamRead
+
+    class LatencyRamRead(AxiRamRead):
+        async def _process_read(self):
+            ars, cycle = deque(), [0]
+
+            async def intake():
+                while True:
+                    ar = await self.ar_channel.recv()
+                    ars.append((cycle[0] + latency, ar))
+
+            async def count():
+                while True:
+                    await RisingEdge(self.clock)
+                    cycle[0] += 1
+
+            tasks = [cocotb.start_soon(intake()), cocotb.start_soon(count())]
+            try:
+                while True:
+                    while not ars or ars[0][0] > cycle[0]:
+                        await RisingEdge(self.clock)
+                    _, ar = ars.popleft()
+                    n, size = int(ar.arlen) + 1, 1 << int(ar.arsize)
+                    assert size == self.byte_lanes and int(ar.arburst) == 1, "the kernel reads full-width INCR"
+                    addr = int(ar.araddr)
+                    assert 0x1000 - (addr & 0xFFF) >= n * size, "burst crosses 4 KiB"
+                    for i in range(n):
+                        r = self.r_channel._transaction_obj()
+                        r.rid, r.rlast, r.rresp = int(ar.arid), i == n - 1, 0
+                        r.rdata = int.from_bytes(await self._read(addr + i * size, size), "little")
+                        await self.r_channel.send(r)
+            finally:
+                for t in tasks:
+                    t.cancel()
+
+    return LatencyRamRead
+
+
 class TB:
     """Clock, reset, the AXI4-Lite host and the shared AXI RAM of every master bundle."""
 
-    def __init__(self, dut, desc: dict, rng: random.Random, pause: float):
+    def __init__(self, dut, desc: dict, rng: random.Random, pause: float, latency: int = 0):
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiRamWrite, AxiReadBus, AxiWriteBus
         from cocotbext.axi.sparse_memory import SparseMemory
 
@@ -49,9 +94,10 @@ class TB:
         self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), clk, rst, reset_active_level=False)
         self.mem = SparseMemory(1 << 40)       # len() of the memory must fit a Py_ssize_t
         self.slaves = []
+        ram_read = latency_ram_read(latency) if latency else AxiRamRead
         for bundle in desc["m_axi"]:
             prefix = f"m_axi_{bundle}"
-            self.slaves.append(AxiRamRead(AxiReadBus.from_prefix(dut, prefix), clk, rst, reset_active_level=False,
+            self.slaves.append(ram_read(AxiReadBus.from_prefix(dut, prefix), clk, rst, reset_active_level=False,
                                           mem=self.mem))
             if regmap.M_AXI_BUNDLES["results"] == bundle:
                 self.slaves.append(AxiRamWrite(AxiWriteBus.from_prefix(dut, prefix), clk, rst,
@@ -112,7 +158,7 @@ async def test_launches(dut):
     params = ScanParams.from_dict(desc["params"])
     lay = KernelLayout(params)
     case = np.load(os.environ["ANOLE_CASE"])
-    tb = TB(dut, desc, random.Random(bench.get("seed", 0)), bench.get("pause", 0.3))
+    tb = TB(dut, desc, random.Random(bench.get("seed", 0)), bench.get("pause", 0.3), bench.get("latency", 0))
     await tb.reset()
     await tb.host.write_dword(regmap.IER, 1)
     await tb.host.write_dword(regmap.GIE, 1)

@@ -9,47 +9,70 @@ from amaranth.sim import Simulator
 
 from host.board import regmap
 from host.scan_params import ScanParams
-from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_data_bits
+from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_burst, check_data_bits
 from hw.axi_verilog import TOP, emit_axi, kernel_xml
 
 # the background memory testbench is closed mid-`until` when the simulation ends
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-def _read(item_bytes, data_bits, addr, count, seed=0):
-    """Run an AxiReader against a random memory with random R stalls; return (items, bursts)."""
+def _read(item_bytes, data_bits, ranges, seed=0, max_burst=16, depth=64, latency=6):
+    """Run an AxiReader over `ranges` [(addr, count), ...] against a random memory that takes ARs while
+    earlier bursts are still answered (`latency` cycles from AR to the first R beat, random AR and R
+    stalls) and a consumer with random backpressure; return (items, want, bursts, most bursts in flight)."""
     B = data_bits // 8
     mem = np.random.default_rng(seed).integers(0, 256, 3 * PAGE_BYTES, dtype=np.uint8)
-    dut = AxiReader(item_bytes=item_bytes, data_bits=data_bits)
+    dut = AxiReader(item_bytes=item_bytes, data_bits=data_bits, max_burst=max_burst, depth=depth)
     rng = random.Random(seed)
-    bursts, items = [], []
+    total = sum(count for _, count in ranges)
+    bursts, items, pending = [], [], []
+    flight = {"now": 0, "max": 0}
 
-    async def memory(ctx):
+    async def address(ctx):
+        cycle = 0
         while True:
-            await ctx.tick().until(dut.arvalid)
-            ctx.set(dut.arready, 1)
-            a, n = ctx.get(dut.araddr), ctx.get(dut.arlen) + 1
-            await ctx.tick()
-            ctx.set(dut.arready, 0)
-            bursts.append((a, n))
+            ready = rng.random() >= 0.3
+            ctx.set(dut.arready, ready)
+            *_, valid, a, n = await ctx.tick().sample(dut.arvalid, dut.araddr, dut.arlen)
+            cycle += 1
+            if ready and valid:
+                bursts.append((a, n + 1))
+                pending.append((cycle + latency, a, n + 1))
+                flight["now"] += 1
+                flight["max"] = max(flight["max"], flight["now"])
+
+    async def data(ctx):
+        cycle = 0
+        while True:
+            while not pending or pending[0][0] > cycle:
+                await ctx.tick()
+                cycle += 1
+            _, a, n = pending.pop(0)
             for i in range(n):
                 while rng.random() < 0.3:
                     ctx.set(dut.rvalid, 0)
                     await ctx.tick()
+                    cycle += 1
                 word = int.from_bytes(mem[a + i * B: a + (i + 1) * B].tobytes(), "little")
                 ctx.set(dut.rdata, word)
                 ctx.set(dut.rlast, i == n - 1)
                 ctx.set(dut.rvalid, 1)
-                await ctx.tick().until(dut.rready)
+                *_, rready = await ctx.tick().sample(dut.rready)
+                cycle += 1
+                assert rready, "R stalled although the FIFO had room for the burst"
             ctx.set(dut.rvalid, 0)
+            flight["now"] -= 1
 
     async def host(ctx):
-        ctx.set(dut.addr, addr)
-        ctx.set(dut.count, count)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        while len(items) < count:
+        for addr, count in ranges:
+            ctx.set(dut.cmd.payload.addr, addr)
+            ctx.set(dut.cmd.payload.count, count)
+            ctx.set(dut.cmd.valid, 1)
+            await ctx.tick().until(dut.cmd.ready)
+        ctx.set(dut.cmd.valid, 0)
+
+    async def sink(ctx):
+        while len(items) < total:
             ready = rng.random() >= 0.3
             ctx.set(dut.o.ready, ready)
             *_, payload, valid = await ctx.tick().sample(dut.o.payload, dut.o.valid)
@@ -57,36 +80,55 @@ def _read(item_bytes, data_bits, addr, count, seed=0):
                 items.append(payload)
         ctx.set(dut.o.ready, 0)
         await ctx.tick().repeat(4)
-        assert not ctx.get(dut.busy)
+        assert not ctx.get(dut.busy) and not ctx.get(dut.o.valid)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(memory, background=True)
-    sim.add_testbench(host)
+    sim.add_testbench(address, background=True)
+    sim.add_testbench(data, background=True)
+    sim.add_testbench(host, background=True)
+    sim.add_testbench(sink)
     sim.run()
-    want = [int.from_bytes(mem[addr + i * item_bytes: addr + (i + 1) * item_bytes].tobytes(), "little")
-            for i in range(count)]
-    return items, want, bursts
+    want = [int.from_bytes(mem[a + i * item_bytes: a + (i + 1) * item_bytes].tobytes(), "little")
+            for a, count in ranges for i in range(count)]
+    return items, want, bursts, flight["max"]
 
 
-@pytest.mark.parametrize("item_bytes,data_bits,addr,count", [
-    (12, 64, 4096 - 44, 40),      # unaligned items wider than a word, crossing a 4 KiB page
-    (8, 128, 8, 1),               # one descriptor in the upper half of a word
-    (96, 256, 100 * 96, 9),       # 96-byte code beats on a 256-bit bus
-    (4, 32, 2, 0),                # count 0: no burst at all
+@pytest.mark.parametrize("item_bytes,data_bits,ranges", [
+    ([12, 64, [(4096 - 44, 40)]]),               # unaligned items wider than a word, crossing a 4 KiB page
+    ([8, 128, [(8, 1)]]),                        # one descriptor in the upper half of a word
+    ([96, 256, [(100 * 96, 9)]]),                # 96-byte code beats on a 256-bit bus
+    ([4, 32, [(2, 0)]]),                         # count 0: no burst at all
+    ([16, 64, [(40, 300), (2, 0), (4002, 7), (12, 1), (6, 60)]]),  # queued ranges: several bursts, trailing bytes
 ])
-def test_reader_items_and_bursts(item_bytes, data_bits, addr, count):
-    items, want, bursts = _read(item_bytes, data_bits, addr, count)
+def test_reader_items_and_bursts(item_bytes, data_bits, ranges):
+    items, want, bursts, _ = _read(item_bytes, data_bits, ranges)
     assert items == want
     B = data_bits // 8
     for a, n in bursts:
-        assert a % B == 0 and 1 <= n <= MAX_BURST
+        assert a % B == 0 and 1 <= n <= 16
         assert a // PAGE_BYTES == (a + n * B - 1) // PAGE_BYTES, "burst crosses 4 KiB"
-    if count:
-        assert bursts[0][0] == addr - addr % B
-        assert sum(n for _, n in bursts) == -(-(addr % B + count * item_bytes) // B)
-    else:
+    assert sum(n for _, n in bursts) == sum(-(-(a % B + count * item_bytes) // B) for a, count in ranges if count)
+    starts = [a for a, _ in bursts]
+    for a, count in ranges:
+        if count:
+            assert a - a % B in starts
+    if not any(count for _, count in ranges):
         assert bursts == []
+
+
+def test_reader_keeps_bursts_in_flight():
+    """A long range with latency: several bursts outstanding, never more words than the FIFO holds."""
+    items, want, bursts, most = _read(16, 128, [(0, 2000)], max_burst=32, depth=128, latency=20)
+    assert items == want
+    assert max(n for _, n in bursts) == 32 and 2 <= most <= 128 // 32 + 1
+
+
+def test_reader_checks_its_parameters():
+    with pytest.raises(ValueError, match="max_burst"):
+        check_burst(MAX_BURST + 1, 1024)
+    with pytest.raises(ValueError, match="depth"):
+        check_burst(64, 32)
 
 
 def test_emit_names_ports_like_a_vitis_kernel(tmp_path):
