@@ -13,9 +13,10 @@ class LaneMerge(wiring.Component):
     `o` carries `{key, last}`; `last` marks the `depth`-th output: only the `depth` smallest keys
     of all lanes are emitted, ascending (equal keys: lower lane first). One output per cycle under
     `o.ready`; `busy` from `load` until the last output is accepted (`load` while `busy` is not
-    allowed). Timing: the winner is decided from a registered pairwise "lane a beats lane b"
-    matrix, updated from precomputed comparisons of each lane's next head against the other heads,
-    so the per-cycle path is one key comparison and a mux, independent of `lanes`.
+    allowed); the first output is on `o` 3 cycles after `load`. Timing: the winner is decided from
+    a registered pairwise "lane a beats lane b" matrix, set up from the copied heads in the cycle
+    after `load` and updated from precomputed comparisons of each lane's next head against the
+    other heads, so the per-cycle path is one key comparison and a mux, independent of `lanes`.
     """
 
     def __init__(self, *, lanes: int, depth: int, key_bits: int):
@@ -57,15 +58,20 @@ class LaneMerge(wiring.Component):
             with m.If(win[l]):
                 m.d.comb += head.eq(q[l][0])
 
+        # the first matrix is computed in the cycle after `load`, from the copied heads (`prime`):
+        # comparing the source cells at `load` would put the distant queues on the cycle path
+        prime = Signal()
         pop = Signal()
-        m.d.comb += pop.eq((remaining != 0) & (~self.o.valid | self.o.ready))
+        m.d.comb += pop.eq((remaining != 0) & ~prime & (~self.o.valid | self.o.ready))
+        m.d.sync += prime.eq(self.load)
         with m.If(self.load):
             m.d.sync += remaining.eq(k)
             for l in range(n):
                 for i in range(k):
                     m.d.sync += q[l][i].eq(self.cells[l][i])
+        with m.Elif(prime):
             for (a, b), s in beat.items():
-                m.d.sync += s.eq(beats(a, self.cells[a][0], b, self.cells[b][0]))
+                m.d.sync += s.eq(beats(a, q[a][0], b, q[b][0]))
         with m.Elif(pop):
             m.d.sync += remaining.eq(remaining - 1)
             for l in range(n):

@@ -19,15 +19,16 @@ class TableMemory(wiring.Component):
 
     Read side: `acquire` (one cycle, only while `avail`) binds the next full bank, in load order, to
     the open list; `release` frees it. Every cycle lane l looks up `addr[l][j]` in column j of the
-    bound bank; `data[l][j]` is valid `LATENCY` cycles later (II = 1): memory read, a register right
-    at the memory output (block RAM clock-to-out is slow), then the entry select within the word.
+    bound bank; `data[l][j]` is valid `LATENCY` cycles later (II = 1): memory read, two plain
+    registers on the memory output (block RAM clock-to-out is slow: the first can sit right at the
+    RAM, the second carries the word towards the select), then the entry select within the word.
     `avail_list` is the list id the next full bank was loaded with.
 
     Each column is one memory of `lanes * lut_bits`-bit words (one beat writes one word per column)
     with `lanes` read ports, so a column maps to block RAM replicated per read port.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, *, params: ScanParams):
         if not isinstance(params, ScanParams):
@@ -57,11 +58,15 @@ class TableMemory(wiring.Component):
         rbank = Signal()            # next bank to acquire
         cur = Signal()              # bank bound to the open list
 
-        load = self.i.valid & self.i.ready
-        m.d.comb += self.i.ready.eq(~full.bit_select(wbank, 1))
+        # `i.ready` (= the write bank is not full) is a register, computed from the next state of
+        # `full` and `wbank`, so the control loop is short
+        ready = Signal(init=1)
+        load = self.i.valid & ready
+        last = wcount == nbeats - 1
+        m.d.comb += self.i.ready.eq(ready)
         with m.If(load):
             m.d.sync += wcount.eq(wcount + 1)
-            with m.If(wcount == nbeats - 1):
+            with m.If(last):
                 m.d.sync += [wcount.eq(0), wbank.eq(~wbank)]
             with m.If(wcount == 0):
                 for b in range(2):
@@ -72,31 +77,46 @@ class TableMemory(wiring.Component):
                      self.avail_list.eq(Cat(*[x for x in list_of]).word_select(rbank, p.list_bits))]
         with m.If(self.acquire):
             m.d.sync += [cur.eq(rbank), rbank.eq(~rbank)]
+        full_next = Signal(2)
         for b in range(2):
-            set_ = load & (wbank == b) & (wcount == nbeats - 1)
+            set_ = load & (wbank == b) & last
             clr = self.release & (cur == b)
-            with m.If(set_):
-                m.d.sync += full[b].eq(1)
-            with m.Elif(clr):
-                m.d.sync += full[b].eq(0)
+            m.d.comb += full_next[b].eq(set_ | (full[b] & ~clr))
+        m.d.sync += [full.eq(full_next), ready.eq(~full_next.bit_select(wbank ^ (load & last), 1))]
 
+        # the RAM write is registered: its enable and address fan out to every block RAM, from
+        # registers of their own, off the control loop. A bank turns full when its last beat is
+        # accepted, a cycle before that beat lands, but is read two cycles later at the earliest
+        # (acquire, then the first CODES beat).
+        wen = Signal()
+        waddr = Signal(len(Cat(wcount, wbank)), reset_less=True)
+        wrows = Signal.like(self.i.payload.rows, reset_less=True)
+        m.d.sync += [wen.eq(load), waddr.eq(Cat(wcount, wbank))]
+        with m.If(load):
+            m.d.sync += wrows.eq(self.i.payload.rows)
         for j in range(p.m):
-            mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[])
+            # no read/write collision logic (yosys's bypass mux on every RAM output bit): a lane
+            # reads only the bound bank, which is full, so never written, until it is released
+            mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[],
+                                attrs={"no_rw_check": 1})
             m.submodules[f"col{j}"] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(Cat(wcount, wbank)), wp.en.eq(load),
-                         wp.data.eq(Cat(*[self.i.payload.rows[r][j] for r in range(p.lanes)]))]
+            m.d.comb += [wp.addr.eq(waddr), wp.en.eq(wen),
+                         wp.data.eq(Cat(*[wrows[r][j] for r in range(p.lanes)]))]
             for l in range(p.lanes):
                 rp = mem.read_port()
                 code = self.addr[l][j]
                 m.d.comb += rp.addr.eq(Cat(code[sel_bits:], cur))
-                word = Signal.like(rp.data, name=f"word_l{l}_c{j}")
-                m.d.sync += word.eq(rp.data)
+                word0 = Signal.like(rp.data, name=f"word0_l{l}_c{j}", reset_less=True)
+                word = Signal.like(rp.data, name=f"word_l{l}_c{j}", reset_less=True)
+                m.d.sync += [word0.eq(rp.data), word.eq(word0)]
                 if sel_bits:
-                    s1 = Signal(sel_bits, name=f"sel1_l{l}_c{j}")
-                    s2 = Signal(sel_bits, name=f"sel2_l{l}_c{j}")
-                    m.d.sync += [s1.eq(code[:sel_bits]), s2.eq(s1)]
-                    m.d.sync += self.data[l][j].eq(word.word_select(s2, p.lut_bits))
+                    sel = code[:sel_bits]
+                    for stage in range(self.LATENCY - 1):
+                        nxt = Signal(sel_bits, name=f"sel{stage}_l{l}_c{j}")
+                        m.d.sync += nxt.eq(sel)
+                        sel = nxt
+                    m.d.sync += self.data[l][j].eq(word.word_select(sel, p.lut_bits))
                 else:
                     m.d.sync += self.data[l][j].eq(word)
         return m
