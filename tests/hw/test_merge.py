@@ -40,3 +40,36 @@ def test_merges_sorted_lanes_ascending(lanes, depth):
         out = got[n * depth:(n + 1) * depth]
         assert [k for k, _ in out] == want
         assert [last for _, last in out] == [0] * (depth - 1) + [1]
+
+
+@pytest.mark.parametrize("lanes,depth", [(1, 1), (2, 5), (4, 10), (3, 8)])
+def test_one_result_per_cycle_three_cycles_after_load(lanes, depth):
+    """Under a ready sink the first key is on `o` 3 cycles after `load`, then one per cycle."""
+    kb = 8
+    dut = LaneMerge(lanes=lanes, depth=depth, key_bits=kb)
+    rng = random.Random(depth)
+    lanes_keys = [sorted(rng.randrange(20) for _ in range(depth)) for _ in range(lanes)]
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for l in range(lanes):
+            for i in range(depth):
+                ctx.set(dut.cells[l][i], lanes_keys[l][i])
+        ctx.set(dut.load, 1)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+        for cycle in range(1, depth + 6):
+            if ctx.get(dut.o.valid):
+                seen.append((cycle, ctx.get(dut.o.payload.key), ctx.get(dut.o.payload.last)))
+            await ctx.tick()
+        assert not ctx.get(dut.busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    want = sorted(x for lane in lanes_keys for x in lane)[:depth]
+    assert [c for c, _, _ in seen] == list(range(3, 3 + depth))
+    assert [key for _, key, _ in seen] == want
+    assert [last for _, _, last in seen] == [0] * (depth - 1) + [1]
