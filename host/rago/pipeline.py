@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,6 @@ class PipelineConfig:
     llm_cpu: int = 0               # the core the latency profile is pinned to (one core: the node's one thread)
     profile_repeats: int = 3
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.model, self.datastore, self.workdir = Path(self.model), Path(self.datastore), Path(self.workdir)
