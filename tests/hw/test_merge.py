@@ -7,6 +7,16 @@ from hw.merge import LaneMerge
 from sim.amaranth_streams import get_n
 
 
+async def load_lanes(ctx, dut, keys):
+    """Put ``keys[lane][i]`` into the queue cells and pulse ``load`` for one cycle."""
+    for l, lane in enumerate(keys):
+        for i, key in enumerate(lane):
+            ctx.set(dut.cells[l][i], key)
+    ctx.set(dut.load, 1)
+    await ctx.tick()
+    ctx.set(dut.load, 0)
+
+
 @pytest.mark.parametrize("lanes,depth", [(1, 4), (2, 1), (4, 10), (5, 7)])
 def test_merges_sorted_lanes_ascending(lanes, depth):
     kb = 10
@@ -18,12 +28,7 @@ def test_merges_sorted_lanes_ascending(lanes, depth):
 
     async def load(ctx):
         for r in rounds:
-            for l in range(lanes):
-                for i in range(depth):
-                    ctx.set(dut.cells[l][i], r[l][i])
-            ctx.set(dut.load, 1)
-            await ctx.tick()
-            ctx.set(dut.load, 0)
+            await load_lanes(ctx, dut, r)
             await ctx.tick().until(~dut.busy)
 
     async def collect(ctx):
@@ -53,12 +58,7 @@ def test_one_result_per_cycle_three_cycles_after_load(lanes, depth):
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
-        for l in range(lanes):
-            for i in range(depth):
-                ctx.set(dut.cells[l][i], lanes_keys[l][i])
-        ctx.set(dut.load, 1)
-        await ctx.tick()
-        ctx.set(dut.load, 0)
+        await load_lanes(ctx, dut, lanes_keys)
         for cycle in range(1, depth + 6):
             if ctx.get(dut.o.valid):
                 seen.append((cycle, ctx.get(dut.o.payload.key), ctx.get(dut.o.payload.last)))
