@@ -27,6 +27,7 @@ class EngineConfig:
     max_model_len:  longest sequence (prompt + output); None: the model's context length
     enable_prefix_caching: reuse full KV blocks of identical prompt prefixes
     seed:           seed of the sampling generator shared by requests without their own seed
+    cuda_graphs:    on CUDA, capture decode steps as CUDA graphs at start (engine/cuda_graphs.py)
     """
 
     model: str | Path
@@ -39,6 +40,7 @@ class EngineConfig:
     max_model_len: int | None = None
     enable_prefix_caching: bool = True
     seed: int = 0
+    cuda_graphs: bool = True
 
     def __post_init__(self):
         self.model = Path(self.model)

@@ -3,7 +3,9 @@
   status   torch / CUDA / Green Context status, and whether two Green Context partitions really hold
            disjoint SMs (a matmul loop on each alone, then on both at once)
   tiny     `anole llm profile --device cuda` on the tiny GPT-2 (made on the spot, float32)
-  llama    the same on a random ~350 M-parameter Llama (made on the spot, bfloat16): not overhead-bound
+  graphs   CUDA-graph decode steps against eager ones: greedy tokens (tiny GPT-2 float32, the Llama bf16),
+           step latencies on the whole GPU and inside a Green Context partition, decode tokens/s
+  llama    the same on a random ~350 M-parameter Llama (made on the spot, bfloat16)
   mux      real runs through MuxEngine on the Llama: FCFS, chunked prefill, PD-mux on Green Contexts (then
            tempo_mux, tempo, pd_disagg while time lasts), the simulator's error on the same requests, and
            PD-mux's greedy tokens against the plain engine (tiny model, float32, a split forced)
@@ -38,8 +40,8 @@ DEVICE = "cpu" if DRY else "cuda"
 if DRY:
     LLAMA.update(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=2048)
-STEPS = {"status": 60, "tiny": 90, "llama": 150, "mux": 120, "sweep": 150}  # cap, seconds
-RESERVE = {"status": 0, "tiny": 0, "llama": 0, "mux": 60, "sweep": 45}      # kept for the later steps
+STEPS = {"status": 60, "tiny": 90, "graphs": 90, "llama": 150, "mux": 120, "sweep": 150}  # cap, seconds
+RESERVE = {"status": 0, "tiny": 0, "graphs": 0, "llama": 0, "mux": 60, "sweep": 45}      # kept for later steps
 
 
 def missing_cuda() -> str | None:
@@ -141,6 +143,68 @@ def step_profile(kind: str, out: Path, work: Path, limit_s: float) -> dict:
             "fit": m.get("fit"), "pad": m["mixed"]["pad"], "kv_transfer_s_per_token": m["kv_transfer_s_per_token"]}
 
 
+def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
+    """Eager decode steps against CUDA-graph ones, in the same process."""
+    import torch
+
+    from llm_node.cli_sched import tiny_checkpoint
+    from llm_node.config import EngineConfig
+    from llm_node.engine.llm_engine import LLMEngine
+    from llm_node.engine.sequence import SamplingParams
+    from llm_node.partition import Worker, device_units, make_partitions
+    from llm_node.profiler import Bench, decode_shapes
+
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(3, 2000, (n,), generator=g).tolist() for n in (200, 7, 90, 333, 15, 64, 128, 3)]
+    params = SamplingParams(temperature=0, max_tokens=32, ignore_eos=True)
+    res: dict = {}
+    tiny = tiny_checkpoint(work / "tiny-gpt2")
+    toks = {}
+    for graphs in (False, True):
+        eng = LLMEngine(EngineConfig(tiny, device=DEVICE, num_kv_blocks=512, cuda_graphs=graphs))
+        toks[graphs] = [s.completion_ids for s in eng.generate(prompts, params)]
+        if graphs and eng.runner.graphs is not None:
+            res["tiny_replays"] = eng.runner.graphs.replays
+    res["tiny_tokens_equal"] = [a == b for a, b in zip(toks[False], toks[True])].count(True)
+    res["requests"] = len(prompts)
+    ckpt, dtype = checkpoint("llama", work)
+    units = device_units(DEVICE)
+    ctx, sizes, many = (64, (1, 8), 4) if DRY else (512, (1, 8, 32, 64), 32)
+    many = [torch.randint(3, 2000, (128,), generator=g).tolist() for _ in range(many)]
+    for graphs in (False, True):
+        name = "graphs" if graphs else "eager"
+        t = time.perf_counter()
+        eng = LLMEngine(EngineConfig(ckpt, device=DEVICE, dtype=dtype, num_kv_blocks=4096, block_size=16,
+                                     cuda_graphs=graphs))
+        r = res[name] = {"engine_s": time.perf_counter() - t}
+        if graphs:
+            r["graphs"] = 0 if eng.runner.graphs is None else len(eng.runner.graphs.graphs)
+        bench = Bench(eng)
+        for b in sizes:
+            r[f"decode_{b}x{ctx}_ms"] = 1e3 * bench.median(decode_shapes(b, ctx), 10)
+        r[f"prefill_{ctx}_ms"] = 1e3 * bench.median([(ctx, 0)], 5)
+        pre, dec = make_partitions(DEVICE, max(1, min(units - 1, units * 72 // 132 // 8 * 8 or units // 2)), units)
+        w = Worker(dec, "decode")
+        try:
+            r[f"decode_8x{ctx}_in_partition_ms"] = 1e3 * w.submit(lambda: bench.median(decode_shapes(8, ctx), 10),
+                                                                   dec).result(timeout=60)
+        finally:
+            w.close()
+        r["partition_units"] = [pre.units, dec.units if dec is not None else None]
+        toks[name] = [s.completion_ids for s in eng.generate(prompts, params)]
+        t = time.perf_counter()
+        done = eng.generate(many, SamplingParams(temperature=0, max_tokens=64, ignore_eos=True))
+        r["generate_tok_s"] = sum(len(s.completion_ids) for s in done) / (time.perf_counter() - t)
+        if graphs and eng.runner.graphs is not None:
+            r["replays"], r["failed_streams"] = eng.runner.graphs.replays, len(eng.runner.graphs.failed)
+        del eng, bench
+        torch.cuda.empty_cache() if not DRY else None
+    res["llama_tokens_equal"] = [a == b for a, b in zip(toks["eager"], toks["graphs"])].count(True)
+    res["speedup"] = {k: res["eager"][k] / res["graphs"][k] for k in res["eager"] if k.endswith("_ms")}
+    res["speedup"]["generate"] = res["graphs"]["generate_tok_s"] / res["eager"]["generate_tok_s"]
+    return res
+
+
 def forced_split_model(units: int):
     """A latency model under which PD-mux always splits (as tests/llm_node/sched/test_mux_engine.py)."""
     from llm_node.sched.latency import LatencyModel, Split
@@ -216,6 +280,15 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
     eng = LLMEngine(EngineConfig(ckpt, device=DEVICE, dtype=dtype, num_kv_blocks=4096, block_size=16,
                                  enable_prefix_caching=False))
     eng.generate([[5] * 512, [7] * 64, [9] * 200, [11] * 16], SamplingParams(temperature=0, max_tokens=8))  # warm-up
+    busy, run_batch = [0.0], eng.run_batch
+
+    def timed_run_batch(batch):  # time inside the lanes' compute (all lanes together)
+        t = time.perf_counter()
+        try:
+            return run_batch(batch)
+        finally:
+            busy[0] += time.perf_counter() - t
+    eng.run_batch = timed_run_batch
     # every scheduler once, then FCFS and PD-mux again (how much a rerun moves) while time lasts
     for run in ("fcfs", "chunked_prefill", "pd_mux", "tempo_mux", "tempo", "pd_disagg", "fcfs#2", "pd_mux#2"):
         name = run.split("#")[0]
@@ -223,6 +296,7 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
             res["runs"][run] = "skipped: out of time"
             continue
         policy, t = make_policy(name, model, tbt=scale.tbt), time.perf_counter()
+        busy[0], replays = 0.0, eng.runner.graphs.replays if eng.runner.graphs is not None else 0
         try:
             seqs, steps = run_real(eng, policy, wl)
         except Exception as e:  # noqa: BLE001 - recorded; the other schedulers still run
@@ -235,6 +309,8 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
         real = summarize([Record(q, r) for q, r in zip(seqs, wl)], {}, span)
         sim = Simulator(model, make_policy(name, model, tbt=scale.tbt), SimConfig(block_size=16)).run(wl)
         res["runs"][run] = {"wall_s": wall, "steps": steps, "splits": getattr(policy, "splits_chosen", None),
+                             "run_batch_s": busy[0],
+                             "graph_steps": (eng.runner.graphs.replays - replays) if eng.runner.graphs else 0,
                              "blocks_back": eng.block_manager.num_free_blocks == 4096,
                              "real": real, "sim": summarize(sim.records, sim.dags, sim.span),
                              "error": compare([r.seq for r in sim.records], seqs)}
@@ -270,6 +346,7 @@ def main() -> int:
     ap.add_argument("--work", default="build/gpu-work", help="checkpoints made on the spot (default build/gpu-work)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="seconds for all steps (default 420)")
     ap.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, small (plumbing check)")
+    ap.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps to run (default all: {','.join(STEPS)})")
     ap.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     ap.add_argument("--limit-s", type=float, default=60.0, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="llama", help=argparse.SUPPRESS)
@@ -278,7 +355,7 @@ def main() -> int:
     if args.step:
         sys.path.insert(0, str(ROOT))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        fn = {"status": step_status, "mux": lambda *a: step_mux(args.kind, *a),
+        fn = {"status": step_status, "mux": lambda *a: step_mux(args.kind, *a), "graphs": step_graphs,
               "tiny": lambda *a: step_profile("tiny", *a), "llama": lambda *a: step_profile("llama", *a)}[args.step]
         print("RESULT " + json.dumps(fn(out, work, args.limit_s), default=str))
         return 0
@@ -296,8 +373,9 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget_s
     with open(out / "log.txt", "w") as log:
-        for i, name in enumerate(STEPS):
-            left = deadline - time.monotonic() - sum(RESERVE[n] for n in list(STEPS)[i + 1:])
+        chosen = [n for n in STEPS if n in args.only.split(",")]
+        for i, name in enumerate(chosen):
+            left = deadline - time.monotonic() - sum(RESERVE[n] for n in chosen[i + 1:])
             entry = summary["steps"][name] = run_one(name, min(STEPS[name], left), summary, out, work, log)
             print(f"[{name}] {entry['status']} ({entry.get('seconds', 0)} s)", flush=True)
             (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -6,22 +6,27 @@ import logging
 import torch
 
 from llm_node.config import EngineConfig
+from llm_node.engine.cuda_graphs import DecodeGraphs
 from llm_node.engine.scheduler import Batch
 from llm_node.layers.attention import AttentionContext, PagedAttention
 from llm_node.models.loader import load_model
 
 log = logging.getLogger(__name__)
+GRAPH_CONTEXT = 4096  # decode steps with longer contexts run eagerly (a graph gathers its whole bucket)
 
 
 class ModelRunner:
-    """Owns the model and the KV cache: kv[0 or 1, layer] is K or V, [num_blocks * block_size, KVH, D]."""
+    """Owns the model and the KV cache: kv[0 or 1, layer] is K or V, [(num_blocks + 1) * block_size, KVH, D]
+    (the last block is scratch space for the padded rows of CUDA graphs); on CUDA, decode steps run as
+    captured graphs (`config.cuda_graphs`)."""
 
     def __init__(self, config: EngineConfig):
         self.device = torch.device(config.device)
         self.block_size = config.block_size
         self.model = load_model(config.model, config.torch_dtype, self.device)
         cfg = self.model.config
-        self.kv = torch.zeros(2, cfg.num_layers, config.num_kv_blocks * config.block_size, cfg.num_kv_heads,
+        slots = config.num_kv_blocks * config.block_size
+        self.kv = torch.zeros(2, cfg.num_layers, slots + config.block_size, cfg.num_kv_heads,
                               cfg.head_dim, dtype=config.torch_dtype, device=self.device)
         layers = [m for m in self.model.modules() if isinstance(m, PagedAttention)]
         assert len(layers) == cfg.num_layers
@@ -29,12 +34,26 @@ class ModelRunner:
             attn.k_cache, attn.v_cache = self.kv[0, i], self.kv[1, i]
         log.info("KV cache: %d blocks of %d tokens, %.1f MiB", config.num_kv_blocks, config.block_size,
                  self.kv.numel() * self.kv.element_size() / 2**20)
+        self.graphs = None
+        if self.device.type == "cuda" and config.cuda_graphs:
+            longest = min(config.max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings, slots)
+            self.graphs = DecodeGraphs(self.model, slots, config.block_size, config.max_num_seqs,
+                                       min(longest, GRAPH_CONTEXT), self.device)
+            try:
+                self.graphs.capture()
+            except RuntimeError as e:  # decode runs eagerly, as everywhere else
+                log.warning("CUDA graph capture failed (%s): decode steps run eagerly", e)
+                self.graphs = None
 
     @torch.no_grad()
     def run(self, batch: Batch, all_tokens: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
         """Compute the batch's new tokens. Returns (rows, hidden [S, H], logits float32[S, V]): for each
         sequence i in `rows` (those whose last token was computed) the final hidden state and logits of its
         last token. With all_tokens, hidden and logits cover every new token of the (single) sequence."""
+        if self.graphs is not None and not all_tokens:
+            out = self.graphs.run(batch)
+            if out is not None:
+                return out
         ids, positions, starts, ends, last, rows = [], [], [], [], [], []
         for i, (seq, n) in enumerate(zip(batch.seqs, batch.num_new)):
             start, end = seq.num_computed_tokens, seq.num_computed_tokens + n

@@ -1,0 +1,101 @@
+"""The CUDA-graph decode path's inputs, padding and outputs, run eagerly through the same static buffers on
+the CPU (capture and replay need CUDA: scripts/gpu_check_sched.py checks them on a GPU)."""
+import pytest
+import torch
+
+from llm_node.config import EngineConfig
+from llm_node.engine.cuda_graphs import DecodeGraphs, buckets
+from llm_node.engine.llm_engine import LLMEngine
+from llm_node.engine.scheduler import Batch
+from llm_node.engine.sequence import SamplingParams
+
+
+def test_buckets():
+    assert buckets(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert buckets(48) == [1, 2, 4, 8, 16, 32, 48]
+    assert buckets(1000, 256) == [256, 512, 1000]
+    assert buckets(1) == [1]
+
+
+@pytest.fixture(params=["llama_checkpoint", "gpt2_checkpoint"])
+def engine(request):
+    return LLMEngine(EngineConfig(request.getfixturevalue(request.param)[1], num_kv_blocks=64, block_size=4))
+
+
+def prefilled(engine, lengths):
+    """Sequences of the given prompt lengths with their prompts computed (their next step is a decode)."""
+    g = torch.Generator().manual_seed(1)
+    seqs = [engine.add_request(torch.randint(3, 100, (n,), generator=g).tolist(),
+                                SamplingParams(temperature=0, max_tokens=20, ignore_eos=True)) for n in lengths]
+    while any(s.num_computed_tokens < len(s.token_ids) - 1 or not s.completion_ids for s in seqs):
+        engine.step()
+    return seqs
+
+
+def check_same(engine, batch, graphs):
+    """The graph path gives the eager runner's outputs and KV writes, from the same starting cache; padded
+    rows write the scratch block only."""
+    runner, slots = engine.runner, engine.config.num_kv_blocks * engine.config.block_size
+    start = runner.kv.clone()
+    rows_e, hid_e, log_e = runner.run(batch)
+    kv_e = runner.kv.clone()
+    runner.kv.copy_(start)
+    rows_g, hid_g, log_g = graphs.run(batch)
+    kv_g = runner.kv
+    assert rows_g == rows_e
+    torch.testing.assert_close(hid_g, hid_e, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(log_g, log_e, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(kv_g[:, :, :slots], kv_e[:, :, :slots], rtol=1e-5, atol=1e-6)
+    written = (kv_g[:, :, :slots] != start[:, :, :slots]).flatten(2).any(0).any(0).any(-1).nonzero().flatten()
+    new = {s.block_table[s.num_computed_tokens // 4] * 4 + s.num_computed_tokens % 4 for s in batch.seqs}
+    assert set(written.tolist()) <= new
+
+
+def test_decode_step_matches_the_eager_runner(engine):
+    seqs = prefilled(engine, [5, 17, 9])
+    graphs = DecodeGraphs(engine.runner.model, 64 * 4, 4, max_batch=8, max_context=128,
+                          device=torch.device("cpu"), min_context=16)
+    assert graphs.batches == [1, 2, 4, 8] and graphs.contexts == [16, 32, 64, 128]
+    batch = Batch()
+    for s in seqs:
+        batch.add(s, 1)
+    assert graphs.pick(batch) == (4, 32)  # 3 rows pad to 4; the longest context is 18 positions
+    check_same(engine, batch, graphs)
+    one = Batch()
+    one.add(seqs[0], 1)
+    assert graphs.pick(one) == (1, 16)
+    check_same(engine, one, graphs)
+
+
+def test_a_row_short_of_its_last_token_is_computed_but_not_returned(engine):
+    seqs = prefilled(engine, [6, 11])
+    seqs[1].num_computed_tokens -= 2  # recompute two tokens one at a time: the first is not its last
+    graphs = DecodeGraphs(engine.runner.model, 64 * 4, 4, max_batch=4, max_context=64,
+                          device=torch.device("cpu"), min_context=16)
+    batch = Batch()
+    for s in seqs:
+        batch.add(s, 1)
+    check_same(engine, batch, graphs)
+    assert graphs.run(batch)[0] == [0]
+
+
+def test_only_decode_steps_that_fit_have_a_graph(engine):
+    seqs = prefilled(engine, [5, 40, 7])
+    graphs = DecodeGraphs(engine.runner.model, 64 * 4, 4, max_batch=2, max_context=32,
+                          device=torch.device("cpu"), min_context=16)
+    prefill = Batch()
+    prefill.add(seqs[0], 2)
+    seqs[0].num_computed_tokens -= 1
+    assert graphs.pick(prefill) is None and graphs.run(prefill) is None
+    seqs[0].num_computed_tokens += 1
+    too_many, too_long = Batch(), Batch()
+    for s in seqs:
+        too_many.add(s, 1)
+    too_long.add(seqs[1], 1)
+    assert graphs.pick(too_many) is None   # 3 rows > 2
+    assert graphs.pick(too_long) is None   # 41 positions > 32
+
+
+def test_runner_has_no_graphs_on_cpu(engine):
+    assert engine.runner.graphs is None
+    assert engine.runner.kv.shape[2] == (64 + 1) * 4  # the scratch block
