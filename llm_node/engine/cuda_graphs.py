@@ -3,7 +3,7 @@
 A small model's decode step on a GPU is bound by Python and kernel launches, not by the GPU (the tiny
 models here: a 350 M Llama's step is ~37 ms eager on an H100 for ~0.3 ms of weight reads). Each graph is
 captured once per (batch bucket, context bucket): batch sizes 1, 2, 4, ... up to max_num_seqs, context
-lengths 256, 512, ... up to the longest sequence. A step whose sequences all compute one token runs in
+lengths 256, 384, 512, 768, ... up to the longest sequence (the graph gathers its whole context bucket). A step whose sequences all compute one token runs in
 the smallest graph that holds it; others (prefill, chunks, mixed steps) run eagerly.
 
 Inputs live in one static int64 buffer [B, 3 + L] (token id, position, cache slot, then the L context
@@ -20,20 +20,21 @@ import threading
 import numpy as np
 import torch
 
-from llm_node.layers.attention import AttentionContext
+from llm_node.layers.attention import AttentionContext, AttentionGroup
 
 log = logging.getLogger(__name__)
 MIN_CONTEXT = 256
 COLS = 3  # token id, position, cache slot; the context slots follow
 
 
-def buckets(top: int, first: int = 1) -> list[int]:
-    """first, 2 first, 4 first, ... and `top` itself (the last bucket holds the largest case)."""
+def buckets(top: int, first: int = 1, half_steps: bool = False) -> list[int]:
+    """first, 2 first, 4 first, ... below `top`, then `top` itself (the last bucket holds the largest
+    case); with half_steps also 1.5 first, 3 first, ... (no step wastes more than a third)."""
     out, b = [], first
     while b < top:
-        out.append(b)
+        out += [b, b * 3 // 2] if half_steps else [b]
         b *= 2
-    return out + [top]
+    return sorted({x for x in out if x < top} | {top})
 
 
 class DecodeGraphs:
@@ -45,7 +46,7 @@ class DecodeGraphs:
         self.model, self.block_size, self.device = model, block_size, device
         self.scratch = num_slots
         self.batches = buckets(max_batch)
-        self.contexts = buckets(max_context, min_context) if max_context > min_context else [max_context]
+        self.contexts = buckets(max_context, min_context, True) if max_context > min_context else [max_context]
         bmax, lmax = self.batches[-1], self.contexts[-1]
         self.inp = torch.zeros(bmax, COLS + lmax, dtype=torch.long, device=device)
         self.rows = torch.arange(bmax, device=device)
@@ -62,7 +63,7 @@ class DecodeGraphs:
         ids, pos, slot, ctx_slots = x[:, 0], x[:, 1], x[:, 2], x[:, COLS:COLS + l]
         kpos = torch.arange(l, device=self.device)
         mask = (kpos[None, :] <= pos[:, None])[:, None, None, :]
-        ctx = AttentionContext(slot_mapping=slot, token_index=self.rows[:b], context_slots=ctx_slots, mask=mask)
+        ctx = AttentionContext(slot_mapping=slot, groups=[AttentionGroup(None, self.rows[:b], ctx_slots, mask)])
         hidden = self.model(ids, pos, ctx)
         return hidden, self.model.compute_logits(hidden).float()
 

@@ -15,6 +15,8 @@ def test_buckets():
     assert buckets(48) == [1, 2, 4, 8, 16, 32, 48]
     assert buckets(1000, 256) == [256, 512, 1000]
     assert buckets(1) == [1]
+    assert buckets(4096, 256, half_steps=True) == [256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096]
+    assert buckets(600, 256, half_steps=True) == [256, 384, 512, 600]
 
 
 @pytest.fixture(params=["llama_checkpoint", "gpt2_checkpoint"])
@@ -55,11 +57,11 @@ def test_decode_step_matches_the_eager_runner(engine):
     seqs = prefilled(engine, [5, 17, 9])
     graphs = DecodeGraphs(engine.runner.model, 64 * 4, 4, max_batch=8, max_context=128,
                           device=torch.device("cpu"), min_context=16)
-    assert graphs.batches == [1, 2, 4, 8] and graphs.contexts == [16, 32, 64, 128]
+    assert graphs.batches == [1, 2, 4, 8] and graphs.contexts == [16, 24, 32, 48, 64, 96, 128]
     batch = Batch()
     for s in seqs:
         batch.add(s, 1)
-    assert graphs.pick(batch) == (4, 32)  # 3 rows pad to 4; the longest context is 18 positions
+    assert graphs.pick(batch) == (4, 24)  # 3 rows pad to 4; the longest context is 18 positions
     check_same(engine, batch, graphs)
     one = Batch()
     one.add(seqs[0], 1)
