@@ -290,7 +290,7 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
             busy[0] += time.perf_counter() - t
     eng.run_batch = timed_run_batch
     # every scheduler once, then FCFS and PD-mux again (how much a rerun moves) while time lasts
-    for run in ("fcfs", "chunked_prefill", "pd_mux", "tempo_mux", "tempo", "pd_disagg", "fcfs#2", "pd_mux#2"):
+    for run in ("fcfs", "pd_mux", "chunked_prefill", "tempo_mux", "tempo", "pd_disagg", "fcfs#2", "pd_mux#2"):
         name = run.split("#")[0]
         if time.perf_counter() - t0 > 0.8 * limit_s:
             res["runs"][run] = "skipped: out of time"
