@@ -68,6 +68,8 @@ def _engine_args(p):
     p.add_argument("--block-size", type=int, default=16, help="tokens per KV block (default 16)")
     p.add_argument("--max-num-seqs", type=int, default=64, help="sequences per batch (default 64)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                   help="on CUDA, run decode steps eagerly (default: captured CUDA graphs)")
 
 
 def _engine(args):
@@ -86,7 +88,8 @@ def _engine(args):
         except (ValueError, OSError) as e:
             raise InputError(str(e)) from None
     return serving_engine(EngineConfig(args.model, device=args.device, dtype=args.dtype, num_kv_blocks=args.kv_blocks,
-                                       block_size=args.block_size, max_num_seqs=args.max_num_seqs), policy)
+                                       block_size=args.block_size, max_num_seqs=args.max_num_seqs,
+                                       cuda_graphs=args.cuda_graphs), policy)
 
 
 def generate(args) -> int:

@@ -22,6 +22,8 @@ def register(sub, groups):
     p.add_argument("--out", default="build/llm/latency.json", help="output JSON (default build/llm/latency.json)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per grid point, median kept (default 3)")
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test)")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                   help="on CUDA, profile eager decode steps (default: CUDA graphs, as the engine serves)")
     p.set_defaults(func=profile_cmd)
 
 
@@ -44,7 +46,8 @@ def profile_cmd(args) -> int:
     from llm_node.profiler import ProfileConfig, profile
 
     model = Path(args.model) if args.model else tiny_checkpoint()
-    engine = LLMEngine(EngineConfig(model, device=args.device, dtype=args.dtype, num_kv_blocks=2048, block_size=16))
+    engine = LLMEngine(EngineConfig(model, device=args.device, dtype=args.dtype, num_kv_blocks=2048, block_size=16,
+                                    cuda_graphs=args.cuda_graphs))
     cfg = ProfileConfig(repeats=args.repeats)
     if args.quick:
         cfg = ProfileConfig(prefill_grid=((16, 0), (64, 0), (64, 64), (16, 128)),
