@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import torch
@@ -50,8 +51,8 @@ class DecodeGraphs:
         bmax, lmax = self.batches[-1], self.contexts[-1]
         self.inp = torch.zeros(bmax, COLS + lmax, dtype=torch.long, device=device)
         self.rows = torch.arange(bmax, device=device)
-        self.staging_t = torch.zeros(bmax, COLS + lmax, dtype=torch.long, pin_memory=device.type == "cuda")
-        self.staging = self.staging_t.numpy()
+        self.staging_pinned = torch.zeros(bmax, COLS + lmax, dtype=torch.long, pin_memory=device.type == "cuda")
+        self.staging = self.staging_pinned.numpy()  # the same memory
         self.kpos = np.arange(lmax, dtype=np.int64)
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.lock = threading.Lock()
@@ -75,8 +76,6 @@ class DecodeGraphs:
     @torch.no_grad()
     def capture(self) -> float:
         """Capture every bucket, largest first, into one memory pool; returns the seconds it took."""
-        import time
-
         t, pool = time.perf_counter(), torch.cuda.graph_pool_handle()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -133,7 +132,7 @@ class DecodeGraphs:
         n = len(batch.seqs)
         with self.lock:  # one step at a time owns the staging and static buffers, until its outputs are out
             self.host_inputs(batch, b, l)
-            self.inp[:b, :COLS + l].copy_(self.staging_t[:b, :COLS + l], non_blocking=cuda)
+            self.inp[:b, :COLS + l].copy_(self.staging_pinned[:b, :COLS + l], non_blocking=cuda)
             if key not in self.graphs:
                 hidden, logits = self._forward(b, l)
             else:
