@@ -40,6 +40,8 @@ def register(sub, groups) -> None:
     add_param_args(p)
     p.add_argument("--out", default="build/hw/report", help="work directory")
     p.add_argument("--no-pnr", action="store_true", help="skip the ECP5 place & route")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="place & route with placer seeds 1..N in parallel, report the best and all (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_report)
 
@@ -55,6 +57,8 @@ def cmd_verilog(args) -> int:
 def cmd_report(args) -> int:
     from hw.report import format_report, report
 
-    rep = report(params_from_args(args), args.out, pnr=not args.no_pnr)
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be >= 1, not {args.seeds}")
+    rep = report(params_from_args(args), args.out, pnr=not args.no_pnr, seeds=args.seeds)
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))
     return 0

