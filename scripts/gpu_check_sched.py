@@ -143,6 +143,15 @@ def step_profile(kind: str, out: Path, work: Path, limit_s: float) -> dict:
             "fit": m.get("fit"), "pad": m["mixed"]["pad"], "kv_transfer_s_per_token": m["kv_transfer_s_per_token"]}
 
 
+def graph_sets(engine) -> list:
+    return [g for g in (engine.runner.graphs, engine.runner.prefill_graphs) if g is not None]
+
+
+def replays(engine) -> dict:
+    """Graph replays so far, per kind (decode, prefill)."""
+    return {g.kind: g.replays for g in graph_sets(engine)}
+
+
 def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
     """Eager decode steps against CUDA-graph ones, in the same process."""
     import torch
@@ -163,8 +172,8 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
     for graphs in (False, True):
         eng = LLMEngine(EngineConfig(tiny, device=DEVICE, num_kv_blocks=512, cuda_graphs=graphs))
         toks[graphs] = [s.completion_ids for s in eng.generate(prompts, params)]
-        if graphs and eng.runner.graphs is not None:
-            res["tiny_replays"] = eng.runner.graphs.replays
+        if graphs:
+            res["tiny_replays"] = replays(eng)
     res["tiny_tokens_equal"] = [a == b for a, b in zip(toks[False], toks[True])].count(True)
     res["requests"] = len(prompts)
     ckpt, dtype = checkpoint("llama", work)
@@ -178,7 +187,7 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
                                      cuda_graphs=graphs))
         r = res[name] = {"engine_s": time.perf_counter() - t}
         if graphs:
-            r["graphs"] = 0 if eng.runner.graphs is None else len(eng.runner.graphs.graphs)
+            r["graphs"] = {g.kind: len(g.graphs) for g in graph_sets(eng)}
         bench = Bench(eng)
         for b in sizes:
             r[f"decode_{b}x{ctx}_ms"] = 1e3 * bench.median(decode_shapes(b, ctx), 10)
@@ -195,8 +204,9 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
         t = time.perf_counter()
         done = eng.generate(many, SamplingParams(temperature=0, max_tokens=64, ignore_eos=True))
         r["generate_tok_s"] = sum(len(s.completion_ids) for s in done) / (time.perf_counter() - t)
-        if graphs and eng.runner.graphs is not None:
-            r["replays"], r["failed_streams"] = eng.runner.graphs.replays, len(eng.runner.graphs.failed)
+        if graphs:
+            r["replays"] = replays(eng)
+            r["failed_streams"] = {g.kind: len(g.failed) for g in graph_sets(eng)}
         del eng, bench
         torch.cuda.empty_cache() if not DRY else None
     res["llama_tokens_equal"] = [a == b for a, b in zip(toks["eager"], toks["graphs"])].count(True)
@@ -296,7 +306,7 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
             res["runs"][run] = "skipped: out of time"
             continue
         policy, t = make_policy(name, model, tbt=scale.tbt), time.perf_counter()
-        busy[0], replays = 0.0, eng.runner.graphs.replays if eng.runner.graphs is not None else 0
+        busy[0], before = 0.0, replays(eng)
         try:
             seqs, steps = run_real(eng, policy, wl)
         except Exception as e:  # noqa: BLE001 - recorded; the other schedulers still run
@@ -310,7 +320,7 @@ def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DR
         sim = Simulator(model, make_policy(name, model, tbt=scale.tbt), SimConfig(block_size=16)).run(wl)
         res["runs"][run] = {"wall_s": wall, "steps": steps, "splits": getattr(policy, "splits_chosen", None),
                              "run_batch_s": busy[0],
-                             "graph_steps": (eng.runner.graphs.replays - replays) if eng.runner.graphs else 0,
+                             "graph_replays": {k: v - before.get(k, 0) for k, v in replays(eng).items()},
                              "blocks_back": eng.block_manager.num_free_blocks == 4096,
                              "real": real, "sim": summarize(sim.records, sim.dags, sim.span),
                              "error": compare([r.seq for r in sim.records], seqs)}

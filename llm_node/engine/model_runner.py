@@ -6,7 +6,7 @@ import logging
 import torch
 
 from llm_node.config import EngineConfig
-from llm_node.engine.cuda_graphs import DecodeGraphs
+from llm_node.engine.cuda_graphs import DecodeGraphs, PrefillGraphs
 from llm_node.engine.scheduler import Batch
 from llm_node.layers.attention import AttentionContext, PagedAttention
 from llm_node.models.loader import load_model
@@ -17,8 +17,8 @@ GRAPH_CONTEXT = 4096  # decode steps with longer contexts run eagerly (a graph g
 
 class ModelRunner:
     """Owns the model and the KV cache: kv[0 or 1, layer] is K or V, [(num_blocks + 1) * block_size, KVH, D]
-    (the last block is scratch space for the padded rows of CUDA graphs); on CUDA, decode steps run as
-    captured graphs (`config.cuda_graphs`)."""
+    (the last block is scratch space for the padded rows of CUDA graphs); on CUDA, decode steps and steps of
+    whole prompts or chunks run as captured graphs (`config.cuda_graphs`, engine/cuda_graphs.py)."""
 
     def __init__(self, config: EngineConfig):
         self.device = torch.device(config.device)
@@ -34,24 +34,54 @@ class ModelRunner:
             attn.k_cache, attn.v_cache = self.kv[0, i], self.kv[1, i]
         log.info("KV cache: %d blocks of %d tokens, %.1f MiB", config.num_kv_blocks, config.block_size,
                  self.kv.numel() * self.kv.element_size() / 2**20)
-        self.graphs = None
+        self.graphs = self.prefill_graphs = None
         if self.device.type == "cuda" and config.cuda_graphs:
-            longest = min(config.max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings, slots)
-            self.graphs = DecodeGraphs(self.model, slots, config.block_size, config.max_num_seqs,
-                                       min(longest, GRAPH_CONTEXT), self.device)
-            try:
-                self.graphs.capture()
-            except RuntimeError as e:  # decode runs eagerly, as everywhere else
-                log.warning("CUDA graph capture failed (%s): decode steps run eagerly", e)
-                self.graphs = None
+            longest = min(config.max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings, slots,
+                          GRAPH_CONTEXT)
+            # each set has its own buffers and memory pool: a prefill lane and a decode lane replay at once
+            self.graphs = self._captured(DecodeGraphs(self.model, slots, config.block_size, config.max_num_seqs,
+                                                      longest, self.device))
+            self.prefill_graphs = self._captured(PrefillGraphs(self.model, slots, config.block_size,
+                                                               config.max_num_batched_tokens, longest, self.device))
+
+    @staticmethod
+    def _captured(graphs):
+        try:
+            graphs.capture()
+            return graphs
+        except RuntimeError as e:  # those steps run eagerly, as everywhere else
+            log.warning("CUDA graph capture failed (%s): %s steps run eagerly", e, graphs.kind)
+            return None
+
+    @staticmethod
+    def prefill_by_graphs(batch: Batch, graphs: PrefillGraphs) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
+        """A step of prompts (or chunks) only, one graph replay per sequence; None unless every one fits."""
+        parts = []
+        for seq, n in zip(batch.seqs, batch.num_new):
+            part = Batch()
+            part.add(seq, n)
+            if graphs.pick(part) is None:
+                return None
+            parts.append(part)
+        rows, hidden, logits = [], [], []
+        for i, part in enumerate(parts):
+            out = graphs.run(part)
+            if out is None:  # replays failed on this stream: the sequences done so far are recomputed eagerly
+                return None
+            rows += [i] * len(out[0])
+            hidden.append(out[1])  # [0 or 1, H]
+            logits.append(out[2])
+        return rows, torch.cat(hidden), torch.cat(logits)
 
     @torch.no_grad()
     def run(self, batch: Batch, all_tokens: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
         """Compute the batch's new tokens. Returns (rows, hidden [S, H], logits float32[S, V]): for each
         sequence i in `rows` (those whose last token was computed) the final hidden state and logits of its
         last token. With all_tokens, hidden and logits cover every new token of the (single) sequence."""
-        if self.graphs is not None and not all_tokens:
-            out = self.graphs.run(batch)
+        if not all_tokens:
+            out = self.graphs.run(batch) if self.graphs is not None else None
+            if out is None and self.prefill_graphs is not None:
+                out = self.prefill_by_graphs(batch, self.prefill_graphs)
             if out is not None:
                 return out
         ids, positions, starts, ends, last, rows = [], [], [], [], [], []

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from llm_node.config import EngineConfig
-from llm_node.engine.cuda_graphs import DecodeGraphs, buckets
+from llm_node.engine.cuda_graphs import DecodeGraphs, PrefillGraphs, buckets
+from llm_node.engine.model_runner import ModelRunner
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.scheduler import Batch
 from llm_node.engine.sequence import SamplingParams
@@ -42,14 +43,15 @@ def check_same(engine, batch, graphs):
     rows_e, hid_e, log_e = runner.run(batch)
     kv_e = runner.kv.clone()
     runner.kv.copy_(start)
-    rows_g, hid_g, log_g = graphs.run(batch)
+    rows_g, hid_g, log_g = graphs(batch) if callable(graphs) else graphs.run(batch)
     kv_g = runner.kv
     assert rows_g == rows_e
     torch.testing.assert_close(hid_g, hid_e, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(log_g, log_e, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(kv_g[:, :, :slots], kv_e[:, :, :slots], rtol=1e-5, atol=1e-6)
     written = (kv_g[:, :, :slots] != start[:, :, :slots]).flatten(2).any(0).any(0).any(-1).nonzero().flatten()
-    new = {s.block_table[s.num_computed_tokens // 4] * 4 + s.num_computed_tokens % 4 for s in batch.seqs}
+    new = {s.block_table[p // 4] * 4 + p % 4 for s, n in zip(batch.seqs, batch.num_new)
+           for p in range(s.num_computed_tokens, s.num_computed_tokens + n)}
     assert set(written.tolist()) <= new
 
 
@@ -101,3 +103,47 @@ def test_only_decode_steps_that_fit_have_a_graph(engine):
 def test_runner_has_no_graphs_on_cpu(engine):
     assert engine.runner.graphs is None
     assert engine.runner.kv.shape[2] == (64 + 1) * 4  # the scratch block
+
+
+def prefill_graphs(engine, **kw):
+    return PrefillGraphs(engine.runner.model, 64 * 4, 4, device=torch.device("cpu"), min_context=16, **kw)
+
+
+def test_prefill_step_matches_the_eager_runner(engine):
+    graphs = prefill_graphs(engine, max_tokens=64, max_context=128)
+    assert graphs.queries == [16, 32, 64] and graphs.contexts == [16, 24, 32, 48, 64, 96, 128]
+    assert (16, 16) in graphs.keys() and (64, 48) not in graphs.keys()  # a context holds its queries
+    g = torch.Generator().manual_seed(5)
+    seq = engine.add_request(torch.randint(3, 100, (40,), generator=g).tolist(), SamplingParams())
+    assert engine.block_manager.grow(seq, len(seq))
+    whole = Batch()
+    whole.add(seq, 40)
+    assert graphs.pick(whole) == (64, 64)
+    check_same(engine, whole, graphs)
+    head, tail = Batch(), Batch()
+    head.add(seq, 22)                    # a chunk that is not the last: nothing comes out
+    check_same(engine, head, graphs)
+    assert graphs.run(head)[0] == [] and graphs.run(head)[1].shape[0] == 0
+    engine.runner.run(head)
+    seq.num_computed_tokens = 22
+    tail.add(seq, 18)                    # the rest, after 22 cached positions
+    assert graphs.pick(tail) == (32, 48)
+    check_same(engine, tail, graphs)
+
+
+def test_several_prompts_replay_one_graph_each(engine):
+    graphs = prefill_graphs(engine, max_tokens=64, max_context=128)
+    g = torch.Generator().manual_seed(6)
+    seqs = [engine.add_request(torch.randint(3, 100, (n,), generator=g).tolist(), SamplingParams()) for n in (9, 30, 17)]
+    batch = Batch()
+    for s in seqs:
+        assert engine.block_manager.grow(s, len(s))
+        batch.add(s, len(s))
+    check_same(engine, batch, lambda b: ModelRunner.prefill_by_graphs(b, graphs))
+    too_long = Batch()
+    too_long.add(seqs[1], 30)
+    assert prefill_graphs(engine, max_tokens=16, max_context=128).pick(too_long) is None
+    assert ModelRunner.prefill_by_graphs(too_long, prefill_graphs(engine, max_tokens=16, max_context=128)) is None
+    one = Batch()
+    one.add(seqs[0], 1)
+    assert graphs.pick(one) is None      # single tokens are decode graphs' work
