@@ -83,19 +83,19 @@ class _Graphs:
     def outputs(self, batch) -> int: ...             # how many output rows are real
 
     def attend(self, ids, pos, slot, ctx_slots, rows) -> torch.Tensor:
-        """The model's hidden states on static views: ctx_slots [B, L] with B = len(rows) is B sequences of
-        one query each (decode), [1, L] one sequence of len(rows) queries (prefill). The causal mask
-        (each query sees the positions up to its own) is computed in the graph."""
+        """The model's hidden states on static views: ctx_slots [B, L] is B sequences of one query each
+        (decode), [1, L] one sequence of len(rows) queries (prefill; B = 1 reads the same either way).
+        The causal mask (each query sees the positions up to its own) is computed in the graph."""
         kpos = torch.arange(ctx_slots.shape[-1], device=self.device)
         mask = kpos[None, :] <= pos[:, None]                                    # [queries, L]
-        mask = mask[:, None, None, :] if ctx_slots.shape[0] > 1 or len(rows) == 1 else mask[None, None]
+        mask = mask[None, None] if ctx_slots.shape[0] == 1 else mask[:, None, None, :]
         ctx = AttentionContext(slot_mapping=slot, groups=[AttentionGroup(None, rows, ctx_slots, mask)])
         return self.model(ids, pos, ctx)
 
     @torch.no_grad()
-    def capture(self, pool=None) -> float:
+    def capture(self) -> float:
         """Capture every bucket, largest first, into one memory pool; returns the seconds it took."""
-        t, pool = time.perf_counter(), pool or torch.cuda.graph_pool_handle()
+        t, pool = time.perf_counter(), torch.cuda.graph_pool_handle()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
