@@ -107,7 +107,10 @@ class LLMEngine:
         for j, seq in enumerate(seqs):
             if seq.params.logits_processor is not None and seq.error is None:
                 try:
-                    logits[j] = seq.params.logits_processor(list(seq.token_ids), logits[j], hidden[j])
+                    row = logits[j]
+                    new = seq.params.logits_processor(list(seq.token_ids), row, hidden[j])
+                    if new is not row:  # one kernel per request saved where the row was changed in place
+                        row.copy_(new)
                 except Exception as e:  # a faulty hook ends its own request only
                     log.warning("logits processor of request %d failed: %r", seq.seq_id, e)
                     seq.error = f"logits processor failed: {e!r}"

@@ -12,7 +12,8 @@ import torch
 from llm_node.errors import RequestError
 
 LogitsProcessor = Callable[[list[int], torch.Tensor, torch.Tensor], torch.Tensor]
-"""(token_ids so far, logits float32[V], hidden [H]) -> logits float32[V]; e.g. log of a kNN-LM mixture."""
+"""(token_ids so far, logits float32[V], hidden [H]) -> logits float32[V]; e.g. log of a kNN-LM mixture.
+The logits row is the request's own: a processor may change it in place and return it (no copy)."""
 
 
 @dataclass(slots=True)

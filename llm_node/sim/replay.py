@@ -3,7 +3,6 @@ every request's TTFT and TTLT with the measured ones (the simulator's validation
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from llm_node.engine.sequence import SamplingParams
 from llm_node.sched.mux_engine import MuxEngine
@@ -14,11 +13,13 @@ def eos_at(length: int, prompt_len: int, eos: int):
     """A logits processor that ends generation with EOS after exactly `length` tokens, so the engine (like
     the simulator) stops at the drawn length while max_tokens tells the scheduler nothing."""
 
-    def proc(tokens, logits, hidden):
-        done = len(tokens) - prompt_len + 1 >= length
-        out = torch.full_like(logits, -1e9) if done else logits.clone()
-        out[eos] = 0.0 if done else -1e9
-        return out
+    def proc(tokens, logits, hidden):  # in place: one small kernel a step (two at the last)
+        if len(tokens) - prompt_len + 1 >= length:
+            logits.fill_(-1e9)
+            logits[eos] = 0.0
+        else:
+            logits[eos] = -1e9
+        return logits
 
     return proc
 
