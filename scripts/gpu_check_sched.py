@@ -3,8 +3,8 @@
   status   torch / CUDA / Green Context status, and whether two Green Context partitions really hold
            disjoint SMs (a matmul loop on each alone, then on both at once)
   tiny     `anole llm profile --device cuda` on the tiny GPT-2 (made on the spot, float32)
-  graphs   CUDA-graph decode steps against eager ones: greedy tokens (tiny GPT-2 float32, the Llama bf16),
-           step latencies on the whole GPU and inside a Green Context partition, decode tokens/s
+  graphs   CUDA-graph steps (decode, prefill) against eager ones: greedy tokens (tiny GPT-2 float32, the
+           Llama bf16), step latencies on the whole GPU and inside a Green Context partition, tokens/s
   llama    the same on a random ~350 M-parameter Llama (made on the spot, bfloat16)
   mux      real runs through MuxEngine on the Llama: FCFS, chunked prefill, PD-mux on Green Contexts (then
            tempo_mux, tempo, pd_disagg while time lasts), the simulator's error on the same requests, and
@@ -153,7 +153,7 @@ def replays(engine) -> dict:
 
 
 def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
-    """Eager decode steps against CUDA-graph ones, in the same process."""
+    """Eager steps against CUDA-graph ones (decode and prefill), in the same process."""
     import torch
 
     from llm_node.cli_sched import tiny_checkpoint
@@ -208,7 +208,8 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
             r["replays"] = replays(eng)
             r["failed_streams"] = {g.kind: len(g.failed) for g in graph_sets(eng)}
         del eng, bench
-        torch.cuda.empty_cache() if not DRY else None
+        if not DRY:
+            torch.cuda.empty_cache()
     res["llama_tokens_equal"] = [a == b for a, b in zip(toks["eager"], toks["graphs"])].count(True)
     res["speedup"] = {k: res["eager"][k] / res["graphs"][k] for k in res["eager"] if k.endswith("_ms")}
     res["speedup"]["generate"] = res["graphs"]["generate_tok_s"] / res["eager"]["generate_tok_s"]
@@ -362,6 +363,9 @@ def main() -> int:
     ap.add_argument("--kind", default="llama", help=argparse.SUPPRESS)
     args = ap.parse_args()
     out, work = Path(args.out).resolve(), Path(args.work).resolve()
+    unknown = set(args.only.split(",")) - set(STEPS)
+    if unknown:
+        ap.error(f"--only: unknown step(s) {', '.join(sorted(unknown))}; steps: {', '.join(STEPS)}")
     if args.step:
         sys.path.insert(0, str(ROOT))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

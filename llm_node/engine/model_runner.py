@@ -12,7 +12,7 @@ from llm_node.layers.attention import AttentionContext, PagedAttention
 from llm_node.models.loader import load_model
 
 log = logging.getLogger(__name__)
-GRAPH_CONTEXT = 4096  # decode steps with longer contexts run eagerly (a graph gathers its whole bucket)
+GRAPH_CONTEXT = 4096  # steps with longer contexts run eagerly (a graph gathers its whole context bucket)
 
 
 class ModelRunner:
