@@ -18,6 +18,14 @@ def add_param_args(p) -> None:
     p.add_argument("--list-bits", type=int, default=d.list_bits, help="bits of a list id, 1..32")
 
 
+def add_ram_arg(p, default: str = "inferred") -> None:
+    from hw.ecp5_ram import RAM_STYLES
+
+    p.add_argument("--ram", choices=RAM_STYLES, default=default,
+                   help="table block RAM: inferred (any target) or ecp5 (DP16KD with its output register; "
+                        f"simulated with sim/models/DP16KD.v); default {default}")
+
+
 def params_from_args(args) -> ScanParams:
     try:
         return ScanParams(m=args.m, lanes=args.lanes, lut_bits=args.lut_bits, k=args.k,
@@ -33,6 +41,7 @@ def register(sub, groups) -> None:
     p = hw.add_parser("verilog", help="write anole_scan.v and anole_scan.json (parameters, port map)")
     add_param_args(p)
     p.add_argument("--out", required=True, help="output directory")
+    add_ram_arg(p)
     p.set_defaults(func=cmd_verilog)
 
     p = hw.add_parser("report", help="yosys synth_xilinx resources per component vs. board budgets, "
@@ -42,6 +51,7 @@ def register(sub, groups) -> None:
     p.add_argument("--no-pnr", action="store_true", help="skip the ECP5 place & route")
     p.add_argument("--seeds", type=int, default=1,
                    help="place & route with placer seeds 1..N in parallel, report the best and all (default 1)")
+    add_ram_arg(p, default="ecp5")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_report)
 
@@ -49,7 +59,7 @@ def register(sub, groups) -> None:
 def cmd_verilog(args) -> int:
     from hw.verilog import emit
 
-    vfile, jfile = emit(params_from_args(args), args.out)
+    vfile, jfile = emit(params_from_args(args), args.out, args.ram)
     print(json.dumps({"verilog": str(vfile), "json": str(jfile)}))
     return 0
 
@@ -59,6 +69,7 @@ def cmd_report(args) -> int:
 
     if args.seeds < 1:
         raise InputError(f"--seeds must be >= 1, not {args.seeds}")
-    rep = report(params_from_args(args), args.out, pnr=not args.no_pnr, seeds=args.seeds)
+    rep = report(params_from_args(args), args.out, pnr=not args.no_pnr, seeds=args.seeds,
+                 ram=args.ram)
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))
     return 0

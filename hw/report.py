@@ -156,7 +156,9 @@ def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800, seeds: int = 1) ->
 
 
 def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family: str = "xc7",
-           seeds: int = 1) -> dict:
+           seeds: int = 1, ram: str = "ecp5") -> dict:
+    """Resources of the core with inferred RAM (in `out_dir`), timing of the core with `ram` block RAM
+    (in `out_dir`/ecp5)."""
     from hw.interface import CODE_BITS
 
     work = Path(out_dir).resolve()
@@ -168,7 +170,8 @@ def report(params: ScanParams, out_dir: str | Path, *, pnr: bool = True, family:
                               "bram_pct": 100 * core.get("bram36", 0) / b[2], "dsp_pct": 100 * core.get("dsp", 0) / b[3]}
                       for board, b in BUDGETS.items()}
     if pnr:
-        rep["ecp5"] = ecp5_timing(vfile, work, seeds=seeds)
+        ecp5_work = work / "ecp5"
+        rep["ecp5"] = {"ram": ram, **ecp5_timing(emit(params, ecp5_work, ram)[0], ecp5_work, seeds=seeds)}
         fmax = rep["ecp5"]["fmax_mhz"]
         code_bytes = params.m * CODE_BITS // 8 + -(-params.id_bits // 8)
         codes_s = params.lanes * fmax * 1e6 if fmax else None
@@ -189,7 +192,7 @@ def format_report(rep: dict) -> str:
         for b, u in rep["budgets"].items()))
     if "ecp5" in rep:
         e, pr = rep["ecp5"], rep["projection"]
-        how = e["synth"]
+        how = e["synth"] + ("; DP16KD output registers" if e.get("ram") == "ecp5" else "; inferred RAM")
         tried = [f"seed {s}: {f:.1f}" if f else f"seed {s}: failed" for s, f in e["seeds"].items()]
         if e["fmax_mhz"]:
             lines.append(f"ECP5-85 speed 8 post-route Fmax: {e['fmax_mhz']:.1f} MHz ({how}"

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from host.scan_params import ScanParams
 from hw.adc import AdcLanes, adder_levels
+from hw.ecp5_ram import check_ram_style
 from hw.interface import Op, code_beat_layout, error_layout, result_layout, table_beat_layout
 from hw.table_memory import TableMemory
 from hw.topk import TopK
@@ -29,12 +30,14 @@ class ScanCore(wiring.Component):
     is open; LIST waits until its table is fully loaded, END_QUERY until the previous query's K
     results have all been accepted on `o`. The table of the next list loads while the current list
     is scanned. Latency from the END_QUERY beat to the first result is `latency` + 2 cycles.
+    `ram` is the table memory's block RAM style (`TableMemory`): "inferred" or "ecp5".
     """
 
-    def __init__(self, *, params: ScanParams):
+    def __init__(self, *, params: ScanParams, ram: str = "inferred"):
         if not isinstance(params, ScanParams):
             raise TypeError(f"params must be a ScanParams, not {params!r}")
         self.params = params
+        self.ram = check_ram_style(ram)
         super().__init__({
             "table": In(stream.Signature(table_beat_layout(params))),
             "i": In(stream.Signature(code_beat_layout(params))),
@@ -54,7 +57,7 @@ class ScanCore(wiring.Component):
             "ids": data.ArrayLayout(unsigned(p.id_bits), p.lanes),
             "flush": unsigned(1),
         })
-        m.submodules.tables = tables = TableMemory(params=p)
+        m.submodules.tables = tables = TableMemory(params=p, ram=self.ram)
         m.submodules.adc = adc = AdcLanes(params=p, tag_shape=tag_layout)
         m.submodules.topk = topk = TopK(params=p)
         wiring.connect(m, wiring.flipped(self.table), tables.i)

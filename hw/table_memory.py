@@ -7,6 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from host.scan_params import KSUB, ScanParams
+from hw.ecp5_ram import Ecp5Ram, check_ram_style
 from hw.interface import CODE_BITS, table_beat_layout, table_beats
 
 
@@ -25,15 +26,18 @@ class TableMemory(wiring.Component):
     `avail_list` is the list id the next full bank was loaded with.
 
     Each column is one memory of `lanes * lut_bits`-bit words (one beat writes one word per column)
-    with `lanes` read ports, so a column maps to block RAM replicated per read port.
+    with `lanes` read ports, so a column maps to block RAM replicated per read port. `ram` picks how:
+    "inferred" (an Amaranth memory, any target) or "ecp5" (`Ecp5Ram`: DP16KD block RAMs whose
+    output register takes the place of the first register on the RAM output; same latency).
     """
 
     LATENCY = 4
 
-    def __init__(self, *, params: ScanParams):
+    def __init__(self, *, params: ScanParams, ram: str = "inferred"):
         if not isinstance(params, ScanParams):
             raise TypeError(f"params must be a ScanParams, not {params!r}")
         self.params = params
+        self.ram = check_ram_style(ram)
         p = params
         super().__init__({
             "i": In(stream.Signature(table_beat_layout(p))),
@@ -95,21 +99,30 @@ class TableMemory(wiring.Component):
         with m.If(load):
             m.d.sync += wrows.eq(self.i.payload.rows)
         for j in range(p.m):
-            # no read/write collision logic (yosys's bypass mux on every RAM output bit): a lane
-            # reads only the bound bank, which is full, so never written, until it is released
-            mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[],
-                                attrs={"no_rw_check": 1})
-            m.submodules[f"col{j}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(waddr), wp.en.eq(wen),
-                         wp.data.eq(Cat(*[wrows[r][j] for r in range(p.lanes)]))]
+            wdata = Cat(*[wrows[r][j] for r in range(p.lanes)])
+            if self.ram == "inferred":
+                # no read/write collision logic (yosys's bypass mux on every RAM output bit): a lane
+                # reads only the bound bank, which is full, so never written, until it is released
+                mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[],
+                                    attrs={"no_rw_check": 1})
+                m.submodules[f"col{j}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(waddr), wp.en.eq(wen), wp.data.eq(wdata)]
             for l in range(p.lanes):
-                rp = mem.read_port()
                 code = self.addr[l][j]
-                m.d.comb += rp.addr.eq(Cat(code[sel_bits:], cur))
-                word0 = Signal.like(rp.data, name=f"word0_l{l}_c{j}", reset_less=True)
-                word = Signal.like(rp.data, name=f"word_l{l}_c{j}", reset_less=True)
-                m.d.sync += [word0.eq(rp.data), word.eq(word0)]
+                raddr = Cat(code[sel_bits:], cur)
+                word = Signal(p.lanes * p.lut_bits, name=f"word_l{l}_c{j}", reset_less=True)
+                if self.ram == "inferred":
+                    rp = mem.read_port()
+                    word0 = Signal.like(rp.data, name=f"word0_l{l}_c{j}", reset_less=True)
+                    m.d.comb += rp.addr.eq(raddr)
+                    m.d.sync += [word0.eq(rp.data), word.eq(word0)]
+                else:
+                    ram = Ecp5Ram(width=p.lanes * p.lut_bits, depth=2 * nbeats)
+                    m.submodules[f"ram_l{l}_c{j}"] = ram
+                    m.d.comb += [ram.wen.eq(wen), ram.waddr.eq(waddr), ram.wdata.eq(wdata),
+                                 ram.raddr.eq(raddr)]
+                    m.d.sync += word.eq(ram.rdata)
                 if sel_bits:
                     sel = code[:sel_bits]
                     for stage in range(self.LATENCY - 1):

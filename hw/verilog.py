@@ -10,11 +10,14 @@ from amaranth.hdl import Shape
 
 from host import scan_params
 from host.scan_params import ScanParams
+from hw.ecp5_ram import check_ram_style
 from hw.interface import code_beat_layout, error_layout, result_layout, table_beat_layout, table_beats
 from hw.scan_core import ScanCore, core_latency
 
 TOP = "anole_scan"
-RTL_SOURCES = ("interface", "table_memory", "adc", "priority_queue", "merge", "topk", "scan_core", "verilog")
+# Verilog models of the vendor primitives a `ram` style instantiates, for simulators
+SIM_MODELS = {"inferred": (), "ecp5": (Path(__file__).resolve().parent.parent / "sim" / "models" / "DP16KD.v",)}
+RTL_SOURCES = ("interface", "ecp5_ram", "table_memory", "adc", "priority_queue", "merge", "topk", "scan_core", "verilog")
 
 
 def _fields(layout) -> dict:
@@ -35,37 +38,37 @@ def port_map(params: ScanParams) -> dict:
     return ports
 
 
-def describe(params: ScanParams) -> dict:
-    return {"top": TOP, "params": params.to_dict(), "dist_bits": params.dist_bits,
+def describe(params: ScanParams, ram: str = "inferred") -> dict:
+    return {"top": TOP, "params": params.to_dict(), "ram": ram, "dist_bits": params.dist_bits,
             "table_beats": table_beats(params), "latency": core_latency(params), "ports": port_map(params)}
 
 
-def source_hash(params: ScanParams) -> str:
-    """Hash of the generator sources and the parameters: the identity of an emitted core."""
-    h = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode())
+def source_hash(params: ScanParams, ram: str = "inferred") -> str:
+    """Hash of the generator sources, the parameters and the RAM style: the identity of an emitted core."""
+    h = hashlib.sha256(json.dumps({**params.to_dict(), "ram": ram}, sort_keys=True).encode())
     here = Path(__file__).parent
     for src in [here / f"{name}.py" for name in RTL_SOURCES] + [Path(scan_params.__file__)]:
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
 
 
-def emit(params: ScanParams, out_dir: str | Path) -> tuple[Path, Path]:
+def emit(params: ScanParams, out_dir: str | Path, ram: str = "inferred") -> tuple[Path, Path]:
     """Write `<out_dir>/anole_scan.v` and `<out_dir>/anole_scan.json`; returns both paths.
 
-    Nothing is regenerated or rewritten while the generator sources and parameters are unchanged
+    `ram="ecp5"` instantiates ECP5 DP16KD block RAMs (simulate with `SIM_MODELS["ecp5"]`). Nothing is regenerated or rewritten while the generator sources and parameters are unchanged
     (the JSON records their hash), so simulator builds stay cached."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = vpath, jpath = out / f"{TOP}.v", out / f"{TOP}.json"
-    key = source_hash(params)
+    key = source_hash(params, check_ram_style(ram))
     if vpath.exists() and jpath.exists():
         try:
             if json.loads(jpath.read_text()).get("source_hash") == key:
                 return paths
         except json.JSONDecodeError:
             pass
-    text = verilog.convert(ScanCore(params=params), name=TOP, emit_src=False)
-    meta = json.dumps({**describe(params), "source_hash": key}, indent=2) + "\n"
+    text = verilog.convert(ScanCore(params=params, ram=ram), name=TOP, emit_src=False)
+    meta = json.dumps({**describe(params, ram), "source_hash": key}, indent=2) + "\n"
     for path, content in zip(paths, (text, meta)):
         if not path.exists() or path.read_text() != content:
             path.write_text(content)

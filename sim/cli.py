@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hw.cli import add_param_args, params_from_args
+from hw.cli import add_param_args, add_ram_arg, params_from_args
 
 
 def register(sub, groups) -> None:
@@ -20,6 +20,7 @@ def register(sub, groups) -> None:
                         "1000..2000 codes at full rate")
     p.add_argument("--bubble", type=float, default=0.2, help="input idle probability (random mode)")
     p.add_argument("--stall", type=float, default=0.2, help="output backpressure probability (random mode)")
+    add_ram_arg(p)
     p.add_argument("--waves", action="store_true", help="record waves (same as ANOLE_WAVES=1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_scan)
@@ -32,7 +33,8 @@ def cmd_scan(args) -> int:
     if args.scans < 1:
         raise InputError(f"--scans must be >= 1, not {args.scans}")
     summary = run_bench(params_from_args(args), args.simulator, scans=args.scans, seed=args.seed,
-                        mode=args.mode, bubble=args.bubble, stall=args.stall, waves=args.waves or None)
+                        mode=args.mode, bubble=args.bubble, stall=args.stall, waves=args.waves or None,
+                        ram=args.ram)
     if args.json:
         print(json.dumps(summary))
     else:

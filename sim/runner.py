@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from host.scan_params import ScanParams
-from hw.verilog import TOP, emit
+from hw.verilog import SIM_MODELS, TOP, emit
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,10 @@ def waves_requested() -> bool:
     return os.environ.get("ANOLE_WAVES", "") not in ("", "0")
 
 
-def tag(params: ScanParams) -> str:
+def tag(params: ScanParams, ram: str = "inferred") -> str:
     p = params
-    return f"m{p.m}_l{p.lanes}_b{p.lut_bits}_k{p.k}_id{p.id_bits}_lb{p.list_bits}"
+    return f"m{p.m}_l{p.lanes}_b{p.lut_bits}_k{p.k}_id{p.id_bits}_lb{p.list_bits}" + \
+        ("" if ram == "inferred" else f"_{ram}")
 
 
 def require_simulator(simulator: str) -> None:
@@ -66,14 +67,16 @@ def require_simulator(simulator: str) -> None:
         raise RuntimeError("iverilog not found (apt-get install iverilog)")
 
 
-def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | None = None):
-    """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
+def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | None = None,
+          ram: str = "inferred"):
+    """Emit the Verilog (with the `ram` style's primitive models) and build it; returns
+    (runner, build_dir, json_path)."""
     from cocotb_tools.runner import get_runner
 
     require_simulator(simulator)
     waves = waves_requested() if waves is None else waves
-    build_dir = BUILD / f"{simulator}_{tag(params)}{'_waves' if waves else ''}"
-    vfile, jfile = emit(params, build_dir / "rtl")
+    build_dir = BUILD / f"{simulator}_{tag(params, ram)}{'_waves' if waves else ''}"
+    vfile, jfile = emit(params, build_dir / "rtl", ram)
     runner = get_runner(simulator)
     args = []
     if simulator == "verilator":
@@ -94,7 +97,7 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
                                                          "OPT_FAST=-O1", "OPT_GLOBAL=-O1"]))
     try:
-        runner.build(sources=[vfile], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
+        runner.build(sources=[vfile, *SIM_MODELS[ram]], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
                      timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
@@ -109,10 +112,10 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
 
 def run_bench(params: ScanParams, simulator: str = "verilator", *, scans: int = 200, seed: int = 0,
               mode: str = "random", bubble: float = 0.2, stall: float = 0.2,
-              testcase: str = "test_scan", waves: bool | None = None) -> dict:
+              testcase: str = "test_scan", waves: bool | None = None, ram: str = "inferred") -> dict:
     """Run one cocotb test of sim/scan/test_scan.py; returns its summary dict (with wall time)."""
     waves = waves_requested() if waves is None else waves
-    runner, build_dir, jfile = build(params, simulator, waves=waves)
+    runner, build_dir, jfile = build(params, simulator, waves=waves, ram=ram)
     test_dir = build_dir / f"run_{testcase}_{mode}_{seed}_{os.getpid()}"
     test_dir.mkdir(parents=True, exist_ok=True)
     out = test_dir / "summary.json"
@@ -130,7 +133,7 @@ def run_bench(params: ScanParams, simulator: str = "verilator", *, scans: int = 
     if not out.exists():
         raise RuntimeError(f"bench produced no summary; see {test_dir / 'sim.log'}")
     summary = json.loads(out.read_text())
-    summary.update(simulator=simulator, seed=seed, wall_s=round(time.perf_counter() - t0, 2))
+    summary.update(simulator=simulator, ram=ram, seed=seed, wall_s=round(time.perf_counter() - t0, 2))
     if waves:
         summary["waves"] = [str(p) for p in test_dir.glob("*.fst")] + [str(p) for p in test_dir.glob("*.vcd")]
     return summary

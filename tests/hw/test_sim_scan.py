@@ -2,7 +2,9 @@
 
 Default run: the headline set (m=16, lanes=4, k=10), a K=100 set and a narrow odd-m set under Verilator with
 >= 10,000 randomized scans each, full-rate throughput on lists of 1,000..2,000 codes, protocol
-misuse, and the headline set under Icarus. `-m sweep` runs the full parameter sweep.
+misuse, and the headline set under Icarus; the headline set again with the ECP5 block RAM style (DP16KD
+instances, simulated with sim/models/DP16KD.v) under both simulators, the design `anole hw report`
+places and routes. `-m sweep` runs the full parameter sweep.
 """
 import pytest
 
@@ -62,6 +64,19 @@ def test_icarus_randomized():
 def test_icarus_protocol_misuse_is_flagged():
     s = run_bench(NARROW, "icarus", testcase="test_protocol_errors", seed=5)
     assert set(s["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}
+
+
+@pytest.mark.slow
+def test_verilator_ecp5_ram_randomized_and_throughput():
+    _check(run_bench(HEADLINE, "verilator", scans=10_000, seed=9, ram="ecp5"), 10_000)
+    s = run_bench(HEADLINE, "verilator", scans=64, seed=10, mode="throughput", ram="ecp5")
+    _check(s)
+    assert s["ram"] == "ecp5" and s["codes_per_cycle"] >= 0.95 * HEADLINE.lanes, s
+
+
+@pytest.mark.slow
+def test_icarus_ecp5_ram_randomized():
+    _check(run_bench(ScanParams(m=6, lanes=8, lut_bits=12, k=5), "icarus", scans=300, seed=11, ram="ecp5"), 300)
 
 
 @pytest.mark.sweep
