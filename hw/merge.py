@@ -1,7 +1,7 @@
 """Merge of `lanes` sorted queues into one ascending stream, one result per cycle."""
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -13,10 +13,12 @@ class LaneMerge(wiring.Component):
     `o` carries `{key, last}`; `last` marks the `depth`-th output: only the `depth` smallest keys
     of all lanes are emitted, ascending (equal keys: lower lane first). One output per cycle under
     `o.ready`; `busy` from `load` until the last output is accepted (`load` while `busy` is not
-    allowed); the first output is on `o` 3 cycles after `load`. Timing: the winner is decided from
-    a registered pairwise "lane a beats lane b" matrix, set up from the copied heads in the cycle
-    after `load` and updated from precomputed comparisons of each lane's next head against the
-    other heads, so the per-cycle path is one key comparison and a mux, independent of `lanes`.
+    allowed); the first output is on `o` 3 cycles after `load`. Timing: every cycle each lane's
+    head and second key are compared with the other heads into registers; the winner follows from
+    those bits and the registered lane that gave the last key, so no key comparison is followed by
+    logic in the same cycle. A lane's copy stays put; only its first two keys shift (refilled through
+    a one-hot read pointer), and `o` has a spare entry, so neither `o.ready` nor the winner drives
+    more than a lane's two key registers.
     """
 
     def __init__(self, *, lanes: int, depth: int, key_bits: int):
@@ -35,19 +37,41 @@ class LaneMerge(wiring.Component):
         m = Module()
         n, k, kb = self.lanes, self.depth, self.key_bits
         ones = (1 << kb) - 1
-        q = [[Signal(kb, init=ones, name=f"q{l}_{i}") for i in range(k)] for l in range(n)]
-        remaining = Signal(range(k + 1))
-        m.d.comb += self.busy.eq((remaining != 0) | self.o.valid)
+
+        # Each lane's copy is a static store; only its first two keys live in shifting registers
+        # (`first`, `second`), refilled through a one-hot read pointer (`nxt`: the store index of
+        # the key after `second`; its last bit means "past the end", read as all ones). A key given
+        # thus enables 2 registers and the pointer per lane, not the lane's K cells.
+        store = [[Signal(kb, name=f"store{l}_{i}", reset_less=True) for i in range(k)] for l in range(n)]
+        first = [Signal(kb, init=ones, name=f"first{l}") for l in range(n)]
+        second = [Signal(kb, init=ones, name=f"second{l}") for l in range(n)]
+        nxt = [Signal(k + 1, name=f"nxt{l}") for l in range(n)]
 
         def beats(a, xa, b, xb):
             """Lane a's key xa sorts before lane b's key xb (ties: lower lane first)."""
             return xa <= xb if a < b else xa < xb
 
-        # beat[a][b] (a != b): lane a's head sorts before lane b's head (registered)
-        beat = {(a, b): Signal(name=f"beat{a}_{b}") for a in range(n) for b in range(n) if a < b}
+        # Every cycle the lanes' first two keys are compared and the results registered:
+        #   h[a, b] (a < b): lane a's head sorts before lane b's head,
+        #   nx[a, b] (a != b): lane a's second key sorts before lane b's head.
+        # The next cycle the order of the heads follows from those bits and from which lane gave a
+        # key (`gave`, registered; at most one): if a gave, a's head is its old second key, so
+        # a-before-b is nx[a, b]; if b gave, it is not nx[b, a]; otherwise h[a, b]. A key
+        # comparison thus only ever feeds a register, and the winner comes from registered bits.
+        h = {(a, b): Signal(name=f"h{a}_{b}") for a in range(n) for b in range(n) if a < b}
+        nx = {(a, b): Signal(name=f"nx{a}_{b}") for a in range(n) for b in range(n) if a != b}
+        gave = [Signal(name=f"gave{l}") for l in range(n)]
+        for (a, b), sig in h.items():
+            m.d.sync += sig.eq(beats(a, first[a], b, first[b]))
+        for (a, b), sig in nx.items():
+            m.d.sync += sig.eq(beats(a, second[a], b, first[b]))
+        before = {}
+        for (a, b), sig in h.items():
+            before[(a, b)] = Signal(name=f"before{a}_{b}")
+            m.d.comb += before[(a, b)].eq(Mux(gave[a], nx[(a, b)], Mux(gave[b], ~nx[(b, a)], sig)))
 
         def B(a, b):
-            return beat[(a, b)] if a < b else ~beat[(b, a)]
+            return before[(a, b)] if a < b else ~before[(b, a)]
 
         win = [Signal(name=f"win{l}") for l in range(n)]
         for l in range(n):
@@ -56,36 +80,52 @@ class LaneMerge(wiring.Component):
         m.d.comb += head.eq(0)
         for l in range(n):
             with m.If(win[l]):
-                m.d.comb += head.eq(q[l][0])
+                m.d.comb += head.eq(first[l])
 
-        # the first matrix is computed in the cycle after `load`, from the copied heads (`prime`):
-        # comparing the source cells at `load` would put the distant queues on the cycle path
-        prime = Signal()
-        pop = Signal()
-        m.d.comb += pop.eq((remaining != 0) & ~prime & (~self.o.valid | self.o.ready))
-        m.d.sync += prime.eq(self.load)
+        # Output: `o` plus one spare entry. A key is taken only while the buffer will have room
+        # (`room`, registered), so `o.ready` reaches no further than the buffer's own registers.
+        spare = Signal(kb)
+        spare_valid, spare_last, room = Signal(), Signal(), Signal(init=1)
+        # `more`: keys left to give (registered `remaining != 0`); the copied heads are compared in
+        # the cycle after `load` (`prime`), the first key given the cycle after that: comparing the
+        # source cells at `load` would put the distant queues on the cycle path
+        remaining = Signal(range(k + 1))
+        more, prime, pop = Signal(), Signal(), Signal()
+        m.d.comb += [pop.eq(more & ~prime & room),
+                     self.busy.eq(more | self.o.valid | spare_valid)]
+        m.d.sync += [prime.eq(self.load), *[gave[l].eq(pop & win[l]) for l in range(n)]]
         with m.If(self.load):
-            m.d.sync += remaining.eq(k)
+            m.d.sync += [remaining.eq(k), more.eq(1)]
             for l in range(n):
-                for i in range(k):
-                    m.d.sync += q[l][i].eq(self.cells[l][i])
-        with m.Elif(prime):
-            for (a, b), s in beat.items():
-                m.d.sync += s.eq(beats(a, q[a][0], b, q[b][0]))
+                m.d.sync += [store[l][i].eq(self.cells[l][i]) for i in range(k)]
+                m.d.sync += [first[l].eq(self.cells[l][0]),
+                             second[l].eq(self.cells[l][1] if k > 1 else ones),
+                             nxt[l].eq(1 << min(2, k))]
         with m.Elif(pop):
-            m.d.sync += remaining.eq(remaining - 1)
+            m.d.sync += [remaining.eq(remaining - 1), more.eq(remaining != 1)]
             for l in range(n):
                 with m.If(win[l]):
+                    fill = Signal(kb, name=f"fill{l}")
+                    m.d.comb += fill.eq(nxt[l][k].replicate(kb))
                     for i in range(k):
-                        m.d.sync += q[l][i].eq(q[l][i + 1] if i + 1 < k else ones)
-                    nxt = q[l][1] if k > 1 else ones
-                    for o in range(n):
-                        if o != l:
-                            p = beats(l, nxt, o, q[o][0])
-                            m.d.sync += beat[(min(l, o), max(l, o))].eq(p if l < o else ~p)
-        with m.If(pop):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.key.eq(head),
-                         self.o.payload.last.eq(remaining == 1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+                        with m.If(nxt[l][i]):
+                            m.d.comb += fill.eq(store[l][i])
+                    m.d.sync += [first[l].eq(second[l]), second[l].eq(fill),
+                                 nxt[l].eq(Cat(0, nxt[l][:k - 1], nxt[l][k - 1] | nxt[l][k]))]
+
+        take = self.o.valid & self.o.ready
+        o_valid, o_key, o_last = self.o.valid, self.o.payload.key, self.o.payload.last
+        last = remaining == 1
+        with m.If(pop & (~o_valid | (take & ~spare_valid))):
+            m.d.sync += [o_valid.eq(1), o_key.eq(head), o_last.eq(last)]
+        with m.Elif(take):
+            m.d.sync += [o_valid.eq(spare_valid), o_key.eq(spare), o_last.eq(spare_last)]
+        with m.If(pop & o_valid & ~(take & ~spare_valid)):
+            m.d.sync += [spare_valid.eq(1), spare.eq(head), spare_last.eq(last)]
+        with m.Elif(take):
+            m.d.sync += spare_valid.eq(0)
+        # entries held after this edge: (o, spare) before, + 1 given, - 1 taken; room while < 2
+        held = Signal(range(4))
+        m.d.comb += held.eq(o_valid + spare_valid + pop - take)
+        m.d.sync += room.eq(held < 2)
         return m
