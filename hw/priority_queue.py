@@ -1,7 +1,7 @@
 """Shift-register insertion queue: keeps the K smallest keys seen, sorted, one insert per cycle."""
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -10,11 +10,13 @@ from amaranth.lib.wiring import In, Out
 class InsertionQueue(wiring.Component):
     """K cells holding the K smallest keys inserted since the last flush, ascending.
 
-    Every cycle the key on `key` (all ones = no candidate; all ones sorts after every real key) is
-    compared with all cells at once and inserted at its place, the larger cells shifting up by one;
-    the largest falls off. II = 1, no stall; the cells reflect an insert one cycle later. `flush`
-    empties the queue (all cells all ones) on the next edge; `cells` always shows the contents, so a
-    parent can snapshot them in the flush cycle.
+    A key on `key` with `valid` is registered and inserted in the next cycle at its place among
+    the cells, the larger cells shifting up by one; the largest falls off (all ones = empty, sorting
+    after every real key). II = 1, no stall; the cells reflect a key two cycles after it is on `key`.
+    `flush` empties the queue (all cells all ones) on the next edge; `cells` always shows the
+    contents, so a parent can snapshot them in the flush cycle. Timing: the comparisons of the
+    incoming key with every cell are made a cycle ahead, against the cells and the key being
+    inserted, and registered; the insert itself only muxes on those registered bits.
     """
 
     def __init__(self, *, depth: int, key_bits: int):
@@ -26,6 +28,7 @@ class InsertionQueue(wiring.Component):
         self.key_bits = key_bits
         super().__init__({
             "key": In(key_bits),
+            "valid": In(1),
             "flush": In(1),
             "cells": Out(data.ArrayLayout(unsigned(key_bits), depth)),
         })
@@ -33,16 +36,27 @@ class InsertionQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ones = (1 << self.key_bits) - 1
-        cells = [Signal(self.key_bits, init=ones, name=f"cell{i}") for i in range(self.depth)]
-        lt = [Signal(name=f"lt{i}") for i in range(self.depth)]
-        x = self.key
+        k = self.depth
+        cells = [Signal(self.key_bits, init=ones, name=f"cell{i}") for i in range(k)]
+        x = Signal(self.key_bits, init=ones)                   # the key inserted this cycle
+        lt = [Signal(name=f"lt{i}") for i in range(k)]         # registered: x < cells[i]
+        y, v = self.key, self.valid
+        m.d.sync += x.eq(Mux(v, y, ones))
+        # next cycle's lt: y against the cells as they will be after this cycle's insert
+        # (a key that is not valid is all ones and sorts before no cell)
+        before_x = Signal()
+        m.d.comb += before_x.eq(y < x)
+        ahead = [Signal(name=f"ahead{i}") for i in range(k)]
         for i, c in enumerate(cells):
-            m.d.comb += [lt[i].eq(x < c), self.cells[i].eq(c)]
+            m.d.comb += [ahead[i].eq(y < c), self.cells[i].eq(c)]
+        for i, c in enumerate(cells):
             with m.If(self.flush):
-                m.d.sync += c.eq(ones)
+                m.d.sync += [c.eq(ones), lt[i].eq(v & (y != ones))]
             with m.Elif(lt[i]):
-                m.d.sync += c.eq(x)
+                m.d.sync += [c.eq(x), lt[i].eq(v & before_x)]
                 if i > 0:
-                    with m.If(lt[i - 1]):
-                        m.d.sync += c.eq(cells[i - 1])
+                    with m.If(lt[i - 1]):           # implies lt[i]: shift up
+                        m.d.sync += [c.eq(cells[i - 1]), lt[i].eq(v & ahead[i - 1])]
+            with m.Else():
+                m.d.sync += lt[i].eq(v & ahead[i])
         return m

@@ -27,8 +27,8 @@ class TopK(wiring.Component):
     Input `i` (no backpressure, II = 1): up to `lanes` candidates per cycle, lane l valid when
     `valid[l]`. A beat with `flush` (and no valid lanes) ends the query: one cycle later each lane
     queue is copied into the `LaneMerge` and emptied, so the next query's candidates enter at once
-    while the merge emits K results on `o` (one per cycle under `o.ready`, `last` on the K-th),
-    taking the smallest head of the `lanes` sorted copies each cycle. Empty slots read
+    while the merge emits K results on `o` (one per cycle under `o.ready`, `last` on the K-th, the
+    first 3 cycles after the copy), the smallest heads of the `lanes` sorted copies. Empty slots read
     (empty_dist, all-ones id). `busy` is high from the flush until the K-th result is accepted; a
     new flush must not arrive while `busy` (the scan core guarantees this).
     """
@@ -47,25 +47,18 @@ class TopK(wiring.Component):
         m = Module()
         p = self.params
         kb = key_bits(p)
-        ones = (1 << kb) - 1
 
-        # stage 1: register the candidate keys (key = Cat(id, dist): dist is the high part)
-        keys = [Signal(kb, init=ones, name=f"key{l}") for l in range(p.lanes)]
+        # one insertion queue per lane; it registers the candidate key (key = Cat(id, dist): dist is
+        # the high part) and inserts it a cycle later, when the flush of the beat is registered too
         flush = Signal()
         take = self.i.valid
-        for l in range(p.lanes):
-            with m.If(take & self.i.payload.valid[l]):
-                m.d.sync += keys[l].eq(Cat(self.i.payload.id[l], self.i.payload.dist[l]))
-            with m.Else():
-                m.d.sync += keys[l].eq(ones)
         m.d.sync += flush.eq(take & self.i.payload.flush)
-
-        # stage 2: one insertion queue per lane
         queues = []
         for l in range(p.lanes):
             q = InsertionQueue(depth=p.k, key_bits=kb)
             m.submodules[f"queue{l}"] = q
-            m.d.comb += [q.key.eq(keys[l]), q.flush.eq(flush)]
+            m.d.comb += [q.key.eq(Cat(self.i.payload.id[l], self.i.payload.dist[l])),
+                         q.valid.eq(take & self.i.payload.valid[l]), q.flush.eq(flush)]
             queues.append(q)
 
         # merge: the lane queues are copied at the flush and drained smallest head first

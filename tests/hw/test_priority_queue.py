@@ -7,23 +7,29 @@ from hw.priority_queue import InsertionQueue
 
 
 @pytest.mark.parametrize("depth", [1, 4, 10])
-def test_keeps_smallest_sorted_and_flushes(depth):
-    dut = InsertionQueue(depth=depth, key_bits=12)
-    ones = (1 << 12) - 1
+def test_keeps_smallest_sorted_back_to_back_and_flushes(depth):
+    """A key (with valid) on `key` in cycle t is in the cells from cycle t+2; flushes at random,
+    keys in every cycle, including right after a flush; compared with a sorted-list model."""
+    kb = 12
+    dut = InsertionQueue(depth=depth, key_bits=kb)
+    ones = (1 << kb) - 1
     rng = random.Random(depth)
-    keys = [rng.randrange(64) for _ in range(50)]      # many duplicates
+    ops = [(rng.randrange(64), rng.random() < 0.7, rng.random() < 0.06) for _ in range(300)]
+    ops[5] = (ones, True, False)                       # a valid all-ones key is the same as empty
 
     async def tb(ctx):
-        for n, key in enumerate(keys):
+        model, pending = [], None                      # pending: the key registered last cycle
+        for key, valid, flush in ops:
             ctx.set(dut.key, key)
+            ctx.set(dut.valid, valid)
+            ctx.set(dut.flush, flush)
             await ctx.tick()
-            ctx.set(dut.key, ones)
-            want = sorted(keys[:n + 1])[:depth]
-            assert ctx.get(dut.cells)[:len(want)] == want
-        ctx.set(dut.flush, 1)
-        await ctx.tick()
-        ctx.set(dut.flush, 0)
-        assert list(ctx.get(dut.cells)) == [ones] * depth
+            if flush:
+                model = []
+            elif pending is not None:
+                model = sorted(model + [pending])[:depth]
+            pending = key if valid else None
+            assert list(ctx.get(dut.cells)) == model + [ones] * (depth - len(model))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
