@@ -16,9 +16,9 @@ class LaneMerge(wiring.Component):
     allowed); the first output is on `o` 3 cycles after `load`. Timing: every cycle each lane's
     head and second key are compared with the other heads into registers; the winner follows from
     those bits and the registered lane that gave the last key, so no key comparison is followed by
-    logic in the same cycle. A lane's copy stays put; only its first two keys shift (refilled through
-    a one-hot read pointer), and `o` has a spare entry, so neither `o.ready` nor the winner drives
-    more than a lane's two key registers.
+    logic in the same cycle. Only a lane's first three keys shift with the decision, the rest a cycle
+    later on a registered enable, and `o` has a spare entry, so neither `o.ready` nor the winner
+    drives more than a lane's three head registers.
     """
 
     def __init__(self, *, lanes: int, depth: int, key_bits: int):
@@ -38,14 +38,20 @@ class LaneMerge(wiring.Component):
         n, k, kb = self.lanes, self.depth, self.key_bits
         ones = (1 << kb) - 1
 
-        # Each lane's copy is a static store; only its first two keys live in shifting registers
-        # (`first`, `second`), refilled through a one-hot read pointer (`nxt`: the store index of
-        # the key after `second`; its last bit means "past the end", read as all ones). A key given
-        # thus enables 2 registers and the pointer per lane, not the lane's K cells.
-        store = [[Signal(kb, name=f"store{l}_{i}", reset_less=True) for i in range(k)] for l in range(n)]
+        # A lane's first three keys are registers (`first`, `second`, `third`) that shift when the
+        # lane gives a key; the rest (`store`) shifts one cycle later, on the registered `gave`, so
+        # the decision drives only the head registers and the store's shift enable is a register.
+        # `third` refills from store[1] when a shift is still due (`gave`), else from store[0].
         first = [Signal(kb, init=ones, name=f"first{l}") for l in range(n)]
         second = [Signal(kb, init=ones, name=f"second{l}") for l in range(n)]
-        nxt = [Signal(k + 1, name=f"nxt{l}") for l in range(n)]
+        third = [Signal(kb, init=ones, name=f"third{l}") for l in range(n)]
+        store = [[Signal(kb, init=ones, name=f"store{l}_{i}") for i in range(max(0, k - 3))] for l in range(n)]
+
+        def cell(l, i):
+            return self.cells[l][i] if i < k else ones
+
+        def stored(l, i):
+            return store[l][i] if i < len(store[l]) else ones
 
         def beats(a, xa, b, xb):
             """Lane a's key xa sorts before lane b's key xb (ties: lower lane first)."""
@@ -97,21 +103,17 @@ class LaneMerge(wiring.Component):
         with m.If(self.load):
             m.d.sync += [remaining.eq(k), more.eq(1)]
             for l in range(n):
-                m.d.sync += [store[l][i].eq(self.cells[l][i]) for i in range(k)]
-                m.d.sync += [first[l].eq(self.cells[l][0]),
-                             second[l].eq(self.cells[l][1] if k > 1 else ones),
-                             nxt[l].eq(1 << min(2, k))]
-        with m.Elif(pop):
-            m.d.sync += [remaining.eq(remaining - 1), more.eq(remaining != 1)]
+                m.d.sync += [first[l].eq(cell(l, 0)), second[l].eq(cell(l, 1)), third[l].eq(cell(l, 2))]
+                m.d.sync += [x.eq(cell(l, 3 + i)) for i, x in enumerate(store[l])]
+        with m.Else():
+            with m.If(pop):
+                m.d.sync += [remaining.eq(remaining - 1), more.eq(remaining != 1)]
             for l in range(n):
-                with m.If(win[l]):
-                    fill = Signal(kb, name=f"fill{l}")
-                    m.d.comb += fill.eq(nxt[l][k].replicate(kb))
-                    for i in range(k):
-                        with m.If(nxt[l][i]):
-                            m.d.comb += fill.eq(store[l][i])
-                    m.d.sync += [first[l].eq(second[l]), second[l].eq(fill),
-                                 nxt[l].eq(Cat(0, nxt[l][:k - 1], nxt[l][k - 1] | nxt[l][k]))]
+                with m.If(pop & win[l]):
+                    m.d.sync += [first[l].eq(second[l]), second[l].eq(third[l]),
+                                 third[l].eq(Mux(gave[l], stored(l, 1), stored(l, 0)))]
+                with m.If(gave[l]):
+                    m.d.sync += [x.eq(stored(l, i + 1)) for i, x in enumerate(store[l])]
 
         take = self.o.valid & self.o.ready
         o_valid, o_key, o_last = self.o.valid, self.o.payload.key, self.o.payload.last
