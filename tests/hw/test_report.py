@@ -22,6 +22,8 @@ def test_report_resources_fmax_and_projection(tmp_path, capsys):
     assert 20 < fmax < 1000
     assert rep["projection"]["codes_per_s"] == pytest.approx(1 * fmax * 1e6)
     assert rep["ecp5"]["utilization"]["TRELLIS_FF"]["used"] > 0
+    # timing is of the ECP5 RAM style: one registered DP16KD per (column, lane) here
+    assert rep["ecp5"]["ram"] == "ecp5" and rep["ecp5"]["utilization"]["DP16KD"]["used"] == 4
 
 
 def test_ecp5_falls_back_to_abc_when_abc9_fails(tmp_path, monkeypatch):
