@@ -1,10 +1,12 @@
 """Shift-register insertion queue: keeps the K smallest keys seen, sorted, one insert per cycle."""
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.hdl import unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from hw import split_compare
 
 
 class InsertionQueue(wiring.Component):
@@ -16,7 +18,8 @@ class InsertionQueue(wiring.Component):
     `flush` empties the queue (all cells all ones) on the next edge; `cells` always shows the
     contents, so a parent can snapshot them in the flush cycle. Timing: the comparisons of the
     incoming key with every cell are made a cycle ahead, against the cells and the key being
-    inserted, and registered; the insert itself only muxes on those registered bits.
+    inserted, and registered (as half-width parts, `split_compare`); the insert itself only muxes
+    on those registered bits.
     """
 
     def __init__(self, *, depth: int, key_bits: int):
@@ -39,24 +42,26 @@ class InsertionQueue(wiring.Component):
         k = self.depth
         cells = [Signal(self.key_bits, init=ones, name=f"cell{i}") for i in range(k)]
         x = Signal(self.key_bits, init=ones)                   # the key inserted this cycle
-        lt = [Signal(name=f"lt{i}") for i in range(k)]         # registered: x < cells[i]
+        # registered comparison words (split_compare): lt[i] is x < cells[i]
+        ltw = [Signal(3, name=f"ltw{i}") for i in range(k)]
+        lt = [Signal(name=f"lt{i}") for i in range(k)]
         y, v = self.key, self.valid
         m.d.sync += x.eq(Mux(v, y, ones))
+        m.d.comb += [lt[i].eq(split_compare.less(w)) for i, w in enumerate(ltw)]
         # next cycle's lt: y against the cells as they will be after this cycle's insert
-        # (a key that is not valid is all ones and sorts before no cell)
-        before_x = Signal()
-        m.d.comb += before_x.eq(y < x)
-        ahead = [Signal(name=f"ahead{i}") for i in range(k)]
-        for i, c in enumerate(cells):
-            m.d.comb += [ahead[i].eq(y < c), self.cells[i].eq(c)]
+        # (a key that is not valid compares as "not less" with every cell)
+        before_x = split_compare.parts(y, x, enable=v)
+        ahead = [split_compare.parts(y, c, enable=v) for c in cells]
+        empty = split_compare.parts(y, Const(ones, self.key_bits), enable=v)
+        m.d.comb += [self.cells[i].eq(c) for i, c in enumerate(cells)]
         for i, c in enumerate(cells):
             with m.If(self.flush):
-                m.d.sync += [c.eq(ones), lt[i].eq(v & (y != ones))]
+                m.d.sync += [c.eq(ones), ltw[i].eq(empty)]
             with m.Elif(lt[i]):
-                m.d.sync += [c.eq(x), lt[i].eq(v & before_x)]
+                m.d.sync += [c.eq(x), ltw[i].eq(before_x)]
                 if i > 0:
                     with m.If(lt[i - 1]):           # implies lt[i]: shift up
-                        m.d.sync += [c.eq(cells[i - 1]), lt[i].eq(v & ahead[i - 1])]
+                        m.d.sync += [c.eq(cells[i - 1]), ltw[i].eq(ahead[i - 1])]
             with m.Else():
-                m.d.sync += lt[i].eq(v & ahead[i])
+                m.d.sync += ltw[i].eq(ahead[i])
         return m
