@@ -13,7 +13,9 @@ class LaneMerge(wiring.Component):
     `o` carries `{key, last}`; `last` marks the `depth`-th output: only the `depth` smallest keys
     of all lanes are emitted, ascending (equal keys: lower lane first). One output per cycle under
     `o.ready`; `busy` from `load` until the last output is accepted (`load` while `busy` is not
-    allowed); the first output is on `o` 3 cycles after `load`. Timing: every cycle each lane's
+    allowed); the first output is on `o` 3 cycles after `load` (with `segments`: segment s of every
+    lane's cells is copied `segment_delay * s` cycles after `load`, and the first output comes
+    `max(1, segment_delay * (segments - 1)) + 2` cycles after `load`). Timing: every cycle each lane's
     head and second key are compared with the other heads into registers; the winner follows from
     those bits and the registered lane that gave the last key, so no key comparison is followed by
     logic in the same cycle. Only a lane's first three keys shift with the decision, the rest a cycle
@@ -21,11 +23,20 @@ class LaneMerge(wiring.Component):
     drives more than a lane's three head registers.
     """
 
-    def __init__(self, *, lanes: int, depth: int, key_bits: int):
-        for name, value, lo in (("lanes", lanes, 1), ("depth", depth, 1), ("key_bits", key_bits, 1)):
+    def __init__(self, *, lanes: int, depth: int, key_bits: int,
+                 segments: list[tuple[int, int]] | None = None, segment_delay: int = 0):
+        for name, value, lo in (("lanes", lanes, 1), ("depth", depth, 1), ("key_bits", key_bits, 1),
+                                ("segment_delay", segment_delay, 0)):
             if not isinstance(value, int) or value < lo:
                 raise ValueError(f"{name} must be an int >= {lo}, not {value!r}")
+        segments = segments or [(0, depth)]
+        starts = [0] + [a + n for a, n in segments[:-1]]
+        if [a for a, _ in segments] != starts or sum(n for _, n in segments) != depth or \
+                (len(segments) > 1 and segments[0][1] < 3):
+            raise ValueError(f"segments must tile 0..{depth - 1} in order, the first of >= 3 cells "
+                             f"when there are several, not {segments!r}")
         self.lanes, self.depth, self.key_bits = lanes, depth, key_bits
+        self.segments, self.segment_delay = segments, segment_delay
         super().__init__({
             "cells": In(data.ArrayLayout(data.ArrayLayout(unsigned(key_bits), depth), lanes)),
             "load": In(1),
@@ -92,19 +103,30 @@ class LaneMerge(wiring.Component):
         # (`room`, registered), so `o.ready` reaches no further than the buffer's own registers.
         spare = Signal(kb)
         spare_valid, spare_last, room = Signal(), Signal(), Signal(init=1)
-        # `more`: keys left to give (registered `remaining != 0`); the copied heads are compared in
-        # the cycle after `load` (`prime`), the first key given the cycle after that: comparing the
-        # source cells at `load` would put the distant queues on the cycle path
+        # Segment s of the cells is copied `segment_delay * s` cycles after `load` (a segmented
+        # queue's flush wave); `hold` keeps the merge from giving keys until the last segment is in
+        # and the copied heads have been compared (at least the cycle after `load`): comparing the
+        # source cells at `load` would put the distant queues on the cycle path.
+        # `more`: keys left to give (registered `remaining != 0`).
+        lag = max(1, self.segment_delay * (len(self.segments) - 1))
+        delayed = [self.load]
+        for d in range(lag):
+            nxt_load = Signal(name=f"load_d{d + 1}")
+            m.d.sync += nxt_load.eq(delayed[-1])
+            delayed.append(nxt_load)
+        seg_load = {}
+        for s, (start, size) in enumerate(self.segments):
+            for i in range(start, start + size):
+                seg_load[i] = delayed[self.segment_delay * s]
         remaining = Signal(range(k + 1))
-        more, prime, pop = Signal(), Signal(), Signal()
-        m.d.comb += [pop.eq(more & ~prime & room),
+        more, hold, pop = Signal(), Signal(), Signal()
+        m.d.comb += [pop.eq(more & ~hold & room),
                      self.busy.eq(more | self.o.valid | spare_valid)]
-        m.d.sync += [prime.eq(self.load), *[gave[l].eq(pop & win[l]) for l in range(n)]]
+        m.d.sync += [hold.eq(self.load | (hold & ~delayed[lag])), *[gave[l].eq(pop & win[l]) for l in range(n)]]
         with m.If(self.load):
             m.d.sync += [remaining.eq(k), more.eq(1)]
             for l in range(n):
                 m.d.sync += [first[l].eq(cell(l, 0)), second[l].eq(cell(l, 1)), third[l].eq(cell(l, 2))]
-                m.d.sync += [x.eq(cell(l, 3 + i)) for i, x in enumerate(store[l])]
         with m.Else():
             with m.If(pop):
                 m.d.sync += [remaining.eq(remaining - 1), more.eq(remaining != 1)]
@@ -112,8 +134,12 @@ class LaneMerge(wiring.Component):
                 with m.If(pop & win[l]):
                     m.d.sync += [first[l].eq(second[l]), second[l].eq(third[l]),
                                  third[l].eq(Mux(gave[l], stored(l, 1), stored(l, 0)))]
-                with m.If(gave[l]):
-                    m.d.sync += [x.eq(stored(l, i + 1)) for i, x in enumerate(store[l])]
+        for l in range(n):
+            for i, x in enumerate(store[l]):
+                with m.If(seg_load[3 + i]):
+                    m.d.sync += x.eq(cell(l, 3 + i))
+                with m.Elif(gave[l]):
+                    m.d.sync += x.eq(stored(l, i + 1))
 
         take = self.o.valid & self.o.ready
         o_valid, o_key, o_last = self.o.valid, self.o.payload.key, self.o.payload.last

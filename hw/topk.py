@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from host.scan_params import ScanParams
 from hw.interface import key_bits, result_layout
 from hw.merge import LaneMerge
-from hw.priority_queue import InsertionQueue
+from hw.priority_queue import SEGMENT_DELAY, InsertionQueue, queue_segments
 
 
 def topk_in_layout(params: ScanParams) -> data.StructLayout:
@@ -62,7 +62,9 @@ class TopK(wiring.Component):
             queues.append(q)
 
         # merge: the lane queues are copied at the flush and drained smallest head first
-        m.submodules.merge = merge = LaneMerge(lanes=p.lanes, depth=p.k, key_bits=kb)
+        # (a segmented queue's segments are final one after the other: the merge copies them so)
+        m.submodules.merge = merge = LaneMerge(lanes=p.lanes, depth=p.k, key_bits=kb,
+                                               segments=queue_segments(p.k), segment_delay=SEGMENT_DELAY)
         for l in range(p.lanes):
             m.d.comb += merge.cells[l].eq(queues[l].cells)
         m.d.comb += [merge.load.eq(flush), self.busy.eq(merge.busy),

@@ -13,7 +13,9 @@ from sim.amaranth_streams import get_n
 
 @pytest.mark.parametrize("params", [ScanParams(m=4, lanes=4, lut_bits=8, k=5, id_bits=16),
                                     ScanParams(m=4, lanes=1, lut_bits=8, k=1, id_bits=16),
-                                    ScanParams(m=4, lanes=2, lut_bits=8, k=7, id_bits=16)], ids=str)
+                                    ScanParams(m=4, lanes=2, lut_bits=8, k=7, id_bits=16),
+                                    # a segmented queue (10 + 10 + 3 cells) and its staggered copy
+                                    ScanParams(m=4, lanes=2, lut_bits=8, k=23, id_bits=16)], ids=str)
 def test_topk_of_each_query_in_order(params):
     dut = TopK(params=params)
     codec = BeatCodec(params)
