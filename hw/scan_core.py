@@ -29,7 +29,8 @@ class ScanCore(wiring.Component):
     Timing contract: a CODES beat is accepted every cycle (II = 1, `lanes` codes/cycle) while a list
     is open; LIST waits until its table is fully loaded, END_QUERY until the previous query's K
     results have all been accepted on `o`. The table of the next list loads while the current list
-    is scanned. Latency from the END_QUERY beat to the first result is `latency` + 2 cycles.
+    is scanned. Latency from the END_QUERY beat to the first result is `latency` + 2 cycles (K > 16:
+    2 x (queue segments - 1) - 1 more, the flush wave of the segmented queues).
     `ram` is the table memory's block RAM style (`TableMemory`): "inferred" or "ecp5".
     """
 
