@@ -45,7 +45,13 @@ def _tool(name: str) -> str:
 
 def _run(cmd: list[str], cwd: Path, logfile: str, timeout: int) -> str:
     log.info("running %s", " ".join(cmd[:3]))
-    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    try:
+        res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or b""
+        (cwd / logfile).write_text((out.decode(errors="replace") if isinstance(out, bytes) else out)
+                                   + f"\n[killed after {timeout} s]\n")
+        raise AnoleError(f"{cmd[0]} did not finish in {timeout} s; see {cwd / logfile}") from e
     (cwd / logfile).write_text(res.stdout + res.stderr)
     if res.returncode:
         raise AnoleError(f"{cmd[0]} failed (exit {res.returncode}); see {cwd / logfile}")
@@ -140,7 +146,7 @@ def _place_and_route(work: Path, seed: int, timeout: int) -> dict:
             "utilization": {k: v for k, v in data.get("utilization", {}).items() if v.get("used")}}
 
 
-def ecp5_timing(vfile: Path, work: Path, timeout: int = 1800, seeds: int = 1) -> dict:
+def ecp5_timing(vfile: Path, work: Path, timeout: int = 3600, seeds: int = 1) -> dict:
     """Synthesis, then place and route with placer seeds 1..`seeds` (in parallel, up to the core count):
     Fmax is the best seed's (placement moves Fmax by about +-10 % between seeds); every seed is listed."""
     synth = ecp5_synth(vfile, work, timeout)

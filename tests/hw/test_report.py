@@ -92,3 +92,24 @@ def test_a_design_that_cannot_be_placed_is_reported(tmp_path, monkeypatch):
     out = report.ecp5_timing(tmp_path / "anole_scan.v", tmp_path, seeds=2)
     assert out["fmax_mhz"] is None and out["seeds"] == {1: None, 2: None}
     assert "Unable to find legal placement" in out["error"] and "84%" in out["error"]
+
+
+def test_a_tool_that_runs_past_its_timeout_is_an_error_with_a_log(tmp_path, monkeypatch):
+    """A place and route killed by its timeout (a loaded machine) fails that seed with a message
+    and a log, it does not take the report down."""
+    import subprocess
+
+    from host.errors import AnoleError
+    from hw import report
+
+    def slow(cmd, cwd, capture_output, text, timeout):
+        raise subprocess.TimeoutExpired(cmd, timeout, output=b"Info: placing\n")
+
+    monkeypatch.setattr(report.subprocess, "run", slow)
+    with pytest.raises(AnoleError, match="did not finish in 5 s"):
+        report._run(["nextpnr"], tmp_path, "nextpnr-seed1.log", 5)
+    assert "Info: placing" in (tmp_path / "nextpnr-seed1.log").read_text()
+    assert "[killed after 5 s]" in (tmp_path / "nextpnr-seed1.log").read_text()
+    monkeypatch.setattr(report, "_tool", lambda name: name)
+    out = report._place_and_route(tmp_path, 1, 5)
+    assert out["seed"] == 1 and "did not finish in 5 s" in out["error"]
