@@ -61,12 +61,12 @@ class Ecp5Ram(wiring.Component):
             # AD[13:5] = word address; for a write AD[3:0] enable the four 9-bit bytes
             return Cat(Const(0b1111, 4), Const(0, 1), word, Const(0, 9 - abits))
 
+        wa, ra = address(self.waddr), address(self.raddr)
         for b in range(self.blocks):
             lo, hi = b * SLICE, min((b + 1) * SLICE, self.width)
             di = Signal(SLICE, name=f"di{b}")
             do = Signal(SLICE, name=f"do{b}")
             m.d.comb += [di.eq(self.wdata[lo:hi]), self.rdata[lo:hi].eq(do[:hi - lo])]
-            wa, ra = address(self.waddr), address(self.raddr)
             ports = {"i_CLKA": ClockSignal(), "i_CEA": self.wen, "i_WEA": Const(1), "i_OCEA": Const(1),
                      "i_RSTA": Const(0), "i_CLKB": ClockSignal(), "i_CEB": Const(1), "i_WEB": Const(0),
                      "i_OCEB": Const(1), "i_RSTB": Const(0)}
