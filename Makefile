@@ -5,13 +5,15 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SYSTEM_TOOLS := iverilog yosys
 PYTEST_ARGS ?=
+JOBS ?= auto
 
-.PHONY: demo test test-all bench sysdeps clean help
+.PHONY: demo test test-all test-sweep bench sysdeps clean help
 
 help:
 	@echo "make demo      - the end-to-end demo (embedded defaults, all on localhost)"
 	@echo "make test      - the test suite CI runs (everything but the full parameter sweep)"
-	@echo "make test-all  - also the full RTL parameter sweep"
+	@echo "make test-all  - also the long simulations and the full RTL parameter sweep (-m sweep)"
+	@echo "make test-sweep - only those (test + test-sweep = test-all)"
 	@echo "make bench     - benchmarks (print ratios against baselines run in the same process)"
 
 $(STAMP): pyproject.toml
@@ -33,10 +35,13 @@ demo: $(STAMP)
 	$(VENV)/bin/anole demo
 
 test: $(STAMP) sysdeps
-	$(PY) -m pytest -q -m "not sweep" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal -m "not sweep" $(PYTEST_ARGS)
 
 test-all: $(STAMP) sysdeps
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
+
+test-sweep: $(STAMP) sysdeps
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal -m sweep $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_scan.py

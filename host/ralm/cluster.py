@@ -45,9 +45,10 @@ class LocalCluster:
         """Start ``anole ARGS`` (it must print 'listening on HOST:PORT' when ready); see ``wait_ready``."""
         logfile = self.logdir / (re.sub(r"\W+", "-", name).strip("-") + ".log")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen([sys.executable, "-m", "host.cli", *args], stdout=subprocess.PIPE,
-                                stderr=open(logfile, "w"), text=True, env=env, start_new_session=True,
-                                preexec_fn=_default_sigint)
+        with open(logfile, "w") as stderr:       # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "host.cli", *args], stdout=subprocess.PIPE,
+                                    stderr=stderr, text=True, env=env, start_new_session=True,
+                                    preexec_fn=_default_sigint)
         self.procs.append((name, proc, logfile))
         return proc
 

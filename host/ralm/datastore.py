@@ -148,7 +148,7 @@ def load_datastore(path: str | Path, shards: list[int] | None = None) -> Datasto
     index = load_index(path / "index", shards=shards)
     ds = Datastore(path=path, meta=meta, index=index)
     if meta.get("kind") == "chunks":
-        ds.chunks = [json.loads(line) for line in open(path / "chunks.jsonl")]
+        ds.chunks = [json.loads(line) for line in (path / "chunks.jsonl").read_text().splitlines() if line]
         count = len(ds.chunks)
     elif meta.get("kind") == "knn":
         ds.values = np.fromfile(path / "values.i64", dtype="<i8")

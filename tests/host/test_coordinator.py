@@ -20,7 +20,7 @@ from host.errors import InputError
 from host.index_dir import export_index, load_index
 from host.local_search import LocalSearcher
 from host.memory_node import MemoryNode, MemoryNodeConfig
-from host.rpc import E_UNAVAILABLE, RpcClient, RpcError, SyncClient
+from host.rpc import E_TIMEOUT, E_UNAVAILABLE, RpcClient, RpcError, SyncClient
 from host.scan_params import ScanParams
 
 pytestmark = pytest.mark.timeout(90)
@@ -136,10 +136,10 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
             await asyncio.sleep(0.1)
             port = int(addrs[1].split(":")[1])
             await nodes[1].close()                          # the node dies mid-query
-            t0 = time.perf_counter()
             with pytest.raises(RpcError, match=rf"memory node {addrs[1]} \(shard 1\)") as e:
                 await pending
-            assert e.value.code == E_UNAVAILABLE and time.perf_counter() - t0 < 2
+            # the lost connection is reported as such, not found later by the 5 s deadline
+            assert e.value.code == E_UNAVAILABLE and "no answer within" not in str(e.value)
             with pytest.raises(RpcError, match="cannot connect"):
                 await coord.search(queries, 4)              # still down: clear error, no hang
             nodes[1] = MemoryNode.open(index.path, 1, config=MemoryNodeConfig(backend="reference"))
@@ -161,10 +161,9 @@ def test_hung_node_times_out_with_its_name(indexes, queries):
             await coord.connect()
             scan = nodes[0].backend.search
             nodes[0].backend.search = lambda *a: (time.sleep(1.0), scan(*a))[1]
-            t0 = time.perf_counter()
-            with pytest.raises(RpcError, match=rf"memory node {addrs[0]} \(shard 0\): .*no answer within 0.3 s"):
+            with pytest.raises(RpcError, match=rf"memory node {addrs[0]} \(shard 0\): .*no answer within 0.3 s") as e:
                 await coord.search(queries, 4)
-            assert time.perf_counter() - t0 < 0.9
+            assert e.value.code == E_TIMEOUT                # the deadline fired, not a lost connection
             await coord.close()
 
     asyncio.run(main())
@@ -180,7 +179,7 @@ def test_concurrent_clients_are_batched(indexes, small_data):
     async def main():
         async with serving(index, backend=NODE_BACKEND) as (addrs, _):
             coord = Coordinator(load_index(index.path, shards=[]), addrs,
-                                config=CoordinatorConfig(max_batch=64, max_wait_s=0.02))
+                                config=CoordinatorConfig(max_batch=64, max_wait_s=0.5))   # a window far wider than the spread of arrivals
             await coord.connect()
             server = CoordinatorServer(coord)
             _, port = await server.start()

@@ -12,9 +12,6 @@ from host.scan_params import ScanParams
 from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_burst, check_data_bits
 from hw.axi_verilog import TOP, emit_axi, kernel_xml
 
-# the background memory testbench is closed mid-`until` when the simulation ends
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 def _read(item_bytes, data_bits, ranges, seed=0, max_burst=16, depth=64, latency=6):
     """Run an AxiReader over `ranges` [(addr, count), ...] against a random memory that takes ARs while
@@ -86,7 +83,7 @@ def _read(item_bytes, data_bits, ranges, seed=0, max_burst=16, depth=64, latency
     sim.add_clock(1e-8)
     sim.add_testbench(address, background=True)
     sim.add_testbench(data, background=True)
-    sim.add_testbench(host, background=True)
+    sim.add_testbench(host)     # finite: not left suspended in `until` when the simulation ends
     sim.add_testbench(sink)
     sim.run()
     want = [int.from_bytes(mem[a + i * item_bytes: a + (i + 1) * item_bytes].tobytes(), "little")

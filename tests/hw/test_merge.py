@@ -37,7 +37,7 @@ def test_merges_sorted_lanes_ascending(lanes, depth):
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(load, background=True)
+    sim.add_testbench(load)     # finite: it ends when the merge is idle after the last round
     sim.add_testbench(collect)
     sim.run()
     for n, r in enumerate(rounds):

@@ -1,7 +1,7 @@
 """cocotb benches of the emitted `anole_scan`, run through cocotb_tools.runner (sim/runner.py).
 
 Default run: the headline set (m=16, lanes=4, k=10), a K=100 set and a narrow odd-m set under Verilator with
->= 10,000 randomized scans each, full-rate throughput on lists of 1,000..2,000 codes, protocol
+2,000 randomized scans each (10,000 under `-m sweep`, which adds run length, not new kinds of stimulus), full-rate throughput on lists of 1,000..2,000 codes, protocol
 misuse, and the headline set under Icarus; the headline set again with the ECP5 block RAM style (DP16KD
 instances, simulated with sim/models/DP16KD.v) under both simulators, the design `anole hw report`
 places and routes. `-m sweep` runs the full parameter sweep.
@@ -36,10 +36,19 @@ def _check(summary, scans_min=0):
     assert summary["scans"] >= scans_min, summary
 
 
+CI_SCANS, LONG_SCANS = 2_000, 10_000
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("params", CI_SETS, ids=_ids)
+def test_verilator_randomized_scans(params):
+    _check(run_bench(params, "verilator", scans=CI_SCANS, seed=1), CI_SCANS)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("params", CI_SETS, ids=_ids)
 def test_verilator_randomized_10k_scans(params):
-    _check(run_bench(params, "verilator", scans=10_000, seed=1), 10_000)
+    _check(run_bench(params, "verilator", scans=LONG_SCANS, seed=1), LONG_SCANS)
 
 
 @pytest.mark.slow
@@ -68,7 +77,7 @@ def test_icarus_protocol_misuse_is_flagged():
 
 @pytest.mark.slow
 def test_verilator_ecp5_ram_randomized_and_throughput():
-    _check(run_bench(HEADLINE, "verilator", scans=10_000, seed=9, ram="ecp5"), 10_000)
+    _check(run_bench(HEADLINE, "verilator", scans=CI_SCANS, seed=9, ram="ecp5"), CI_SCANS)
     s = run_bench(HEADLINE, "verilator", scans=64, seed=10, mode="throughput", ram="ecp5")
     _check(s)
     assert s["ram"] == "ecp5" and s["codes_per_cycle"] >= 0.95 * HEADLINE.lanes, s
@@ -80,9 +89,14 @@ def test_icarus_ecp5_ram_randomized():
 
 
 @pytest.mark.sweep
+def test_verilator_ecp5_ram_10k_scans():
+    _check(run_bench(HEADLINE, "verilator", scans=LONG_SCANS, seed=9, ram="ecp5"), LONG_SCANS)
+
+
+@pytest.mark.sweep
 @pytest.mark.parametrize("params", SWEEP_SETS, ids=_ids)
 def test_sweep_verilator(params):
-    _check(run_bench(params, "verilator", scans=10_000, seed=6), 10_000)
+    _check(run_bench(params, "verilator", scans=LONG_SCANS, seed=6), LONG_SCANS)
     s = run_bench(params, "verilator", scans=64, seed=7, mode="throughput")
     _check(s)
     assert s["codes_per_cycle"] >= 0.95 * params.lanes, s

