@@ -1,4 +1,4 @@
-"""Compare the register map Vitis HLS generated (x<kernel>_hw.h) with host/board/regmap.py.
+"""Compare the register map Vitis HLS generated (x<kernel>_hw.h) with host/spec/regmap.py.
 
     python hls/check_regmap.py build/hls/<tag>/<board>/anole_scan_prj/.../xanole_scan_hw.h
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from host.board import regmap  # noqa: E402
+from host.spec import regmap  # noqa: E402
 
 
 def expected() -> dict[str, int]:
@@ -48,10 +48,10 @@ def main(argv: list[str]) -> int:
     for line in diff:
         print(f"check_regmap: {line}", file=sys.stderr)
     if diff:
-        print("check_regmap: update host/board/regmap.py and docs/board-interface.md (and the RTL wrapper)",
+        print("check_regmap: update host/spec/regmap.py and docs/board-interface.md (and the RTL wrapper)",
               file=sys.stderr)
         return 1
-    print(f"check_regmap: {argv[0]} matches host/board/regmap.py")
+    print(f"check_regmap: {argv[0]} matches host/spec/regmap.py")
     return 0
 
 

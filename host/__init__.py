@@ -1,1 +1,2 @@
-"""anole host side: IVF-PQ numerics, index tooling, backends, memory node, coordinator, CLI."""
+"""anole's host side, one subpackage per job, imports in one direction (README "Architecture"):
+spec (the contract) <- net (transport) <- index <- board <- backends <- serve <- ralm <- rago <- cli."""

@@ -8,7 +8,7 @@ from amaranth.hdl import Shape, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 
 
 def adder_levels(m: int) -> int:

@@ -1,11 +1,11 @@
-"""AXI4-Lite slave with the kernel's `ap_ctrl_hs` register map (`ControlRegs`), from host/board/regmap.py."""
+"""AXI4-Lite slave with the kernel's `ap_ctrl_hs` register map (`ControlRegs`), from host/spec/regmap.py."""
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from host.board import regmap
+from host.spec import regmap
 
 ADDR_BITS = (regmap.ADDR_SPACE - 1).bit_length()
 """Address bits of the AXI4-Lite slave (the map decodes ADDR_SPACE bytes)."""

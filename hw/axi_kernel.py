@@ -9,9 +9,9 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from host.board import regmap
-from host.board.layout import DESC_BYTES, KernelLayout
-from host.scan_params import ScanParams
+from host.spec import regmap
+from host.spec.layout import DESC_BYTES, KernelLayout
+from host.spec.scan_params import ScanParams
 from hw.axi_control import ControlRegs, lite_members
 from hw.axi_reader import AxiReader, check_burst, check_data_bits, read_members, write_members
 from hw.axi_writer import ResultWriter

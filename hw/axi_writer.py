@@ -5,8 +5,8 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.board.layout import RESULT_BYTES
-from host.scan_params import ScanParams
+from host.spec.layout import RESULT_BYTES
+from host.spec.scan_params import ScanParams
 from hw.axi_reader import check_data_bits, members, write_members
 from hw.interface import result_layout
 

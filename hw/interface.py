@@ -10,7 +10,7 @@ import numpy as np
 from amaranth.hdl import Shape, unsigned
 from amaranth.lib import data, enum
 
-from host.scan_params import KSUB, ScanParams
+from host.spec.scan_params import KSUB, ScanParams
 
 CODE_BITS = 8
 """Bits of one PQ sub-code (256 centroids)."""

@@ -8,7 +8,6 @@ from amaranth.lib.wiring import In, Out
 
 from hw import split_compare
 
-
 SEGMENT = 10          # cells per segment of a queue longer than MAX_FLAT
 MAX_FLAT = 16         # queues up to this depth are one segment
 SEGMENT_DELAY = 2     # cycles from one segment's flush to the next one's

@@ -6,7 +6,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.adc import AdcLanes, adder_levels
 from hw.ecp5_ram import check_ram_style
 from hw.interface import Op, code_beat_layout, error_layout, result_layout, table_beat_layout

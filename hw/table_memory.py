@@ -6,7 +6,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.scan_params import KSUB, ScanParams
+from host.spec.scan_params import ScanParams
 from hw.ecp5_ram import Ecp5Ram, check_ram_style
 from hw.interface import CODE_BITS, table_beat_layout, table_beats
 

@@ -6,7 +6,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.interface import key_bits, result_layout
 from hw.merge import LaneMerge
 from hw.priority_queue import SEGMENT_DELAY, InsertionQueue, queue_segments

@@ -1,11 +1,11 @@
-"""Client of an LLM node (the coordinator's side): streamed generation, scoring, info over host.rpc."""
+"""Client of an LLM node (the coordinator's side): streamed generation, scoring, info over host.net."""
 from __future__ import annotations
 
 from typing import AsyncIterator
 
 import numpy as np
 
-from host.rpc import RpcClient
+from host.net.client import RpcClient
 from llm_node.server import T_GENERATE, T_INFO, T_MIX, T_SCORE
 
 

@@ -1,5 +1,5 @@
 """Typed errors of the LLM node; all are AnoleErrors, so the CLI prints them as one line."""
-from host.errors import AnoleError, InputError
+from host.spec.errors import AnoleError, InputError
 
 
 class ModelFormatError(AnoleError):

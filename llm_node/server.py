@@ -1,6 +1,6 @@
-"""The LLM node server: the engine runs in its own thread; requests and token streams go over host.rpc.
+"""The LLM node server: the engine runs in its own thread; requests and token streams go over host.net.
 
-Messages (field maps of host.rpc_codec; docs/protocol.md):
+Messages (field maps of host.net.codec; docs/protocol.md):
 
   T_INFO 16      {} -> {role: "llm-node", architecture, vocab_size, hidden_size, max_model_len,
                         eos_token_ids: int64[n], block_size, num_kv_blocks, free_kv_blocks, running, waiting,
@@ -32,7 +32,7 @@ from concurrent.futures import Future
 import numpy as np
 import torch
 
-from host.rpc import RpcServer, serve_node
+from host.net.server import RpcServer, serve_node
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
@@ -171,7 +171,7 @@ def _summary(seq: Sequence) -> dict:
 
 
 class LLMNode:
-    """Serves an engine over host.rpc (T_INFO, T_GENERATE, T_SCORE)."""
+    """Serves an engine over host.net (T_INFO, T_GENERATE, T_SCORE)."""
 
     def __init__(self, engine: LLMEngine, max_frame: int = 64 << 20):
         self.engine = engine

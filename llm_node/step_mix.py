@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from llm_node.errors import RequestError
+from llm_node.knn import interpolate
 
 _keys = itertools.count(1)
 
 
 def mix(logits: torch.Tensor, tokens: np.ndarray, probs: np.ndarray, lam: float) -> torch.Tensor:
     """log(lam * p + (1 - lam) * softmax(logits)) with p[tokens] += probs; float32[V]."""
-    from host.ralm.knn import interpolate
 
     if len(tokens) == 0 or lam == 0.0:
         return torch.log_softmax(logits.float(), -1)

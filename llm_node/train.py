@@ -21,6 +21,7 @@ from tqdm import tqdm
 from llm_node.config import ModelConfig
 from llm_node.errors import InputError
 from llm_node.models.gpt2 import GPT2ForCausalLM
+from llm_node.defaults import DEMO_MODEL
 
 log = logging.getLogger(__name__)
 EOS = "<|endoftext|>"
@@ -33,7 +34,7 @@ class TrainConfig:
     """Corpus (files or folders; None: the stdlib), output folder, time/step budget and model shape."""
 
     corpus: list[str] | None = None
-    out: str | Path = "build/llm/demo-gpt2"
+    out: str | Path = DEMO_MODEL
     minutes: float = 4.0
     steps: int = 0
     vocab_size: int = 4096

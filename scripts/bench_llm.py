@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from llm_node.config import EngineConfig  # noqa: E402
 from llm_node.engine.llm_engine import LLMEngine  # noqa: E402
 from llm_node.engine.sequence import SamplingParams  # noqa: E402
+from llm_node.defaults import DEMO_MODEL  # noqa: E402
 
 log = logging.getLogger("bench_llm")
-DEMO = Path("build/llm/demo-gpt2")
+DEMO = DEMO_MODEL
 
 
 def random_gpt2(folder: Path) -> Path:

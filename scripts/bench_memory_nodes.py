@@ -25,12 +25,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host.coordinator import Coordinator  # noqa: E402
-from host.datasets import synthetic_clustered  # noqa: E402
-from host.index_builder import BuildConfig, build_ivfpq  # noqa: E402
-from host.index_dir import export_index, load_index  # noqa: E402
-from host.local_search import LocalSearcher  # noqa: E402
-from host.scan_params import ScanParams  # noqa: E402
+from host.backends.local_search import LocalSearcher  # noqa: E402
+from host.index.builder import BuildConfig, build_ivfpq  # noqa: E402
+from host.index.datasets import synthetic_clustered  # noqa: E402
+from host.index.index_dir import export_index, load_index  # noqa: E402
+from host.serve.coordinator import Coordinator  # noqa: E402
+from host.spec.scan_params import ScanParams  # noqa: E402
 
 log = logging.getLogger("bench_memory_nodes")
 

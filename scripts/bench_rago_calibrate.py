@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from host.rago import calibrate as C  # noqa: E402
 from host.rago.localhost import REMOTE_GRID, fit_coordinator, measure_remote  # noqa: E402
+from host.rago.scan_model import fit_scan  # noqa: E402
 from host.rago.validate import report, validate  # noqa: E402
 
 HELD_OUT = ((16, 12), (48, 6), (4, 32), (96, 3))
@@ -36,7 +37,7 @@ def measure(workdir: Path, reps: int) -> tuple[dict, list[dict]]:
         passes = [[bench.measure(nq, nprobe, reps=reps) for nq, nprobe in HELD_OUT] for _ in range(2)]
     finally:
         bench.close()
-    cal = {"version": 1, "cpu_scan": {"m": bench.index.m, **C.fit_scan(grid), "points": grid},
+    cal = {"version": 1, "cpu_scan": {"m": bench.index.m, **fit_scan(grid), "points": grid},
            "rpc": C.measure_rpc(calls=50)}
     remote = measure_remote(bench.index.path, REMOTE_GRID + REMOTE_HELD_OUT, reps=reps)
     cal["rpc"].update(fit_coordinator(cal, remote[:len(REMOTE_GRID)]))

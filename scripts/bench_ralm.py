@@ -20,20 +20,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from host.coordinator import Coordinator, CoordinatorConfig  # noqa: E402
+from host.index.index_dir import export_index
+from host.net.frames import parse_address  # noqa: E402
 from host.ralm.cluster import LocalCluster  # noqa: E402
 from host.ralm.datastore import load_datastore  # noqa: E402
 from host.ralm.flows import RalmConfig, RalmCoordinator  # noqa: E402
-from host.rpc import parse_address  # noqa: E402
-from host.scan_params import ScanParams  # noqa: E402
+from host.serve.coordinator import Coordinator, CoordinatorConfig  # noqa: E402
+from host.spec.scan_params import ScanParams  # noqa: E402
 from llm_node.client import LLMClient  # noqa: E402
+from llm_node.defaults import DEMO_MODEL  # noqa: E402
 
 
 def resharded(store: Path, shards: int, cache: Path) -> Path:
     """The datastore ``store`` with its index re-exported over ``shards`` shards (same faiss index)."""
     import faiss
-
-    from host.index_dir import export_index
 
     meta = json.loads((store / "datastore.json").read_text())
     if int(json.loads((store / "index" / "manifest.json").read_text())["nshards"]) == shards:
@@ -82,7 +82,7 @@ async def one_setting(store: Path, addrs: list[str], llm_addr: str, batch: int, 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datastore", default=None, help="kNN datastore (default: the demo's)")
-    ap.add_argument("--model", default="build/llm/demo-gpt2")
+    ap.add_argument("--model", default=str(DEMO_MODEL))
     ap.add_argument("--batches", default="1,4,16")
     ap.add_argument("--nodes", default="1,2")
     ap.add_argument("--tokens", type=int, default=16)

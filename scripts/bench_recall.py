@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-import numpy as np
 from tqdm import tqdm
 
-from host.datasets import ground_truth, recall_at_k, synthetic_clustered
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import export_index, load_index
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.backends.local_search import LocalSearcher
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.datasets import ground_truth, recall_at_k, synthetic_clustered
+from host.index.index_dir import export_index, load_index
+from host.spec.scan_params import ScanParams
 
 
 def main(argv=None) -> int:

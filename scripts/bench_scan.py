@@ -20,10 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from host.datasets import ground_truth, recall_at_k, synthetic_clustered  # noqa: E402
-from host.index_builder import BuildConfig, build_ivfpq  # noqa: E402
-from host.index_dir import IndexDir, export_index, load_index  # noqa: E402
-from host.scan_params import ScanParams  # noqa: E402
+from host.backends.cpu_backend import CpuBackend, resolve_threads
+from host.index.builder import BuildConfig, build_ivfpq  # noqa: E402
+from host.index.datasets import ground_truth, recall_at_k, synthetic_clustered  # noqa: E402
+from host.index.index_dir import IndexDir, export_index, load_index  # noqa: E402
+from host.spec.scan_params import ScanParams  # noqa: E402
 
 log = logging.getLogger("bench_scan")
 EXTRA = 10_000
@@ -69,7 +70,6 @@ def best_of(fns: dict, repeats: int) -> dict[str, float]:
 
 def run(args) -> str:
     import faiss
-    from host.backends.cpu_backend import CpuBackend, resolve_threads
 
     threads = resolve_threads(args.threads)
     clusters = args.clusters or args.nlist

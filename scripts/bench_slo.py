@@ -11,11 +11,16 @@ import json
 import logging
 from pathlib import Path
 
+from host.cli.sched import tiny_checkpoint
+from llm_node.config import EngineConfig
+from llm_node.engine.llm_engine import LLMEngine
+from llm_node.profiler import profile
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.registry import NAMES, make_policy
 from llm_node.sched.roofline import roofline_model
-from llm_node.sim.des import Simulator
+from llm_node.sim.des import SimConfig, Simulator
 from llm_node.sim.metrics import summarize
+from llm_node.sim.replay import compare, run_real
 from llm_node.sim.workload import SLOScale, chat, mixed
 
 SEEDS = (0, 1, 2)
@@ -55,12 +60,6 @@ def capacity(model) -> float:
 def real_cpu(out: Path, quick: bool) -> dict:
     """Profile the tiny CPU model now (the machine is shared: an old profile drifts), then run every
     scheduler for real on it and the simulator on the same requests with the fresh model."""
-    from llm_node.cli_sched import tiny_checkpoint
-    from llm_node.config import EngineConfig
-    from llm_node.engine.llm_engine import LLMEngine
-    from llm_node.profiler import profile
-    from llm_node.sim.des import SimConfig
-    from llm_node.sim.replay import compare, run_real
 
     ckpt = tiny_checkpoint()
     model = profile(LLMEngine(EngineConfig(ckpt, num_kv_blocks=2048, block_size=16)))

@@ -11,10 +11,10 @@ import logging
 import time
 
 from host.backends import make_backend
-from host.datasets import synthetic_clustered
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import export_index, load_index
-from host.scan_params import ScanParams
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.datasets import synthetic_clustered
+from host.index.index_dir import export_index, load_index
+from host.spec.scan_params import ScanParams
 
 
 def main(argv=None) -> int:

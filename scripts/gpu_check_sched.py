@@ -31,6 +31,13 @@ import sys
 import time
 from pathlib import Path
 
+from host.cli import main as anole
+from host.cli.sched import tiny_checkpoint
+from llm_node.sched.latency import LatencyModel, Split
+from llm_node.sched.registry import make_policy
+from llm_node.sim.metrics import summarize
+from llm_node.sim.workload import SLOScale, chat
+
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA = dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=24, num_attention_heads=16,
              num_key_value_heads=8, vocab_size=32000, max_position_embeddings=4096, rope_theta=500000.0,
@@ -66,7 +73,7 @@ def step_status(out: Path, work: Path, limit_s: float) -> dict:
     if DRY:
         return {"dry_run": True, "torch": torch.__version__}
 
-    from llm_node.partition import Worker, device_units, green_contexts_status, make_partitions
+    from llm_node.partition import Worker, device_units, green_contexts_status, make_partitions  # lazy: torch
 
     sms = device_units("cuda")
     ok, why = green_contexts_status("cuda")
@@ -126,8 +133,6 @@ def llama_checkpoint(folder: Path) -> Path:
 
 
 def step_profile(kind: str, out: Path, work: Path, limit_s: float) -> dict:
-    from host.cli import main as anole
-
     t = time.perf_counter()
     ckpt, dtype = checkpoint(kind, work)
     made_s = time.perf_counter() - t
@@ -156,12 +161,11 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
     """Eager steps against CUDA-graph ones (decode and prefill), in the same process."""
     import torch
 
-    from llm_node.cli_sched import tiny_checkpoint
-    from llm_node.config import EngineConfig
-    from llm_node.engine.llm_engine import LLMEngine
-    from llm_node.engine.sequence import SamplingParams
-    from llm_node.partition import Worker, device_units, make_partitions
-    from llm_node.profiler import Bench, decode_shapes
+    from llm_node.config import EngineConfig  # lazy: torch
+    from llm_node.engine.llm_engine import LLMEngine  # lazy: torch
+    from llm_node.engine.sequence import SamplingParams  # lazy: torch
+    from llm_node.partition import Worker, device_units, make_partitions  # lazy: torch
+    from llm_node.profiler import Bench, decode_shapes  # lazy: torch
 
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(3, 2000, (n,), generator=g).tolist() for n in (200, 7, 90, 333, 15, 64, 128, 3)]
@@ -218,7 +222,6 @@ def step_graphs(out: Path, work: Path, limit_s: float) -> dict:
 
 def forced_split_model(units: int):
     """A latency model under which PD-mux always splits (as tests/llm_node/sched/test_mux_engine.py)."""
-    from llm_node.sched.latency import LatencyModel, Split
 
     pre, dec = {"c0": 1e-3, "tokens": 1e-5, "attn": 1e-8, "context": 0.0}, {"c0": 1e-3, "batch": 1e-4, "context": 1e-7}
     return LatencyModel("forced split", Split(1.0, pre, dec),
@@ -230,13 +233,11 @@ def tokens_check(work: Path) -> dict:
     """PD-mux on two Green Context partitions gives the plain engine's greedy tokens (tiny GPT-2, float32)."""
     import torch
 
-    from llm_node.cli_sched import tiny_checkpoint
-    from llm_node.config import EngineConfig
-    from llm_node.engine.llm_engine import LLMEngine
-    from llm_node.engine.sequence import SamplingParams
-    from llm_node.partition import device_units
-    from llm_node.sched.mux_engine import MuxEngine
-    from llm_node.sched.registry import make_policy
+    from llm_node.config import EngineConfig  # lazy: torch
+    from llm_node.engine.llm_engine import LLMEngine  # lazy: torch
+    from llm_node.engine.sequence import SamplingParams  # lazy: torch
+    from llm_node.partition import device_units  # lazy: torch
+    from llm_node.sched.mux_engine import MuxEngine  # lazy: torch
 
     cfg = EngineConfig(tiny_checkpoint(work / "tiny-gpt2"), device=DEVICE, block_size=16, num_kv_blocks=512)
     g = torch.Generator().manual_seed(0)
@@ -256,7 +257,6 @@ def tokens_check(work: Path) -> dict:
 
 def checkpoint(kind: str, work: Path) -> tuple[Path, str]:
     """(folder, dtype) of the `tiny` GPT-2 or the `llama`, made on the spot if missing."""
-    from llm_node.cli_sched import tiny_checkpoint
 
     if kind == "tiny":
         return tiny_checkpoint(work / "tiny-gpt2"), "float32"
@@ -264,15 +264,11 @@ def checkpoint(kind: str, work: Path) -> tuple[Path, str]:
 
 
 def step_mux(kind: str, out: Path, work: Path, limit_s: float, n: int = 12 if DRY else 48, load: float = 1.0) -> dict:
-    from llm_node.config import EngineConfig
-    from llm_node.engine.llm_engine import LLMEngine
-    from llm_node.engine.sequence import SamplingParams
-    from llm_node.sched.latency import LatencyModel
-    from llm_node.sched.registry import make_policy
-    from llm_node.sim.des import Record, SimConfig, Simulator
-    from llm_node.sim.metrics import summarize
-    from llm_node.sim.replay import compare, run_real
-    from llm_node.sim.workload import SLOScale, chat
+    from llm_node.config import EngineConfig  # lazy: torch
+    from llm_node.engine.llm_engine import LLMEngine  # lazy: torch
+    from llm_node.engine.sequence import SamplingParams  # lazy: torch
+    from llm_node.sim.des import Record, SimConfig, Simulator  # lazy: torch
+    from llm_node.sim.replay import compare, run_real  # lazy: torch
 
     t0 = time.perf_counter()
     try:

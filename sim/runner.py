@@ -12,9 +12,10 @@ import os
 import time
 from pathlib import Path
 
-from host.scan_params import ScanParams
-from hw.verilog import SIM_MODELS, TOP, emit
-from sim.build import BUILD, build as build_sim, waves_requested
+from host.spec.scan_params import ScanParams
+from hw.flow.verilog import SIM_MODELS, TOP, emit
+from sim.build import BUILD, waves_requested
+from sim.build import build as build_sim
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from host.reference import scan_query
-from host.scan_params import KSUB, ScanParams
+from host.spec.reference import scan_query
+from host.spec.scan_params import KSUB, ScanParams
 from hw.interface import BeatCodec, Op
 
 

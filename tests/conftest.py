@@ -3,9 +3,9 @@ import logging
 import numpy as np
 import pytest
 
-from host.datasets import synthetic_clustered
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import export_index, load_index
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.datasets import synthetic_clustered
+from host.index.index_dir import export_index, load_index
 
 logging.getLogger("numba").setLevel(logging.WARNING)
 

@@ -1,6 +1,6 @@
 # Vivado block design of the anole PYNQ overlay: Zynq PS + the anole_scan HLS IP (exported by
 # `make -C hls ip`), the kernel's AXI4-Lite slave on the PS's general-purpose master, its four AXI4
-# masters (m_axi_gmem0..3, host/board/regmap.py M_AXI_BUNDLES) on the PS's high-performance ports.
+# masters (m_axi_gmem0..3, host/spec/regmap.py M_AXI_BUNDLES) on the PS's high-performance ports.
 # Writes OUT_DIR/anole.bit and OUT_DIR/anole.hwh (same basename: pynq.Overlay loads both).
 #
 #   vivado -mode batch -source anole_overlay.tcl -tclargs BOARD PART IP_DIR OUT_DIR CLOCK_MHZ

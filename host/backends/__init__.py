@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from host.errors import InputError
+from host.spec.errors import InputError
 
 BACKENDS = {
     "reference": "host.backends.reference_backend:ReferenceBackend",

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from host.datasets import check_vectors
-from host.errors import InputError
-from host.index_dir import IndexDir, Shard
-from host.scan_params import ScanParams
+from host.index.datasets import check_vectors
+from host.index.index_dir import IndexDir, Shard
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
 
 
 @dataclass(slots=True)
@@ -20,6 +20,24 @@ class ShardResult:
     dist: np.ndarray
     ids: np.ndarray
     scale: np.ndarray
+
+
+def check_scan_request(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a scan request on ``index``: queries float[nq, d], finite, and list_ids int[nq, nprobe >= 1] naming
+    lists of the index. Returns contiguous float32 and int64 copies. Every backend's search and the table
+    builders (cpu_backend.build_*_tables) check their input here."""
+    queries = check_vectors(queries, index.d, "queries")
+    list_ids = np.asarray(list_ids)
+    if list_ids.ndim != 2 or list_ids.shape[0] != queries.shape[0]:
+        raise InputError(f"list_ids must be [nq={queries.shape[0]}, nprobe], got shape {list_ids.shape}")
+    if not np.issubdtype(list_ids.dtype, np.integer):
+        raise InputError(f"list_ids must be integers, not {list_ids.dtype}")
+    if list_ids.shape[1] < 1:
+        raise InputError("nprobe must be >= 1")
+    if list_ids.size and (list_ids.min() < 0 or list_ids.max() >= index.nlist):
+        bad = int(list_ids[(list_ids < 0) | (list_ids >= index.nlist)][0])
+        raise InputError(f"unknown list id {bad}; the index has lists 0..{index.nlist - 1}")
+    return queries, np.ascontiguousarray(list_ids, dtype=np.int64)
 
 
 class ShardBackend(ABC):
@@ -38,23 +56,8 @@ class ShardBackend(ABC):
         self.shard = shard
         self.params = params
 
-    def check_request(self, queries: np.ndarray, list_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Validate queries float32[nq, d] and list_ids int[nq, nprobe]; returns contiguous copies."""
-        queries = check_vectors(queries, self.index.d, "queries")
-        list_ids = np.asarray(list_ids)
-        if list_ids.ndim != 2 or list_ids.shape[0] != queries.shape[0]:
-            raise InputError(f"list_ids must be [nq={queries.shape[0]}, nprobe], got shape {list_ids.shape}")
-        if not np.issubdtype(list_ids.dtype, np.integer):
-            raise InputError(f"list_ids must be integers, not {list_ids.dtype}")
-        if list_ids.shape[1] < 1:
-            raise InputError("nprobe must be >= 1")
-        if list_ids.size and (list_ids.min() < 0 or list_ids.max() >= self.index.nlist):
-            bad = int(list_ids[(list_ids < 0) | (list_ids >= self.index.nlist)][0])
-            raise InputError(f"unknown list id {bad}; the index has lists 0..{self.index.nlist - 1}")
-        return queries, np.ascontiguousarray(list_ids, dtype=np.int64)
-
     def search(self, queries: np.ndarray, list_ids: np.ndarray) -> ShardResult:
-        queries, list_ids = self.check_request(queries, list_ids)
+        queries, list_ids = check_scan_request(self.index, queries, list_ids)
         return self._search(queries, list_ids)
 
     @abstractmethod

@@ -10,9 +10,12 @@ import logging
 from abc import abstractmethod
 
 from host.backends.base import ShardBackend, ShardResult
+from host.backends.cpu_backend import build_quantized_tables
+from host.board.csim_device import HlsCsimDevice
 from host.board.device import Device
 from host.board.driver import KernelDriver
-from host.errors import InputError
+from host.board.rtl_device import RtlDevice
+from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,8 @@ class BoardBackend(ShardBackend):
         if device not in DEVICES:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
         if device == "csim":
-            from host.board.csim_device import HlsCsimDevice
             self.device = HlsCsimDevice(params, **device_options)
         elif device == "rtl":
-            from host.board.rtl_device import RtlDevice
             self.device = RtlDevice(params, **device_options)
         else:
             self.device = self.open_board(**device_options)
@@ -40,10 +41,9 @@ class BoardBackend(ShardBackend):
 
     @abstractmethod
     def open_board(self, **options) -> Device:
-        """The real board's device; raises host.errors.BoardError when it is not there."""
+        """The real board's device; raises host.spec.errors.BoardError when it is not there."""
 
     def _search(self, queries, list_ids) -> ShardResult:
-        from host.backends.cpu_backend import build_quantized_tables
         qtables, scale = build_quantized_tables(self.index, queries, list_ids, self.params.lut_bits)
         dist, ids = self.driver.scan(qtables, list_ids)
         return ShardResult(dist=dist, ids=ids, scale=scale)

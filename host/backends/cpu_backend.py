@@ -9,12 +9,12 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from host import reference
 from host.backends import cpu_kernels
-from host.backends.base import ShardBackend, ShardResult
-from host.errors import InputError
-from host.index_dir import IndexDir, Shard
-from host.scan_params import ScanParams
+from host.backends.base import ShardBackend, ShardResult, check_scan_request
+from host.index.index_dir import IndexDir, Shard
+from host.spec import reference
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,9 @@ def transposed_codebooks(codebooks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codebooks.transpose(0, 2, 1), dtype=np.float32)
 
 
-def _check_tables_request(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray):
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    list_ids = np.ascontiguousarray(list_ids, dtype=np.int64)
-    if queries.ndim != 2 or queries.shape[1] != index.d:
-        raise InputError(f"queries must be float32[nq, {index.d}], not shape {queries.shape}")
-    if list_ids.ndim != 2 or list_ids.shape[0] != queries.shape[0]:
-        raise InputError(f"list_ids must be int[nq={queries.shape[0]}, nprobe], not shape {list_ids.shape}")
-    if list_ids.size and (list_ids.min() < 0 or list_ids.max() >= index.nlist):
-        raise InputError(f"list ids must be in 0..{index.nlist - 1}")
-    return queries, list_ids
-
-
 def build_float_tables(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray) -> np.ndarray:
     """T float32[nq, nprobe, m, 256], bit-exact with reference.float_tables(..., index.lterms)."""
-    queries, list_ids = _check_tables_request(index, queries, list_ids)
+    queries, list_ids = check_scan_request(index, queries, list_ids)
     out = np.empty((*list_ids.shape, index.m, 256), np.float32)
     cpu_kernels.build_float_tables(queries, list_ids, index.centroids, index.lterms,
                                    transposed_codebooks(index.codebooks), out)
@@ -77,7 +65,7 @@ def build_quantized_tables(index: IndexDir, queries: np.ndarray, list_ids: np.nd
     ``threads`` threads (0: all cores). For the backends that stream tables into a kernel (verilator, pynq, xrt)."""
     if isinstance(lut_bits, bool) or not isinstance(lut_bits, int) or not 8 <= lut_bits <= 16:
         raise InputError(f"lut_bits must be in 8..16, not {lut_bits!r}")
-    queries, list_ids = _check_tables_request(index, queries, list_ids)
+    queries, list_ids = check_scan_request(index, queries, list_ids)
     qt = np.empty((*list_ids.shape, index.m, 256), np.uint16)
     scale = np.empty(len(queries), np.float32)
     with numba_threads(resolve_threads(threads)):

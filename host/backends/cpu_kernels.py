@@ -1,6 +1,6 @@
 """Numba kernels of the cpu backend: table construction, quantization, ADC scan and top-K.
 
-Bit-exact with host/reference.py: every float32 sum keeps the reference's order (sequential over j,
+Bit-exact with host/spec/reference.py: every float32 sum keeps the reference's order (sequential over j,
 vectorized across the 256 table entries only), nothing is compiled with fastmath (no FMA contraction),
 quantization is rint (half to even) then min with 2**b - 1, and top-K keeps the k smallest (dist, id).
 All functions are compiled once and cached on disk (cache=True).

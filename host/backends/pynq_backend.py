@@ -5,11 +5,11 @@ Options: bitstream=PATH.bit (its .hwh beside it), device="board" | "csim" (virtu
 from __future__ import annotations
 
 from host.backends.board_backend import BoardBackend
+from host.board.pynq_device import PynqDevice
 
 
 class PynqBackend(BoardBackend):
     name = "pynq"
 
     def open_board(self, bitstream=None, download: bool = True):
-        from host.board.pynq_device import PynqDevice
         return PynqDevice(bitstream, download=download)

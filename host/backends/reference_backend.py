@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from host import reference
 from host.backends.base import ShardBackend, ShardResult
+from host.spec import reference
 
 
 class ReferenceBackend(ShardBackend):

@@ -5,11 +5,11 @@ Options: xclbin=PATH, card=INDEX (default 0), device="board" | "csim" (virtual b
 from __future__ import annotations
 
 from host.backends.board_backend import BoardBackend
+from host.board.xrt_device import XrtDevice
 
 
 class XrtBackend(BoardBackend):
     name = "xrt"
 
     def open_board(self, xclbin=None, card: int = 0):
-        from host.board.xrt_device import XrtDevice
         return XrtDevice(xclbin, index=card)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from host import reference
 from host.board.hls_build import run_testbench
 from host.board.hls_config import parse_params
-from host.board.layout import KernelLayout
-from host.errors import AnoleError
-from host.index_dir import Shard
-from host.scan_params import KSUB, ScanParams
+from host.index.index_dir import Shard
+from host.spec import reference
+from host.spec.errors import AnoleError
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import KSUB, ScanParams
 
 
 def random_case(params: ScanParams, nq: int, nprobe: int, rng: np.random.Generator):

@@ -5,10 +5,10 @@ import ctypes
 import logging
 
 from host.board.hls_build import build_csim
-from host.board.layout import KernelLayout
 from host.board.soft_device import SoftDevice
-from host.errors import BoardError
-from host.scan_params import ScanParams
+from host.spec.errors import BoardError
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import time
 
 import numpy as np
 
-from host.board import regmap
 from host.board.device import Buffer, Device
-from host.board.layout import DESC_BYTES, RESULT_BYTES, KernelLayout
-from host.errors import BoardError, InputError
-from host.index_dir import Shard
-from host.scan_params import ScanParams
+from host.index.index_dir import Shard
+from host.spec import regmap
+from host.spec.errors import BoardError, InputError
+from host.spec.layout import DESC_BYTES, RESULT_BYTES, KernelLayout
+from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
 

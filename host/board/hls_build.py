@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from host.board.hls_config import param_tag, write_header
-from host.errors import AnoleError
-from host.scan_params import ScanParams
+from host.spec.errors import AnoleError
+from host.spec.scan_params import ScanParams
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS_DIR = ROOT / "hls"

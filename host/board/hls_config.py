@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from host.board import regmap
-from host.board.layout import KernelLayout
-from host.errors import AnoleError, InputError
-from host.scan_params import ScanParams
+from host.spec import regmap
+from host.spec.errors import AnoleError, InputError
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import ScanParams
 
 
 def parse_params(items: list[str]) -> ScanParams:

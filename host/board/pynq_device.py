@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.board import regmap
 from host.board.device import Buffer, Device
-from host.errors import BoardError
+from host.spec import regmap
+from host.spec.errors import BoardError
 
 NO_BOARD = ("no PYNQ board found (pynq: 'No Devices Found'): the pynq backend must run on the board itself "
             "(PYNQ image 3.0+, as root) with the anole overlay (docs/deployment.md); use "

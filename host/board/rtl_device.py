@@ -16,8 +16,11 @@ import numpy as np
 
 from host.board.device import Buffer, Device
 from host.board.soft_device import BASE_ADDRESS, PAGE
-from host.errors import BoardError
-from host.scan_params import ScanParams
+from host.spec.errors import BoardError
+from host.spec.scan_params import ScanParams
+from hw.flow.axi_verilog import TOP
+from sim.axi_kernel import rtl_server
+from sim.axi_kernel.runner import build
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,6 @@ class RtlDevice(Device):
 
     def __init__(self, params: ScanParams, data_bits: int = 128, simulator: str = "verilator",
                  pause: float = 0.0, connect_timeout_s: float = 300.0):
-        from hw.axi_verilog import TOP
-        from sim.axi_kernel import rtl_server
-        from sim.axi_kernel.runner import build
-
         self.params = params
         self._proto = rtl_server
         runner, build_dir, jfile = build(params, data_bits, simulator)

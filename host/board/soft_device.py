@@ -10,9 +10,9 @@ from abc import abstractmethod
 
 import numpy as np
 
-from host.board import regmap
 from host.board.device import Buffer, Device
-from host.errors import BoardError
+from host.spec import regmap
+from host.spec.errors import BoardError
 
 BASE_ADDRESS = 0x4000_0000
 PAGE = 4096

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.board import regmap
 from host.board.device import Buffer, Device
-from host.errors import BoardError
+from host.spec import regmap
+from host.spec.errors import BoardError
 
 NO_XRT = ("the xrt backend needs XRT's Python binding pyxrt ({}): install XRT 2023.2+ and the card's "
           "platform (docs/deployment.md), then `source /opt/xilinx/xrt/setup.sh`; use device='csim' for "

@@ -1,7 +1,7 @@
 """Measure anole's own components and write the calibration file the performance model reads.
 
 Measured here: the CPU scan backend on a synthetic IVF-PQ index (one thread: codes/s/core) fitted as
-``scan_s = overhead + per_query * nq + codes / rate``, and the RPC round trip of ``host.rpc`` on
+``scan_s = overhead + per_query * nq + codes / rate``, and the RPC round trip of ``host.net`` on
 localhost. Calibration file (JSON)::
 
     {"version": 1, "host": ..., "date": ...,
@@ -29,8 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
+from host.backends.local_search import LocalSearcher
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.datasets import synthetic_clustered
+from host.index.index_dir import export_index, load_index
+from host.net.client import RpcClient
+from host.net.server import RpcServer
 from host.rago.coeff import Coefficient, SchemaError, check_keys
+from host.rago.localhost import REMOTE_GRID, fit_coordinator, measure_remote
+from host.rago.scan_model import fit_scan
 from host.rago.schema import RagSchema
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
+from sim.summary import read_scan_summary
 
 log = logging.getLogger(__name__)
 GRID = ((8, 4), (32, 4), (8, 16), (32, 16), (64, 8), (128, 1), (2, 32))
@@ -42,13 +53,7 @@ class ScanBench:
 
     def __init__(self, workdir: str | Path | None = None, index=None, n: int = 20_000, d: int = 32, nlist: int = 32,
                  m: int = 8, seed: int = 0, backend: str = "cpu"):
-        from host.datasets import synthetic_clustered
-        from host.local_search import LocalSearcher
-        from host.scan_params import ScanParams
-
         if index is None:
-            from host.index_builder import BuildConfig, build_ivfpq
-            from host.index_dir import export_index, load_index
 
             x = synthetic_clustered(n, d, seed=seed, clusters=200)
             cfg = BuildConfig(nlist=nlist, m=m, seed=seed, train_size=10_000, threads=1)
@@ -77,33 +82,8 @@ def within_nlist(grid, nlist: int) -> tuple:
     return tuple(dict.fromkeys((nq, min(nprobe, nlist)) for nq, nprobe in grid))
 
 
-def fit_scan(points: list[dict]) -> dict:
-    """Least-squares fit (relative error) of ``seconds = a + q * nq + codes / rate``, all terms >= 0.
-
-    A per-list term is left out on purpose: on one index it is nearly collinear with the codes and would
-    make the rate, the coefficient the model extrapolates to other code sizes, unstable; the rate absorbs
-    it (conservatively). A negative term is dropped and the rest refitted."""
-    full = np.array([[1.0, p["nq"], p["codes"]] for p in points])
-    t = np.array([p["seconds"] for p in points])
-    for cols in ((0, 1, 2), (0, 2), (1, 2), (2,)):
-        sub, *_ = np.linalg.lstsq(full[:, cols] / t[:, None], np.ones(len(t)), rcond=None)
-        if (sub >= 0).all() and sub[-1] > 0:
-            break
-    else:
-        raise SchemaError("scan calibration failed: time does not grow with codes scanned")
-    coef = np.zeros(3)
-    coef[list(cols)] = sub
-    return {"scan_rate": 1.0 / coef[2], "per_query_us": coef[1] * 1e6, "batch_overhead_us": coef[0] * 1e6}
-
-
-def predict_scan(cal: dict, nq: int, nprobe: int, codes: int) -> float:
-    """Seconds the calibrated model predicts for a scan of ``codes`` codes over nq x nprobe lists."""
-    return (cal["batch_overhead_us"] + cal.get("per_query_us", 0.0) * nq) * 1e-6 + codes / cal["scan_rate"]
-
-
 def measure_rpc(calls: int = 200, payload_bytes: int = 64 * 4 + 10 * 16) -> dict:
-    """Median round trip (µs) of an echo request of ``payload_bytes`` over host.rpc on localhost."""
-    from host.rpc import RpcClient, RpcServer
+    """Median round trip (µs) of an echo request of ``payload_bytes`` over host.net on localhost."""
 
     async def run():
         server = RpcServer()
@@ -132,18 +112,9 @@ def measure_rpc(calls: int = 200, payload_bytes: int = 64 * 4 + 10 * 16) -> dict
 def read_rtl_summary(path: str | Path) -> dict:
     """The ``fpga_kernel`` entry from a cocotb scan-bench summary JSON (codes per cycle of the RTL kernel)."""
     try:
-        d = json.loads(Path(path).read_text())
-        lanes, cpc = int(d["params"]["lanes"]), float(d["codes_per_cycle"])
-    except OSError as e:
-        raise SchemaError(f"cannot read RTL summary {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise SchemaError(f"{path} is not a scan-bench summary (needs params.lanes, codes_per_cycle): {e!r}") from None
-    if d.get("mismatches", 0):
-        raise SchemaError(f"{path}: the RTL bench had {d['mismatches']} mismatches; not a valid measurement")
-    if not 0 < cpc <= lanes:
-        raise SchemaError(f"{path}: codes_per_cycle {cpc} is not in (0, lanes={lanes}]")
-    return {"lanes": lanes, "codes_per_cycle": cpc, "efficiency": cpc / lanes, "mode": d.get("mode", "?"),
-            "source": str(path)}
+        return read_scan_summary(path)
+    except InputError as e:
+        raise SchemaError(str(e)) from None
 
 
 def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, remote: bool = True,
@@ -166,7 +137,6 @@ def calibrate(out: str | Path | None = None, grid=GRID, rpc: bool = True, remote
         if rpc or remote:
             cal["rpc"] = measure_rpc()
         if remote:
-            from host.rago.localhost import REMOTE_GRID, fit_coordinator, measure_remote
             cal["rpc"].update(fit_coordinator(cal, measure_remote(idx.path, within_nlist(REMOTE_GRID, idx.nlist))))
     if rtl_summary is not None:
         cal["fpga_kernel"] = read_rtl_summary(rtl_summary)

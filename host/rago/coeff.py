@@ -5,7 +5,7 @@ import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from host.errors import InputError
+from host.spec.errors import InputError
 
 
 class SchemaError(InputError):

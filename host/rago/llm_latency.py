@@ -13,15 +13,17 @@ from pathlib import Path
 from host.rago.coeff import Coefficient
 from host.rago.resources import GB, Gpu
 from host.rago.schema import ModelSpec
+from llm_node.sched import latency
 
 TP_LAYER_OVERHEAD = Coefficient(10.0, "us/layer", "assumption: two NVLink all-reduces per layer under tensor parallelism")
 
 
 class Roofline:
-    """Time of a pass = max(FLOPs / (tp * peak * mfu), bytes / (tp * bandwidth * bw_eff)) + TP overhead."""
+    """Time of a pass = max(FLOPs / (tp * peak * mfu), bytes / (tp * bandwidth * bw_eff)) + TP overhead, with
+    the FLOPs and bytes of ``llm_node.sched.roofline.DecoderCost``."""
 
     def __init__(self, model: ModelSpec, gpu: Gpu):
-        self.model, self.gpu = model, gpu
+        self.model, self.gpu, self.cost = model, gpu, model.cost
         self.flops = float(gpu.tflops) * 1e12 * float(gpu.mfu)
         self.bw = float(gpu.mem_bw_gbs) * GB * float(gpu.bw_eff)
 
@@ -31,17 +33,13 @@ class Roofline:
 
     def prefill(self, batch: int, tokens: int, tp: int = 1, context: int = 0) -> float:
         """Seconds to run ``batch`` prompts of ``tokens`` new tokens each after ``context`` cached tokens."""
-        m = self.model
-        flops = 2 * m.params_b * 1e9 * batch * tokens + 2 * m.layers * m.hidden * batch * tokens * (2 * context + tokens)
-        nbytes = m.weight_bytes + batch * (context + tokens) * m.kv_bytes_per_token
-        return self._time(flops, nbytes, tp)
+        c = self.cost
+        return self._time(c.prefill_flops(batch, tokens, context), c.prefill_bytes(batch, tokens, context), tp)
 
     def decode_step(self, batch: int, context: int, tp: int = 1) -> float:
         """Seconds for one token of each of ``batch`` sequences with ``context`` tokens of KV cache."""
-        m = self.model
-        flops = 2 * m.params_b * 1e9 * batch + 4 * m.layers * m.hidden * batch * context
-        nbytes = m.weight_bytes + batch * context * m.kv_bytes_per_token
-        return self._time(flops, nbytes, tp)
+        c = self.cost
+        return self._time(c.decode_flops(batch, context), c.decode_bytes(batch, context), tp)
 
     def coefficients(self) -> dict[str, Coefficient]:
         g = self.gpu
@@ -53,8 +51,6 @@ class FittedLatency:
     """The LLM node's fitted latency model (``llm_node.sched.latency.LatencyModel``) with provenance."""
 
     def __init__(self, path: str | Path):
-        from llm_node.sched import latency
-
         self.path = str(path)
         self._pairs = latency.pairs
         self.fitted = latency.LatencyModel.load(path)

@@ -18,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from host.rago.calibrate import predict_scan
+from host.index.datasets import synthetic_clustered
+from host.index.index_dir import load_index
+from host.rago.scan_model import predict_scan
+from host.serve.coordinator import Coordinator
+from host.serve.memory_node import MemoryNode, MemoryNodeConfig
 
 REMOTE_GRID = ((16, 8), (64, 4), (8, 32))
 
@@ -26,10 +30,6 @@ REMOTE_GRID = ((16, 8), (64, 4), (8, 32))
 def measure_remote(index_path: str | Path, grid=REMOTE_GRID, reps: int = 15, seed: int = 1) -> list[dict]:
     """Best-of-``reps`` seconds of ``Coordinator.search_batch`` through one memory node per shard of the
     index directory ``index_path``; one dict per (nq, nprobe): {what, nodes, nq, nprobe, codes, seconds}."""
-    from host.coordinator import Coordinator
-    from host.datasets import synthetic_clustered
-    from host.index_dir import load_index
-    from host.memory_node import MemoryNode, MemoryNodeConfig
 
     meta = load_index(index_path, shards=[])
     nshards = int(meta.manifest["nshards"])

@@ -32,7 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from host.errors import InputError
+from host.index.index_dir import load_index
+from host.net.frames import parse_address
+from host.rago.calibrate import apply_calibration, calibrate, load_calibration
+from host.rago.llm_latency import FittedLatency
+from host.rago.localhost import fit_coordinator
+from host.rago.schema import load_schema
+from host.rago.validate import report, validate
+from host.ralm.cluster import LocalCluster
+from host.ralm.datastore import load_datastore
+from host.serve.coordinator import Coordinator, CoordinatorConfig
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +90,6 @@ def profile_llm(cfg: PipelineConfig) -> Path:
 
 def calibrate_index(cfg: PipelineConfig) -> dict:
     """The scan / RPC / coordinator calibration on the datastore's own index (made once)."""
-    from host.index_dir import load_index
-    from host.rago.calibrate import calibrate, load_calibration
 
     out = cfg.workdir / "calibration.json"
     if not out.is_file():
@@ -91,8 +100,6 @@ def calibrate_index(cfg: PipelineConfig) -> dict:
 def measure(cfg: PipelineConfig, out=print) -> dict:
     """Start the servers; for every C time the LLM node alone in step mode (``engine``: seconds per token at
     batch C) and run the kNN-LM waves (``runs``: C, ttft_ms, tpot_ms, qps, codes_per_query)."""
-    from host.ralm.cluster import LocalCluster
-    from host.ralm.datastore import load_datastore
 
     ds = load_datastore(cfg.datastore, shards=[])
     nshards = int(ds.index.manifest["nshards"])
@@ -113,88 +120,102 @@ def measure(cfg: PipelineConfig, out=print) -> dict:
 
 
 async def _drive(cfg: PipelineConfig, ds, addrs: list[str], llm_addr: str, out) -> tuple[list, list, list]:
-    from host.coordinator import Coordinator, CoordinatorConfig
-    from host.ralm.flows import RalmConfig, RalmCoordinator
-    from host.rpc import parse_address
-    from host.scan_params import ScanParams
-    from llm_node.client import LLMClient
+    """(runs, engine, retrieval) of every concurrency in ``cfg.concurrency``, measured as ``Waves`` does."""
+    from host.ralm.flows import RalmConfig, RalmCoordinator  # lazy: torch
+    from llm_node.client import LLMClient  # lazy: torch
 
     coord = Coordinator(ds.index, addrs, ScanParams(m=ds.index.m, k=cfg.k), CoordinatorConfig(max_batch=256))
     llm = await LLMClient.connect(*parse_address(llm_addr))
-    rng = np.random.default_rng(cfg.seed)
     try:
         await coord.connect()
         ralm = RalmCoordinator(llm, RalmConfig(nprobe=cfg.nprobe, k=cfg.k), knn=coord, knn_values=ds.values)
-        vocab = int((await ralm.check())["vocab_size"])
-
-        async def one(prompt) -> tuple[float, list[float]]:
-            times = []
-            t0 = time.perf_counter()
-            await ralm.generate_knn(prompt, cfg.max_tokens, ignore_eos=True,
-                                    on_token=lambda _: times.append(time.perf_counter()))
-            return t0, times
-
-        def wave_prompts(c):
-            return [rng.integers(1, vocab, cfg.prompt_tokens).tolist() for _ in range(c)]
-
-        async def alone(prompt) -> list[float]:
-            """Step mode without retrieval: each step is answered at once with a made-up distribution of
-            ``k`` tokens, so the LLM node does all its per-token work (hidden state out, mix in, mixing)."""
-            toks = rng.choice(vocab, cfg.k, replace=False).astype(np.int64)
-            probs = np.full(cfg.k, 1.0 / cfg.k, np.float32)
-            times = []
-            async for item in llm.generate(prompt, max_tokens=cfg.max_tokens, step_mode=True, ignore_eos=True):
-                if "step" in item:
-                    hidden.append(item["hidden"])
-                    await llm.mix(item["seq"], item["step"], toks, probs, ralm.config.lam)
-                elif "token" in item:
-                    times.append(time.perf_counter())
-            return times
-
-        async def retrieval_alone(c) -> tuple[float, int]:
-            """Seconds of one search of ``c`` hidden states (from the LLM node) and the codes it scanned."""
-            q = np.stack([hidden[int(i)] for i in rng.integers(0, len(hidden), c)])
-            before = await coord.node_stats()
-            t0 = time.perf_counter()
-            await coord.search(q, cfg.nprobe, cfg.k)
-            seconds = time.perf_counter() - t0
-            after = await coord.node_stats()
-            return seconds, sum(a["codes"] - b["codes"] for a, b in zip(after, before))
-
-        hidden: list[np.ndarray] = []
-        await asyncio.gather(*(one(p) for p in wave_prompts(2)))            # warm up (JIT, connections)
-        engine, retrieval, runs = [], [], []
+        waves = Waves(cfg, coord, llm, ralm, vocab=int((await ralm.check())["vocab_size"]))
+        await asyncio.gather(*(waves.ralm_request(p) for p in waves.prompts(2)))    # warm up (JIT, connections)
+        runs, engine, retrieval = [], [], []
         for c in cfg.concurrency:
-            gaps, searches, ttft, tpot, walls, queries, codes = [], [], [], [], [], 0, 0
-            for _ in range(cfg.waves):          # alternate the three so all see the same machine load
-                for times in await asyncio.gather(*(alone(p) for p in wave_prompts(c))):
-                    gaps.append((times[-1] - times[0]) / (len(times) - 1))
-                searches += [await retrieval_alone(c) for _ in range(4)]
-                before = await coord.node_stats()
-                t0 = time.perf_counter()
-                res = await asyncio.gather(*(one(p) for p in wave_prompts(c)))
-                walls.append(time.perf_counter() - t0)
-                for start, times in res:
-                    ttft.append(times[0] - start)
-                    tpot.append((times[-1] - times[0]) / (len(times) - 1))
-                after = await coord.node_stats()
-                queries += after[0]["queries"] - before[0]["queries"]
-                codes += sum(a["codes"] - b["codes"] for a, b in zip(after, before))
-            engine.append({"batch": c, "step_s": float(np.median(gaps))})
-            retrieval.append({"what": "remote_scan", "nodes": len(addrs), "nq": c, "nprobe": cfg.nprobe,
-                              "codes": int(np.median([n for _, n in searches])),
-                              "seconds": float(np.median([t for t, _ in searches]))})
-            run = {"concurrency": c, "requests": c * cfg.waves, "ttft_ms": 1e3 * float(np.median(ttft)),
-                   "tpot_ms": 1e3 * float(np.median(tpot)), "qps": c / float(np.median(walls)),
-                   "codes_per_query": codes / max(queries, 1), "queries": int(queries)}
+            run, step, search = await waves.measure(c)
             out(f"  C={c}: TTFT {run['ttft_ms']:.2f} ms, TPOT {run['tpot_ms']:.2f} ms, {run['qps']:.2f} req/s, "
-                f"{run['codes_per_query']:.0f} codes/query; alone: LLM node {engine[-1]['step_s'] * 1e3:.2f} ms/token, "
-                f"retrieval {retrieval[-1]['seconds'] * 1e3:.2f} ms")
+                f"{run['codes_per_query']:.0f} codes/query; alone: LLM node {step['step_s'] * 1e3:.2f} ms/token, "
+                f"retrieval {search['seconds'] * 1e3:.2f} ms")
             runs.append(run)
+            engine.append(step)
+            retrieval.append(search)
         return runs, engine, retrieval
     finally:
         await llm.close()
         await coord.close()
+
+
+class Waves:
+    """Waves of ``c`` concurrent kNN-LM requests, alternated with the LLM node alone (step mode, retrieval
+    answered at once) and retrieval alone (searches of hidden states), so all three see the same load."""
+
+    def __init__(self, cfg: PipelineConfig, coord: Coordinator, llm, ralm, vocab: int):
+        self.cfg, self.coord, self.llm, self.ralm, self.vocab = cfg, coord, llm, ralm, vocab
+        self.rng = np.random.default_rng(cfg.seed)
+        self.hidden: list[np.ndarray] = []       # hidden states the LLM node sent, queries for retrieval_alone
+
+    def prompts(self, c: int) -> list[list[int]]:
+        return [self.rng.integers(1, self.vocab, self.cfg.prompt_tokens).tolist() for _ in range(c)]
+
+    async def ralm_request(self, prompt) -> tuple[float, list[float]]:
+        """(start, time of each token) of one kNN-LM generation."""
+        times = []
+        t0 = time.perf_counter()
+        await self.ralm.generate_knn(prompt, self.cfg.max_tokens, ignore_eos=True,
+                                     on_token=lambda _: times.append(time.perf_counter()))
+        return t0, times
+
+    async def llm_alone(self, prompt) -> list[float]:
+        """Step mode without retrieval: each step is answered at once with a made-up distribution of
+        ``k`` tokens, so the LLM node does all its per-token work (hidden state out, mix in, mixing)."""
+        k = self.cfg.k
+        toks = self.rng.choice(self.vocab, k, replace=False).astype(np.int64)
+        probs = np.full(k, 1.0 / k, np.float32)
+        times = []
+        async for item in self.llm.generate(prompt, max_tokens=self.cfg.max_tokens, step_mode=True, ignore_eos=True):
+            if "step" in item:
+                self.hidden.append(item["hidden"])
+                await self.llm.mix(item["seq"], item["step"], toks, probs, self.ralm.config.lam)
+            elif "token" in item:
+                times.append(time.perf_counter())
+        return times
+
+    async def retrieval_alone(self, c: int) -> tuple[float, int]:
+        """Seconds of one search of ``c`` hidden states (from the LLM node) and the codes it scanned."""
+        q = np.stack([self.hidden[int(i)] for i in self.rng.integers(0, len(self.hidden), c)])
+        before = await self.coord.node_stats()
+        t0 = time.perf_counter()
+        await self.coord.search(q, self.cfg.nprobe, self.cfg.k)
+        seconds = time.perf_counter() - t0
+        after = await self.coord.node_stats()
+        return seconds, sum(a["codes"] - b["codes"] for a, b in zip(after, before))
+
+    async def measure(self, c: int) -> tuple[dict, dict, dict]:
+        """(run, engine step, retrieval) rows for concurrency ``c`` over ``cfg.waves`` waves."""
+        gaps, searches, ttft, tpot, walls, queries, codes = [], [], [], [], [], 0, 0
+        for _ in range(self.cfg.waves):
+            for times in await asyncio.gather(*(self.llm_alone(p) for p in self.prompts(c))):
+                gaps.append((times[-1] - times[0]) / (len(times) - 1))
+            searches += [await self.retrieval_alone(c) for _ in range(4)]
+            before = await self.coord.node_stats()
+            t0 = time.perf_counter()
+            res = await asyncio.gather(*(self.ralm_request(p) for p in self.prompts(c)))
+            walls.append(time.perf_counter() - t0)
+            for start, times in res:
+                ttft.append(times[0] - start)
+                tpot.append((times[-1] - times[0]) / (len(times) - 1))
+            after = await self.coord.node_stats()
+            queries += after[0]["queries"] - before[0]["queries"]
+            codes += sum(a["codes"] - b["codes"] for a, b in zip(after, before))
+        step = {"batch": c, "step_s": float(np.median(gaps))}
+        search = {"what": "remote_scan", "nodes": len(self.coord.nodes), "nq": c, "nprobe": self.cfg.nprobe,
+                  "codes": int(np.median([n for _, n in searches])),
+                  "seconds": float(np.median([t for t, _ in searches]))}
+        run = {"concurrency": c, "requests": c * self.cfg.waves, "ttft_ms": 1e3 * float(np.median(ttft)),
+               "tpot_ms": 1e3 * float(np.median(tpot)), "qps": c / float(np.median(walls)),
+               "codes_per_query": codes / max(queries, 1), "queries": int(queries)}
+        return run, step, search
 
 
 def localhost_schema(system: dict, latency_model: str | Path, codes_per_query: float) -> dict:
@@ -228,8 +249,6 @@ def fit_engine_overhead(engine: list[dict], latency_model: str | Path, context: 
     forward pass (non-negative least squares over the batches measured)."""
     from scipy.optimize import nnls
 
-    from host.rago.llm_latency import FittedLatency
-
     fwd = FittedLatency(latency_model)
     b = np.array([e["batch"] for e in engine], float)
     extra = np.array([e["step_s"] - fwd.decode_step(int(e["batch"]), context) for e in engine])
@@ -262,11 +281,6 @@ def model_facts(model: Path) -> dict:
 def run(cfg: PipelineConfig, out=print) -> dict:
     """Profile, calibrate, measure, predict: {"schema", "measurements", "checks"} written under workdir."""
     import yaml
-
-    from host.rago.calibrate import apply_calibration
-    from host.rago.localhost import fit_coordinator
-    from host.rago.schema import load_schema
-    from host.rago.validate import report, validate
 
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     out(f"[1/4] latency profile of {cfg.model} on core {cfg.llm_cpu}")

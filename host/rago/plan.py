@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from host.errors import InputError
+from host.spec.errors import InputError
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ import yaml
 
 from host.rago.coeff import SchemaError, build, check_keys
 from host.rago.resources import Resources, SearchSpace, Slo
+from llm_node.sched.roofline import DecoderCost
 
 STAGES = ("rewriter", "encoder", "retrieval", "reranker", "prefix", "decode")
 """Stage names in pipeline order."""
@@ -43,13 +44,18 @@ class ModelSpec:
             object.__setattr__(self, "kv_dim", self.hidden)
 
     @property
+    def cost(self) -> DecoderCost:
+        """FLOPs and bytes of its forward passes (llm_node/sched/roofline.py)."""
+        return DecoderCost(self.params_b * 1e9, self.layers, self.hidden, self.kv_dim, self.bytes_per_param)
+
+    @property
     def weight_bytes(self) -> float:
-        return self.params_b * 1e9 * self.bytes_per_param
+        return self.cost.weight_bytes
 
     @property
     def kv_bytes_per_token(self) -> float:
         """K and V of every layer for one token."""
-        return 2 * self.layers * self.kv_dim * self.bytes_per_param
+        return self.cost.kv_bytes_per_token
 
 
 @dataclass(frozen=True, slots=True)

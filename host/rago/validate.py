@@ -22,8 +22,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from host.rago.calibrate import predict_scan
 from host.rago.coeff import SchemaError, check_keys
+from host.rago.localhost import predict_remote
+from host.rago.optimizer import Optimizer
+from host.rago.perf_model import PerfModel
+from host.rago.scan_model import predict_scan
 from host.rago.schema import RagSchema
 
 NEEDS_SCHEMA = {"rpc", "prefill", "decode_step", "retrieval", "pipeline"}
@@ -55,11 +58,9 @@ def _predict(m: dict, schema: RagSchema | None, calibration: dict | None) -> lis
     if what == "remote_scan":
         if not calibration or "rpc" not in calibration or "cpu_scan" not in calibration:
             raise SchemaError("measurement 'remote_scan' needs a calibration with cpu_scan and rpc")
-        from host.rago.localhost import predict_remote
         return [Check(what, "seconds", predict_remote(calibration, m), m["seconds"])]
     if what == "rpc":
         return [Check(what, "seconds", float(schema.resources.network.rpc_latency_us) * 1e-6, m["seconds"])]
-    from host.rago.perf_model import PerfModel
     model = PerfModel(schema)
     if what == "prefill":
         lat = model.llm_latency(m["stage"])
@@ -71,7 +72,6 @@ def _predict(m: dict, schema: RagSchema | None, calibration: dict | None) -> lis
     if what == "retrieval":
         return [Check(what, "seconds", model.retrieval(m["kind"], m["nodes"], m["batch"]).total_s, m["seconds"])]
     if what == "pipeline":
-        from host.rago.optimizer import Optimizer
         plan = Optimizer(schema, model).evaluate(m["groups"], m["retrieval"])
         out = []
         if "ttft_ms" in m:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from host.errors import AnoleError
+from host.spec.errors import AnoleError
 
 log = logging.getLogger(__name__)
 READY = re.compile(r"listening on (\S+):(\d+)")

@@ -10,29 +10,26 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from host.corpus import Chunk
-from host.errors import IndexFormatError, InputError
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import IndexDir, export_index, load_index
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.index_dir import IndexDir, export_index, load_index
+from host.ralm.corpus import Chunk
+from host.spec.errors import IndexFormatError, InputError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class DatastoreConfig:
-    """IVF-PQ shape of a datastore and how many memory-node shards it is split over."""
+    """How a datastore's IVF-PQ index is built and how many memory-node shards it is split over."""
 
-    nlist: int = 64
-    m: int = 16
+    index: BuildConfig = field(default_factory=lambda: BuildConfig(nlist=64))
     shards: int = 2
-    seed: int = 0
-    train_size: int = 100_000     # vectors sampled to train the coarse quantizer and codebooks
 
     def __post_init__(self):
         if self.shards < 1:
@@ -46,7 +43,7 @@ def default_nlist(n: int) -> int:
 
 
 def _write(out: Path, keys: np.ndarray, cfg: DatastoreConfig, meta: dict) -> None:
-    index = build_ivfpq(keys, BuildConfig(nlist=cfg.nlist, m=cfg.m, seed=cfg.seed, train_size=cfg.train_size))
+    index = build_ivfpq(keys, cfg.index)
     export_index(index, out / "index", cfg.shards, source={"datastore": meta["kind"]})
     (out / "datastore.json").write_text(json.dumps({**meta, "n": len(keys), "dim": keys.shape[1]}, indent=1) + "\n")
 
@@ -113,8 +110,8 @@ def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: Data
     out = Path(out)
     window = window or engine.max_model_len
     keys, values = knn_keys(engine, token_ids, window)
-    if keys.shape[1] % cfg.m:
-        raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.m}")
+    if keys.shape[1] % cfg.index.m:
+        raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.index.m}")
     out.mkdir(parents=True, exist_ok=True)
     values.astype("<i8").tofile(out / "values.i64")
     _write(out, keys, cfg, {"kind": "knn", "window": window, **(meta or {})})

@@ -12,9 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from host.errors import InputError
+from host.backends.local_search import LocalSearcher
 from host.ralm.datastore import scored_windows
-from host.ralm.knn import interpolate, knn_log_probs
+from host.serve.coordinator import Coordinator
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
+from llm_node.knn import interpolate, knn_log_probs
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,6 @@ def retriever(ds, nprobe: int, k: int, lut_bits: int = 16, memory_nodes: str = "
               batch: int = 1024, progress: bool = True):
     """A Retriever over a loaded datastore: in-process (LocalSearcher, all shards) or through the memory
     nodes at ``memory_nodes`` ('H:P,...', the coordinator's path). Both give the same bit-exact results."""
-    from host.coordinator import Coordinator
-    from host.local_search import LocalSearcher
-    from host.scan_params import ScanParams
 
     params = ScanParams(m=ds.index.m, k=k, lut_bits=lut_bits)
     loop = searcher = coord = None

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from host.errors import AnoleError, InputError
-from host.ralm.knn import knn_sparse
-from host.rpc import RpcError
+from host.backends.local_search import SearchResult
+from host.net.frames import RpcError
+from host.spec.errors import AnoleError, InputError
+from llm_node.knn import knn_sparse
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,6 @@ class RalmCoordinator:
             task.add_done_callback(self._tasks.discard)
 
     async def _search_batch(self, batch: list) -> None:
-        from host.local_search import SearchResult
-
         t0 = time.perf_counter()
         try:
             res = await self.knn.search(np.stack([h for h, _, _ in batch]), self.config.nprobe, self.config.k)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.summary import read_scan_summary
+
 log = logging.getLogger(__name__)
 
 RETRIEVAL = ("embed", "queue", "coarse", "network", "scan", "merge")
@@ -43,9 +45,7 @@ def fpga_projection(before: list[dict], after: list[dict], lanes: int, clock_mhz
     cpu_s = max(a["scan_s"] - b["scan_s"] for a, b in zip(after, before)) / queries
     cpc, source = float(lanes), f"ideal {lanes} codes/cycle (lanes={lanes}, II=1)"
     if rtl_summary and Path(rtl_summary).is_file():
-        from host.rago.calibrate import read_rtl_summary
-
-        rtl = read_rtl_summary(rtl_summary)
+        rtl = read_scan_summary(rtl_summary)
         cpc, source = rtl["codes_per_cycle"], f"{rtl['codes_per_cycle']:.2f} codes/cycle measured by the RTL bench"
     if all("kernel_cycles" in a for a in after):    # the RTL scanned: its simulated cycles, not a model
         cycles = max(a["kernel_cycles"] - b.get("kernel_cycles", 0) for a, b in zip(after, before)) / queries

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from host.errors import InputError
+from host.ralm.corpus import Embedder, chunk_texts, docstrings
+from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     files, the same val_fraction split by file, encoded with its tokenizer (EOS after each file)."""
     from tokenizers import Tokenizer
 
-    from llm_node.train import EOS, read_corpus
+    from llm_node.train import EOS, read_corpus  # lazy: torch
 
     model_dir = Path(model_dir)
     log_path = model_dir / "train_log.json"
@@ -43,7 +44,6 @@ def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
     """(chunks of the standard library's docstrings, their MiniLM embeddings float32[n, 384]), cached;
     ``max_chunks`` keeps an evenly spaced sample of that many chunks."""
-    from host.corpus import chunk_texts, docstrings
 
     chunks = chunk_texts(docstrings())
     if max_chunks and len(chunks) > max_chunks:       # an even sample over all modules, deterministic
@@ -53,7 +53,6 @@ def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
 
 def cached_embeddings(texts: list[str], workdir: str | Path, embedder=None) -> np.ndarray:
     """MiniLM embeddings float32[n, 384] of ``texts``, cached in workdir/embeddings-<hash of the texts>.npy."""
-    from host.corpus import Embedder
 
     key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
     cache = Path(workdir) / f"embeddings-{key}.npy"

@@ -44,7 +44,10 @@ class SchedulerPolicy:
 
 class FCFSPolicy(SchedulerPolicy):
     """vLLM v0 / nano-vllm: admit waiting prompts in arrival order while the token budget allows (a prefill
-    step), otherwise decode every running sequence, preempting the newest when the KV cache is full."""
+    step), otherwise decode every running sequence, preempting the newest when the KV cache is full. The
+    baseline every other scheduler is measured against."""
+
+    name = "fcfs"
 
     def schedule(self, s: "Scheduler") -> Batch:
         batch = Batch()
@@ -55,21 +58,31 @@ class FCFSPolicy(SchedulerPolicy):
             batch.add(seq, len(seq) - seq.num_computed_tokens)
         if batch.seqs:
             return batch
-        decode_all(s, list(s.running), batch)
+        for q in grow_decodes(s, list(s.running)):
+            batch.add(q, 1)
         return batch
 
 
-def decode_all(s: "Scheduler", seqs: list[Sequence], batch: Batch) -> None:
-    """Add one decode token per sequence, in order; when the cache is full, preempt from the end of `seqs`."""
-    while seqs:
-        seq = seqs.pop(0)
+def grow_decodes(s: "Scheduler", seqs: list[Sequence], busy_ids: set[int] = frozenset()) -> list[Sequence]:
+    """Reserve a slot for one more token of each decode, preempting the newest idle running sequences when
+    the cache is full (as vLLM does). Returns the sequences that got their slot, in order."""
+    out, pending = [], list(seqs)
+    while pending:
+        seq = pending.pop(0)
+        if seq.status is not Status.RUNNING:
+            continue
         while not s.grow(seq, len(seq)):
-            victim = seqs.pop() if seqs else seq
-            s.preempt(victim)
-            if victim is seq:
+            victims = [v for v in reversed(s.running) if v is not seq and v.seq_id not in busy_ids
+                       and v not in out]
+            if not victims:
+                s.preempt(seq)
                 break
+            s.preempt(victims[0])
+            if victims[0] in pending:
+                pending.remove(victims[0])
         else:
-            batch.add(seq, 1)
+            out.append(seq)
+    return out
 
 
 class Scheduler:

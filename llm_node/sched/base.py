@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy
-from llm_node.engine.sequence import Sequence, Status
+from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy, grow_decodes  # noqa: F401 (re-exported)
+from llm_node.engine.sequence import Sequence
 from llm_node.sched.slo import SLO
 
 
@@ -71,25 +71,3 @@ def in_prefill(seq: Sequence) -> bool:
 def items(batch: Batch) -> list[tuple[int, int, bool]]:
     """(new tokens, context end, is decode) per sequence: what the latency model reads."""
     return [(n, s.num_computed_tokens + n, not in_prefill(s)) for s, n in zip(batch.seqs, batch.num_new)]
-
-
-def grow_decodes(s: Scheduler, seqs: list[Sequence], busy_ids: set[int] = frozenset()) -> list[Sequence]:
-    """Reserve a slot for one more token of each decode, preempting the newest idle running sequences when
-    the cache is full (as vLLM does). Returns the sequences that got their slot, in order."""
-    out, pending = [], list(seqs)
-    while pending:
-        seq = pending.pop(0)
-        if seq.status is not Status.RUNNING:
-            continue
-        while not s.grow(seq, len(seq)):
-            victims = [v for v in reversed(s.running) if v is not seq and v.seq_id not in busy_ids
-                       and v not in out]
-            if not victims:
-                s.preempt(seq)
-                break
-            s.preempt(victims[0])
-            if victims[0] in pending:
-                pending.remove(victims[0])
-        else:
-            out.append(seq)
-    return out

@@ -15,19 +15,19 @@ def make_policy(name: str, model: LatencyModel | None = None, tbt: float = 0.1, 
     if name in NEEDS_MODEL and model is None:
         raise ValueError(f"scheduler {name!r} needs a latency model (run `anole llm profile`)")
     if name == "fcfs":
-        from llm_node.sched.fcfs import FCFSPolicy
+        from llm_node.engine.scheduler import FCFSPolicy  # lazy: torch
         return FCFSPolicy(**kw)
     if name == "chunked_prefill":
-        from llm_node.sched.chunked_prefill import ChunkedPrefillPolicy
+        from llm_node.sched.chunked_prefill import ChunkedPrefillPolicy  # lazy: torch
         return ChunkedPrefillPolicy(model=model, tbt=tbt if model is not None else None, **kw)
     if name == "pd_disagg":
-        from llm_node.sched.pd_disagg import PDDisaggPolicy
+        from llm_node.sched.pd_disagg import PDDisaggPolicy  # lazy: torch
         return PDDisaggPolicy(model, **kw)
     if name == "pd_mux":
-        from llm_node.sched.pd_mux import PDMuxPolicy
+        from llm_node.sched.pd_mux import PDMuxPolicy  # lazy: torch
         return PDMuxPolicy(model, tbt=tbt, **kw)
     if name == "tempo_mux":
-        from llm_node.sched.tempo import TempoMuxPolicy
+        from llm_node.sched.tempo import TempoMuxPolicy  # lazy: torch
         return TempoMuxPolicy(model, tbt=tbt, **kw)
-    from llm_node.sched.tempo import TempoPolicy
+    from llm_node.sched.tempo import TempoPolicy  # lazy: torch
     return TempoPolicy(model, **kw)

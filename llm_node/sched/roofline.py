@@ -27,6 +27,52 @@ class GPUSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DecoderCost:
+    """What passes of a dense decoder cost, whatever the device: FLOPs and bytes moved (weights read once
+    per pass, every cached K and V read). Shared by this file's roofline and RAGO's (host/rago/llm_latency.py)."""
+
+    params: float     # parameters
+    layers: int
+    hidden: int
+    kv_dim: int       # K (or V) width per layer; < hidden with grouped-query attention
+    bytes_per: float  # bytes per parameter and per cached K or V element
+
+    @property
+    def flops_per_token(self) -> float:
+        return 2 * self.params
+
+    @property
+    def flops_per_pair(self) -> float:
+        """Per (query, key) pair: QK and PV, a multiply-add each over `hidden`, in every layer."""
+        return 4 * self.layers * self.hidden
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.params * self.bytes_per
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """K and V of every layer for one token."""
+        return 2 * self.layers * self.kv_dim * self.bytes_per
+
+    def prefill_flops(self, batch: int, tokens: int, context: int = 0) -> float:
+        """`batch` prompts of `tokens` new tokens after `context` cached ones: tokens x (context + tokens / 2)
+        attention pairs each."""
+        return (self.flops_per_token * batch * tokens
+                + self.flops_per_pair * batch * tokens * (2 * context + tokens) / 2)
+
+    def prefill_bytes(self, batch: int, tokens: int, context: int = 0) -> float:
+        return self.weight_bytes + batch * (context + tokens) * self.kv_bytes_per_token
+
+    def decode_flops(self, batch: int, context: int) -> float:
+        """One token of each of `batch` sequences with `context` tokens of KV cache."""
+        return self.flops_per_token * batch + self.flops_per_pair * batch * context
+
+    def decode_bytes(self, batch: int, context: int) -> float:
+        return self.weight_bytes + batch * context * self.kv_bytes_per_token
+
+
+@dataclass(frozen=True, slots=True)
 class LLMSpec:
     name: str = "Llama-3-8B bf16"
     params: float = 8.0e9
@@ -36,15 +82,19 @@ class LLMSpec:
     head_dim: int = 128
     bytes_per: int = 2
 
+    @property
+    def cost(self) -> DecoderCost:
+        return DecoderCost(self.params, self.layers, self.hidden, self.kv_heads * self.head_dim, self.bytes_per)
+
 
 def _coefs(g: GPUSpec, m: LLMSpec, share: float, slow: float) -> tuple[dict, dict]:
     flops = g.peak_flops * g.mfu * share / slow
     bw = g.mem_bw * g.bw_eff * min(1.0, share / g.bw_saturation_share) / slow
-    weights = m.params * m.bytes_per
-    kv_token = 2 * m.layers * m.kv_heads * m.head_dim * m.bytes_per
-    prefill = {"c0": g.launch_s + weights / bw, "tokens": 2 * m.params / flops,
-               "attn": 4 * m.layers * m.hidden / flops, "context": kv_token / bw}  # QK, PV; KV re-read
-    decode = {"c0": g.launch_s + weights / bw, "batch": 2 * m.params / flops, "context": kv_token / bw}
+    c = m.cost
+    prefill = {"c0": g.launch_s + c.weight_bytes / bw, "tokens": c.flops_per_token / flops,
+               "attn": c.flops_per_pair / flops, "context": c.kv_bytes_per_token / bw}  # KV re-read
+    decode = {"c0": g.launch_s + c.weight_bytes / bw, "batch": c.flops_per_token / flops,
+              "context": c.kv_bytes_per_token / bw}
     return prefill, decode
 
 
@@ -58,6 +108,6 @@ def roofline_model(gpu: GPUSpec = GPUSpec(), llm: LLMSpec = LLMSpec(),
         p, _ = _coefs(gpu, llm, k / gpu.sms, 1 + gpu.interference)
         _, d = _coefs(gpu, llm, 1 - k / gpu.sms, 1 + gpu.interference)
         splits.append(Split(f, p, d, k, gpu.sms - k))
-    kv_token = 2 * llm.layers * llm.kv_heads * llm.head_dim * llm.bytes_per
+    kv_token = llm.cost.kv_bytes_per_token
     return LatencyModel(f"{gpu.name}, {llm.name}", full, splits, kv_token / (gpu.mem_bw * gpu.bw_eff / 2), "cuda",
                         gpu.sms, {"analytic": True, "gpu": asdict(gpu), "llm": asdict(llm)})

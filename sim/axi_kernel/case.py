@@ -1,8 +1,8 @@
 """Stimulus and golden results of the AXI kernel bench: a real index image and launches (host side).
 
 `make_case` runs in the pytest (or script) process, before the simulator starts: it builds a small
-IVF-PQ index, lays it out with host.board.layout exactly as the driver does, and stores every launch
-(tables, descriptors, expected results from host.reference.scan_query) in one .npz for the bench.
+IVF-PQ index, lays it out with host.spec.layout exactly as the driver does, and stores every launch
+(tables, descriptors, expected results from host.spec.reference.scan_query) in one .npz for the bench.
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from host import reference
-from host.board.layout import KernelLayout
-from host.datasets import synthetic_clustered
-from host.index_builder import BuildConfig, build_ivfpq
-from host.index_dir import export_index, load_index
-from host.scan_params import KSUB, ScanParams
+from host.index.builder import BuildConfig, build_ivfpq
+from host.index.datasets import synthetic_clustered
+from host.index.index_dir import export_index, load_index
+from host.spec import reference
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import KSUB, ScanParams
 
 NBASE = 1000
 NLIST = 16

@@ -17,7 +17,7 @@ import struct
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from host.board import regmap
+from host.spec import regmap
 from sim.axi_kernel.test_axi_kernel import TB
 
 FRAME = struct.Struct("<BQQ")

@@ -11,10 +11,11 @@ import logging
 import os
 import time
 
-from host.scan_params import ScanParams
-from hw.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
+from host.spec.scan_params import ScanParams
+from hw.flow.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
 from sim.axi_kernel.case import make_case, make_throughput_case
-from sim.build import BUILD, SIMULATORS, build as build_sim, waves_requested
+from sim.build import BUILD, SIMULATORS, waves_requested
+from sim.build import build as build_sim
 from sim.runner import tag
 
 log = logging.getLogger(__name__)

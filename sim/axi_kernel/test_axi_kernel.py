@@ -3,8 +3,8 @@
 cocotbext-axi models the host (AxiLiteMaster on `s_axi_control`) and the memory (one AxiRamRead /
 AxiRamWrite per `m_axi_<bundle>` over one shared sparse memory, with random pauses on every AXI
 channel). Each launch of sim/axi_kernel/case.py is placed at 64-bit page-aligned addresses, started
-through the register map of host/board/regmap.py and its results compared bit-exactly with the
-reference (host.reference.scan_query) after `host.board.layout.KernelLayout.unpack_results`.
+through the register map of host/spec/regmap.py and its results compared bit-exactly with the
+reference (host.spec.reference.scan_query) after `host.spec.layout.KernelLayout.unpack_results`.
 
 Configuration from the environment (set by `run` below): ANOLE_DUT_JSON, ANOLE_CASE (the .npz),
 ANOLE_BENCH (JSON: seed, pause, latency: AR to first R beat of the read memories in cycles, 0 = the
@@ -22,9 +22,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from host.board import regmap
-from host.board.layout import RESULT_BYTES, KernelLayout
-from host.scan_params import ScanParams
+from host.spec import regmap
+from host.spec.layout import RESULT_BYTES, KernelLayout
+from host.spec.scan_params import ScanParams
 
 BASE = 0x1_0000_0000
 """First buffer address: above 4 GiB, so the high halves of the pointer registers matter."""

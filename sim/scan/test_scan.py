@@ -1,4 +1,4 @@
-"""cocotb bench of `anole_scan`: randomized queries against host.reference.scan_query.
+"""cocotb bench of `anole_scan`: randomized queries against host.spec.reference.scan_query.
 
 Runs inside the simulator (started by sim/runner.py); its configuration comes from the environment:
 ANOLE_DUT_JSON (the parameter/port JSON written next to the Verilog), ANOLE_BENCH (JSON: scans,
@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec, Op, code_beat_layout, result_layout, table_beat_layout
 from sim.stimulus import expected_results, query_beats, random_query
 

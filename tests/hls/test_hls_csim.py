@@ -1,4 +1,4 @@
-"""C simulation of the HLS kernel (g++ + compat headers), bit-exact against host.reference.scan_query."""
+"""C simulation of the HLS kernel (g++ + compat headers), bit-exact against host.spec.reference.scan_query."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from host import reference
 from host.board.hls_build import build_csim, run_testbench
-from host.board.layout import KernelLayout
-from host.index_dir import Shard
-from host.scan_params import KSUB, ScanParams
+from host.index.index_dir import Shard
+from host.spec import reference
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import KSUB, ScanParams
 
 SWEEP = [
     ScanParams(m=4, lanes=1, lut_bits=8, k=1),

@@ -1,5 +1,5 @@
 """Vendor flows as scripts: missing tools fail first and clearly; generated and static files agree with
-ScanParams and host/board/regmap.py; the Makefile drives stand-in tools with the right arguments."""
+ScanParams and host/spec/regmap.py; the Makefile drives stand-in tools with the right arguments."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from host.board import regmap
 from host.board.hls_config import header_text
-from host.scan_params import ScanParams
+from host.spec import regmap
+from host.spec.scan_params import ScanParams
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS = ROOT / "hls"
@@ -78,7 +78,7 @@ def test_flows_drive_the_tools(fake_tools):
     assert r.returncode == 0, r.stderr
     text = log.read_text()
     assert "ANOLE_PART=xck26-sfvc784-2LV-c" in text and "ANOLE_CLOCK_MHZ=200" in text
-    assert "matches host/board/regmap.py" in r.stdout
+    assert "matches host/spec/regmap.py" in r.stdout
     assert "#define ANOLE_K 20" in (ROOT / "build/hls/m8_l4_b16_k20_i32/scan_config.h").read_text()
 
     r = make("xo", path=path)
@@ -116,7 +116,7 @@ def test_header_is_derived_from_scan_params(p):
 
 
 def test_kernel_interface_matches_regmap():
-    """Argument order (register offsets) and m_axi bundles of scan.cpp are those of host/board/regmap.py."""
+    """Argument order (register offsets) and m_axi bundles of scan.cpp are those of host/spec/regmap.py."""
     src = (HLS / "scan/scan.cpp").read_text()
     sig = re.search(r'extern "C" void anole_scan\(([^)]*)\)', src).group(1)
     args = [re.findall(r"\w+", a)[-1] for a in sig.split(",")]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from host.cli import build_parser, main
-from host.datasets import write_vecs
+from host.index.datasets import write_vecs
 
 
 def _leaf_commands(parser, prefix=()):

@@ -1,4 +1,4 @@
-"""host.coordinator: results through 1..4 memory nodes equal LocalSearcher exactly; failures are clear."""
+"""host.serve.coordinator: results through 1..4 memory nodes equal LocalSearcher exactly; failures are clear."""
 import asyncio
 import contextlib
 import importlib.util
@@ -11,17 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host import wire
-from host.coordinator import Coordinator, CoordinatorConfig, remote_search
+from host.backends.local_search import LocalSearcher
 from host.cli import main as cli_main
-from host.coordinator_server import CoordinatorServer, client_search
-from host.datasets import write_vecs
-from host.errors import InputError
-from host.index_dir import export_index, load_index
-from host.local_search import LocalSearcher
-from host.memory_node import MemoryNode, MemoryNodeConfig
-from host.rpc import E_TIMEOUT, E_UNAVAILABLE, RpcClient, RpcError, SyncClient
-from host.scan_params import ScanParams
+from host.index.datasets import write_vecs
+from host.index.index_dir import export_index, load_index
+from host.net.client import RpcClient, SyncClient
+from host.net.frames import E_TIMEOUT, E_UNAVAILABLE, RpcError
+from host.serve import wire
+from host.serve.coordinator import Coordinator, CoordinatorConfig, remote_search
+from host.serve.coordinator_server import CoordinatorServer, client_search
+from host.serve.memory_node import MemoryNode, MemoryNodeConfig
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host import reference
 from host.backends.cpu_backend import CpuBackend, build_float_tables, build_quantized_tables
+from host.backends.local_search import LocalSearcher
 from host.backends.reference_backend import ReferenceBackend
-from host.errors import InputError
-from host.index_dir import IndexDir, Shard
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.index.index_dir import IndexDir, Shard
+from host.spec import reference
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,9 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host.datasets import (check_vectors, ground_truth, read_vecs, recall_at_k, synthetic_clustered,
-                           write_vecs)
-from host.errors import InputError
+from host.index.datasets import check_vectors, ground_truth, read_vecs, recall_at_k, synthetic_clustered, write_vecs
+from host.spec.errors import InputError
 
 
 @settings(max_examples=30, deadline=None)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from faiss.contrib.inspect_tools import get_invlist
 
-from host.errors import IndexFormatError, InputError
-from host.index_dir import export_index, load_index
+from host.index.index_dir import export_index, load_index
+from host.spec.errors import IndexFormatError, InputError
 
 
 def test_export_round_trip(small_index, small_faiss):

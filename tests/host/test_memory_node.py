@@ -1,16 +1,17 @@
-"""host.memory_node: one shard over TCP equals the reference backend; bad input never hurts the node."""
+"""host.serve.memory_node: one shard over TCP equals the reference backend; bad input never hurts the node."""
 import asyncio
 import importlib.util
 
 import numpy as np
 import pytest
 
-from host import wire
 from host.backends import make_backend
-from host.index_dir import load_index
-from host.memory_node import MemoryNode, MemoryNodeConfig
-from host.rpc import E_BAD_REQUEST, RemoteError, RpcClient
-from host.scan_params import ScanParams
+from host.index.index_dir import load_index
+from host.net.client import RpcClient
+from host.net.frames import E_BAD_REQUEST, RemoteError
+from host.serve import wire
+from host.serve.memory_node import MemoryNode, MemoryNodeConfig
+from host.spec.scan_params import ScanParams
 
 pytestmark = pytest.mark.timeout(60)
 BACKENDS = ["reference"] + (["cpu"] if importlib.util.find_spec("host.backends.cpu_backend") else [])
@@ -102,7 +103,7 @@ def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_dat
 
 
 def test_node_rejects_wrong_shard_and_multi_shard_index(small_index):
-    from host.errors import InputError
+    from host.spec.errors import InputError
     with pytest.raises(InputError, match="shard 3 out of range"):
         MemoryNode.open(small_index.path, 3)
     with pytest.raises(InputError, match="one shard"):
@@ -173,8 +174,8 @@ def test_board_backend_options_reach_the_driver(small_index, request_data):
 
 
 def test_backend_opt_parsing():
-    from host.cli_serve import parse_options
-    from host.errors import InputError
+    from host.cli.serve import parse_options
+    from host.spec.errors import InputError
 
     assert parse_options(["device=csim", "lanes=4", "x=-2"]) == {"device": "csim", "lanes": 4, "x": -2}
     with pytest.raises(InputError, match="KEY=VALUE"):

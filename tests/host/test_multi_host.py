@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.coordinator import remote_search
-from host.index_dir import export_index, load_index
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.backends.local_search import LocalSearcher
+from host.index.index_dir import export_index, load_index
+from host.serve.coordinator import remote_search
+from host.spec.scan_params import ScanParams
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,10 +2,10 @@ import faiss
 import numpy as np
 import pytest
 
-from host import reference
-from host.datasets import recall_at_k
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.backends.local_search import LocalSearcher
+from host.index.datasets import recall_at_k
+from host.spec import reference
+from host.spec.scan_params import ScanParams
 
 
 def _random_case(rng, m, nlists, lut_bits, max_len=50):

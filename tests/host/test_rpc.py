@@ -1,4 +1,4 @@
-"""host.rpc: calls, streams, multiplexing, timeouts, many connections, fuzzing the server."""
+"""host.net: calls, streams, multiplexing, timeouts, many connections, fuzzing the server."""
 import asyncio
 import socket
 import struct
@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host import rpc_codec as codec
-from host.rpc import (E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE,
-                      E_UNKNOWN_TYPE, E_VERSION, RemoteError, RpcClient, RpcError, RpcServer, SyncClient,
-                      parse_address)
+from host.net import codec
+from host.net.client import RpcClient, SyncClient
+from host.net.frames import (E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE,
+                             E_UNKNOWN_TYPE, E_VERSION, RemoteError, RpcError, parse_address)
+from host.net.server import RpcServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""host.rpc_codec: the field-map encoding round-trips (hypothesis) and the decoder fails only cleanly."""
+"""host.net.codec: the field-map encoding round-trips (hypothesis) and the decoder fails only cleanly."""
 import struct
 
 import numpy as np
@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from host import rpc_codec as codec
-
+from host.net import codec
 
 _DT = st.sampled_from(["u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?", ">f4", ">i8"])
 _arrays = _DT.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)))

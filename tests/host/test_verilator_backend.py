@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from host.backends import make_backend
+from host.backends.local_search import LocalSearcher
 from host.backends.verilator import build as vbuild
-from host.local_search import LocalSearcher
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.adc import AdcLanes
 
 

@@ -1,5 +1,5 @@
 """Board kernel pieces without a simulator build: AxiReader (amaranth.sim vs a byte memory), Verilog
-emission, port naming and the Vitis kernel.xml against host/board/regmap.py."""
+emission, port naming and the Vitis kernel.xml against host/spec/regmap.py."""
 import random
 import xml.etree.ElementTree as ET
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from host.board import regmap
-from host.scan_params import ScanParams
+from host.spec import regmap
+from host.spec.scan_params import ScanParams
 from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_burst, check_data_bits
-from hw.axi_verilog import TOP, emit_axi, kernel_xml
+from hw.flow.axi_verilog import TOP, emit_axi, kernel_xml
 
 
 def _read(item_bytes, data_bits, ranges, seed=0, max_burst=16, depth=64, latency=6):
@@ -158,7 +158,8 @@ def test_kernel_xml_matches_regmap():
 
 def test_package_xo_without_vivado_fails_clearly(tmp_path):
     """Everything before Vivado is generated; the missing tool is named with what to install."""
-    from hw.rtl_xo import ToolMissing, main, package_xo
+    from host.cli import main
+    from hw.flow.rtl_xo import ToolMissing, package_xo
 
     with pytest.raises(ToolMissing, match="not found on PATH.*Vivado"):
         package_xo(ScanParams(m=8, lanes=4, k=10), tmp_path, vivado="anole-no-such-vivado")
@@ -166,4 +167,4 @@ def test_package_xo_without_vivado_fails_clearly(tmp_path):
     assert (rtl / f"{TOP}.v").exists() and (rtl / "kernel.xml").exists()
     regs = (rtl / "regs.tcl").read_text()
     assert "{codes 0x10 8 gmem0}" in regs and "{nprobe 0x54 4 {}}" in regs
-    assert main(["--m", "8", "--out", str(tmp_path / "cli"), "--vivado", "anole-no-such-vivado"]) == 3
+    assert main(["hw", "xo", "--m", "8", "--out", str(tmp_path / "cli"), "--vivado", "anole-no-such-vivado"]) == 3

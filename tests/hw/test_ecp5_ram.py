@@ -12,11 +12,11 @@ import pytest
 from amaranth.hdl import Fragment
 
 from host.cli import main
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.ecp5_ram import Ecp5Ram
+from hw.flow.verilog import SIM_MODELS, emit
 from hw.scan_core import ScanCore
 from hw.table_memory import TableMemory
-from hw.verilog import SIM_MODELS, emit
 
 
 @pytest.mark.parametrize("lanes,lut_bits,blocks", [(4, 16, 2), (1, 8, 1), (16, 16, 8), (8, 9, 2)])

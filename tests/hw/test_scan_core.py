@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec, Op
 from hw.scan_core import ScanCore
-from sim.stimulus import expected_results, query_beats, random_query
 from sim.amaranth_streams import get_n, put_all
+from sim.stimulus import expected_results, query_beats, random_query
 
 
 def run_beats(params, tbeats, ibeats, nresults, *, seed=0, bubble=0.3, stall=0.3):

@@ -1,13 +1,13 @@
 """cocotb bench of the board kernel `anole_scan_axi` (sim/axi_kernel), run through cocotb_tools.runner.
 
 Each set runs every launch of sim/axi_kernel/case.py (a real index image laid out by
-host.board.layout; real queries, edge cases, nq = 0, nprobe = 0) with random pauses on all AXI
-channels; results must equal host.reference.scan_query bit for bit. The throughput test runs the
+host.spec.layout; real queries, edge cases, nq = 0, nprobe = 0) with random pauses on all AXI
+channels; results must equal host.spec.reference.scan_query bit for bit. The throughput test runs the
 long-list case without pauses behind 50 cycles of read latency and checks the scan rate.
 """
 import pytest
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from sim.axi_kernel.runner import run
 
 pytest.importorskip("cocotbext.axi", reason="the AXI kernel bench needs cocotbext-axi")

@@ -8,7 +8,7 @@ places and routes. `-m sweep` runs the full parameter sweep.
 """
 import pytest
 
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
 from sim.runner import run_bench
 
 HEADLINE = ScanParams(m=16, lanes=4, lut_bits=16, k=10)

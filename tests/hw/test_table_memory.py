@@ -3,7 +3,7 @@ import random
 import numpy as np
 from amaranth.sim import Simulator
 
-from host.scan_params import KSUB, ScanParams
+from host.spec.scan_params import KSUB, ScanParams
 from hw.interface import BeatCodec
 from hw.table_memory import TableMemory
 from sim.amaranth_streams import put_all

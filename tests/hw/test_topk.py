@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from host.reference import select_topk
-from host.scan_params import ScanParams
+from host.spec.reference import select_topk
+from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec
 from hw.topk import TopK
 from sim.amaranth_streams import get_n

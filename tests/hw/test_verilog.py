@@ -3,9 +3,9 @@ import json
 import pytest
 
 from host.cli import main
-from host.scan_params import ScanParams
+from host.spec.scan_params import ScanParams
+from hw.flow.verilog import emit
 from hw.interface import code_beat_layout, result_layout, table_beat_layout
-from hw.verilog import emit
 
 
 def test_emit_writes_top_and_port_map(tmp_path):

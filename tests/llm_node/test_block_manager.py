@@ -2,7 +2,8 @@
 from collections import deque
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llm_node.config import EngineConfig
 from llm_node.engine.block_manager import BlockManager

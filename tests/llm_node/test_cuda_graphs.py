@@ -5,8 +5,8 @@ import torch
 
 from llm_node.config import EngineConfig
 from llm_node.engine.cuda_graphs import DecodeGraphs, PrefillGraphs, buckets
-from llm_node.engine.model_runner import ModelRunner
 from llm_node.engine.llm_engine import LLMEngine
+from llm_node.engine.model_runner import ModelRunner
 from llm_node.engine.scheduler import Batch
 from llm_node.engine.sequence import SamplingParams
 

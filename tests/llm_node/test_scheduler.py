@@ -2,9 +2,9 @@
 import pytest
 
 from llm_node.config import EngineConfig
-from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.block_manager import BlockManager
-from llm_node.engine.scheduler import Batch, FCFSPolicy, Scheduler, SchedulerPolicy, decode_all
+from llm_node.engine.llm_engine import LLMEngine
+from llm_node.engine.scheduler import Batch, FCFSPolicy, Scheduler, SchedulerPolicy, grow_decodes
 from llm_node.engine.sequence import SamplingParams, Sequence
 
 PROMPTS = [[3 + i % 7] * n for i, n in enumerate((1, 23, 5, 40, 9, 17, 2, 30))]
@@ -20,8 +20,9 @@ class ChunkingPolicy(SchedulerPolicy):
 
     def schedule(self, s) -> Batch:
         batch = Batch()
+        for q in grow_decodes(s, [q for q in s.running if len(q) - q.num_computed_tokens == 1]):
+            batch.add(q, 1)
         prefilling = [q for q in s.running if len(q) - q.num_computed_tokens > 1]
-        decode_all(s, [q for q in s.running if len(q) - q.num_computed_tokens == 1], batch)
         budget = self.token_budget - batch.num_tokens
         for seq in prefilling:
             if budget <= 0:

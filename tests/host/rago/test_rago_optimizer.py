@@ -4,7 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from host.rago.coeff import SchemaError
 from host.rago.findings import paradigm
@@ -128,7 +129,7 @@ def test_plan_configures_the_coordinator():
     assert cfg["memory_nodes"] == plan.retrieval["nodes"] and cfg["llm_nodes"] >= 1
     d = plan.to_dict()
     assert d["coordinator"] == cfg and d["ttft_ms"] == pytest.approx(plan.ttft_s * 1e3)
-    from host.coordinator import CoordinatorConfig
+    from host.serve.coordinator import CoordinatorConfig
     CoordinatorConfig(max_batch=cfg["max_batch"], max_wait_s=cfg["max_wait_s"])
 
 

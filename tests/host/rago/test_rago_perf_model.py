@@ -105,6 +105,7 @@ def test_fitted_latency_file_matches_llm_node_reader(tmp_path):
 
 def test_schema_with_fitted_latency_model(tmp_path):
     import yaml
+
     from host.rago.findings import FILES, PARADIGMS
     from host.rago.schema import load_schema
     d = yaml.safe_load((PARADIGMS / FILES["iterative"]).read_text())

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from host.index.builder import BuildConfig
 from host.cli import main
 from host.rago.coeff import SchemaError
 from host.rago.findings import paradigm
@@ -79,7 +80,7 @@ def tiny_knn(tmp_path_factory):
     transformers.AutoModelForCausalLM.from_config(cfg).eval().save_pretrained(root / "model")
     stream = np.random.default_rng(0).integers(1, 120, 3000).tolist()
     build_knn_datastore(LLMEngine(EngineConfig(root / "model", block_size=4, num_kv_blocks=128)), stream,
-                        root / "ds", DatastoreConfig(nlist=16, m=8, shards=2), window=64)
+                        root / "ds", DatastoreConfig(BuildConfig(nlist=16, m=8), shards=2), window=64)
     return root
 
 

@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 
-import host.demo
-from host.cli import main
-from host.coordinator import CoordinatorConfig
-from host.errors import InputError
+from host.cli import demo as demo_command, main
 from host.rago.plan import MAX_LOCAL_NODES, demo_settings
+from host.serve.coordinator import CoordinatorConfig
+from host.spec.errors import InputError
 
 SCHEMA = Path(__file__).parents[3] / "host" / "rago" / "paradigms" / "iterative.yaml"
 
@@ -23,7 +22,7 @@ def test_plan_out_drives_the_demo(tmp_path, monkeypatch, capsys):
     CoordinatorConfig(max_batch=settings["max_batch"], max_wait_s=settings["max_wait_s"])   # valid as a config
 
     seen = {}
-    monkeypatch.setattr(host.demo, "run", lambda cfg: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr(demo_command, "run", lambda cfg: seen.setdefault("cfg", cfg))
     assert main(["demo", "--plan", str(plan_file), "--workdir", str(tmp_path / "w")]) == 0
     cfg = seen["cfg"]
     assert (cfg.shards, cfg.max_batch, cfg.max_wait_s) == (settings["shards"], settings["max_batch"],

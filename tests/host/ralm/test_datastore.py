@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from host.errors import InputError
 from host.ralm.datastore import knn_keys, windows
 from host.ralm.evaluate import corpus_questions, hit_rate
-from host.ralm.knn import knn_log_probs, knn_sparse
+from host.spec.errors import InputError
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
+from llm_node.knn import knn_log_probs, knn_sparse
 
 transformers = pytest.importorskip("transformers")
 

@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from host.coordinator import Coordinator, CoordinatorConfig
-from host.corpus import Chunk
-from host.errors import IndexFormatError, InputError
-from host.local_search import LocalSearcher
-from host.memory_node import MemoryNode
+from host.index.builder import BuildConfig
+from host.backends.local_search import LocalSearcher
+from host.ralm.corpus import Chunk
 from host.ralm.datastore import DatastoreConfig, build_chunk_datastore, build_knn_datastore, load_datastore
 from host.ralm.flows import RalmConfig, RalmCoordinator, RalmError
-from host.ralm.knn import interpolate, knn_log_probs
-from host.scan_params import ScanParams
+from host.serve.coordinator import Coordinator, CoordinatorConfig
+from host.serve.memory_node import MemoryNode
+from host.spec.errors import IndexFormatError, InputError
+from host.spec.scan_params import ScanParams
 from llm_node.client import LLMClient
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams
+from llm_node.knn import interpolate, knn_log_probs
 from llm_node.server import LLMNode
 
 transformers = pytest.importorskip("transformers")
@@ -48,7 +49,7 @@ def knn_store(model_dir, tmp_path_factory):
     motifs = [rng.integers(1, VOCAB, 12) for _ in range(20)]
     stream = np.concatenate([motifs[i] for i in rng.integers(0, 20, 300)]).tolist()
     out = tmp_path_factory.mktemp("knn")
-    build_knn_datastore(engine_of(model_dir), stream, out, DatastoreConfig(nlist=16, m=8, shards=2), window=64)
+    build_knn_datastore(engine_of(model_dir), stream, out, DatastoreConfig(BuildConfig(nlist=16, m=8), shards=2), window=64)
     return out, motifs
 
 
@@ -78,7 +79,7 @@ def chunk_store(tmp_path_factory):
     chunks = [Chunk(f"doc{i}", " ".join(rng.choice(words, 20))) for i in range(300)]
     out = tmp_path_factory.mktemp("chunks")
     x = HashEmbedder().encode([c.text for c in chunks])
-    build_chunk_datastore(chunks, x, out, DatastoreConfig(nlist=16, m=8, shards=2))
+    build_chunk_datastore(chunks, x, out, DatastoreConfig(BuildConfig(nlist=16, m=8), shards=2))
     return out, chunks
 
 
@@ -184,7 +185,7 @@ def test_hidden_size_mismatch_is_a_clear_error(model_dir, tmp_path):
     from host.ralm.datastore import _write
     tmp_path.mkdir(exist_ok=True)
     rng.integers(0, VOCAB, 400).astype("<i8").tofile(tmp_path / "values.i64")
-    _write(tmp_path, keys, DatastoreConfig(nlist=8, m=8, shards=2), {"kind": "knn"})
+    _write(tmp_path, keys, DatastoreConfig(BuildConfig(nlist=8, m=8), shards=2), {"kind": "knn"})
 
     async def run():
         async with cluster(model_dir, tmp_path) as (ds, coord, llm, _):
@@ -241,7 +242,7 @@ def test_type1_memory_node_death_is_a_clear_error(model_dir, chunk_store):
 
 
 def test_step_mode_rejects_bad_mix_messages(model_dir, knn_store):
-    from host.rpc import RemoteError
+    from host.net.frames import RemoteError
 
     async def run():
         async with cluster(model_dir, knn_store[0]) as (ds, coord, llm, _):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from host.errors import InputError
-from host.ralm.knn import interpolate, knn_log_probs
+from host.spec.errors import InputError
+from llm_node.knn import interpolate, knn_log_probs
 
 
 def test_knn_distribution_sums_neighbours_of_the_same_token():

@@ -92,7 +92,7 @@ def test_profile_command_is_registered():
 def test_scheduler_flags_build_policies(tmp_path):
     import argparse
 
-    from llm_node.cli_sched import add_scheduler_args, policy_from_args
+    from host.cli.sched import add_scheduler_args, policy_from_args
     from llm_node.sched.base import LanePolicy
     from llm_node.sched.latency import LatencyModelError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.rpc import SyncClient
+from host.net.client import SyncClient
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams

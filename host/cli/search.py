@@ -1,0 +1,72 @@
+"""`anole search`: IVF-PQ search with a local backend or through memory nodes; results to .npz."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from host.backends.local_search import LocalSearcher
+from host.index.datasets import ground_truth, read_vecs, recall_at_k, synthetic_clustered
+from host.index.index_dir import load_index
+from host.serve.coordinator import remote_search
+from host.spec.errors import InputError
+from host.spec.scan_params import ScanParams
+
+
+def register(sub, groups):
+    p = sub.add_parser("search", help="search an index locally (--backend) or through memory nodes",
+                       description="Search an index directory; writes ids int64[nq,k] and de-quantized distances "
+                                   "float32[nq,k] to --out, prints QPS and recall (with --gt or synthetic data).")
+    p.add_argument("--index", required=True, help="index directory")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--queries", help="query vectors (.fvecs/.bvecs)")
+    q.add_argument("--synthetic-queries", type=int, metavar="N",
+                   help="N queries from the distribution of the index's synthetic data")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--nprobe", type=int, default=16)
+    p.add_argument("--lut-bits", type=int, default=16, help="table entry width, 8..16 (default 16)")
+    p.add_argument("--backend", default="cpu", help="reference | cpu | verilator | pynq | xrt (default cpu)")
+    p.add_argument("--threads", type=int, default=0, help="cpu backend threads (default: all cores)")
+    p.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
+    p.add_argument("--gt", help="ground truth .ivecs for recall")
+    p.add_argument("--out", help="write ids and distances to this .npz")
+    p.set_defaults(func=search)
+
+
+def search(args) -> int:
+    index = load_index(args.index, shards=[] if args.memory_nodes else None)
+    if not 1 <= args.k <= 100:
+        raise InputError(f"--k must be in 1..100 (the kernel's range), not {args.k}")
+    params = ScanParams(m=index.m, k=args.k, lut_bits=args.lut_bits)
+    synth = index.manifest.get("source", {}).get("synthetic")
+    if args.queries:
+        queries = np.asarray(read_vecs(args.queries), dtype=np.float32)
+    elif synth:
+        queries = synthetic_clustered(args.synthetic_queries, synth["dim"], seed=synth["seed"],
+                                      clusters=synth["clusters"], stream=1)
+    else:
+        raise InputError(f"{args.index} was not built from synthetic data; give --queries")
+    t0 = time.perf_counter()
+    if args.memory_nodes:
+        res = remote_search(args.memory_nodes, index, queries, args.nprobe, params)
+    else:
+        opts = {"threads": args.threads} if args.backend in ("cpu", "verilator") else {}
+        searcher = LocalSearcher(index, params, backend=args.backend, **opts)
+        searcher.search(queries[:1], args.nprobe)            # warm-up (JIT, caches)
+        t0 = time.perf_counter()
+        res = searcher.search(queries, args.nprobe)
+    elapsed = time.perf_counter() - t0
+    print(f"search: {len(queries)} queries, k={args.k}, nprobe={args.nprobe}, lut_bits={args.lut_bits}: "
+          f"{len(queries) / elapsed:,.0f} QPS ({elapsed * 1e3:.1f} ms)")
+    truth = None
+    if args.gt:
+        truth = read_vecs(args.gt)
+    elif synth and not args.queries:
+        base = synthetic_clustered(synth["n"], synth["dim"], seed=synth["seed"], clusters=synth["clusters"])
+        truth = ground_truth(base, queries, args.k)
+    if truth is not None:
+        print(f"recall@{args.k} vs exact: {recall_at_k(res.ids, np.asarray(truth), args.k):.4f}")
+    if args.out:
+        np.savez(args.out, ids=res.ids, distances=res.distances)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,162 @@
+"""The client half of ``host.net``: one TCP connection, concurrent calls multiplexed by request id."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import AsyncIterator, Iterator
+
+from host.net.codec import T_CANCEL, T_END, T_ERROR, WireFormatError, decode_fields
+from host.net.frames import (E_INTERNAL, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE, RemoteError, RpcError, encode_frame,
+                             read_header)
+
+
+class RpcClient:
+    """One TCP connection to an RpcServer; concurrent calls are multiplexed by request id."""
+
+    def __init__(self, reader, writer, address: str, timeout: float | None, max_frame: int):
+        self._reader, self._writer, self.address = reader, writer, address
+        self.timeout, self.max_frame = timeout, max_frame
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future | asyncio.Queue] = {}
+        self._closed: RpcError | None = None
+        self._task = asyncio.create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, timeout: float | None = 30.0, connect_timeout: float = 5.0,
+                      max_frame: int = 64 << 20) -> "RpcClient":
+        address = f"{host}:{port}"
+        try:
+            async with asyncio.timeout(connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        except (OSError, TimeoutError) as e:
+            raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
+        return cls(reader, writer, address, timeout, max_frame)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def call(self, msg_type: int, fields: dict | None = None, *, timeout: float | None = None) -> dict:
+        """Send one request and wait for its response field map."""
+        fut = asyncio.get_running_loop().create_future()
+        rid = await self._send(msg_type, fields, fut)
+        try:
+            async with asyncio.timeout(timeout or self.timeout):
+                return await fut
+        except TimeoutError:
+            self._cancel(rid)
+            raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
+        finally:
+            self._pending.pop(rid, None)
+
+    async def stream(self, msg_type: int, fields: dict | None = None, *,
+                     timeout: float | None = None) -> AsyncIterator[dict]:
+        """Send one request and yield the items of its streamed response; ``timeout`` bounds each wait.
+
+        Leaving the loop early (break, error, timeout) sends T_CANCEL so the server stops the stream."""
+        queue: asyncio.Queue = asyncio.Queue()
+        rid = await self._send(msg_type, fields, queue)
+        done = False
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout or self.timeout):
+                        item = await queue.get()
+                except TimeoutError:
+                    raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
+                if isinstance(item, Exception):
+                    done = True
+                    raise item
+                if item is None:
+                    done = True
+                    return
+                yield item
+        finally:
+            if not done:
+                self._cancel(rid)
+            self._pending.pop(rid, None)
+
+    async def _send(self, msg_type: int, fields: dict | None, slot) -> int:
+        if self._closed:
+            raise self._closed
+        rid = next(self._ids)
+        frame = encode_frame(msg_type, 0, rid, fields or {})
+        self._pending[rid] = slot
+        self._writer.write(frame)
+        try:
+            await self._writer.drain()
+        except ConnectionError as e:
+            self._pending.pop(rid, None)
+            raise RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {e}") from None
+        return rid
+
+    def _cancel(self, rid: int) -> None:
+        if not self._closed and not self._writer.is_closing():
+            self._writer.write(encode_frame(T_CANCEL, 0, rid, {}))
+
+    async def _read_loop(self) -> None:
+        why = RpcError(E_UNAVAILABLE, f"{self.address} closed the connection")
+        try:
+            while (head := await read_header(self._reader, None, self.timeout)) is not None:
+                _, msg_type, flags, rid, length = head
+                if length > self.max_frame:
+                    why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
+                    break
+                async with asyncio.timeout(self.timeout):
+                    fields = decode_fields(await self._reader.readexactly(length))
+                self._deliver(self._pending.get(rid), msg_type, fields)
+        except (OSError, EOFError, TimeoutError, WireFormatError) as e:
+            why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
+        finally:
+            self._fail_all(why)
+
+    def _deliver(self, slot, msg_type: int, fields) -> None:
+        if msg_type == T_ERROR:
+            fields = RemoteError(fields.get("code", E_INTERNAL), f"{self.address}: {fields.get('message', '')}")
+        if isinstance(slot, asyncio.Queue):
+            slot.put_nowait(None if msg_type == T_END else fields)
+        elif slot is not None and not slot.done():
+            slot.set_exception(fields) if isinstance(fields, Exception) else slot.set_result(fields)
+
+    def _fail_all(self, why: RpcError) -> None:
+        self._closed = why
+        for slot in self._pending.values():
+            self._deliver(slot, -1, why)
+        self._pending.clear()
+        self._writer.close()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+class SyncClient:
+    """Blocking wrapper of RpcClient with its own event loop (for the CLI and scripts)."""
+
+    def __init__(self, host: str, port: int, **kw):
+        self._loop = asyncio.new_event_loop()
+        self._client = self._loop.run_until_complete(RpcClient.connect(host, port, **kw))
+
+    def call(self, msg_type: int, fields: dict | None = None, **kw) -> dict:
+        return self._loop.run_until_complete(self._client.call(msg_type, fields, **kw))
+
+    def stream(self, msg_type: int, fields: dict | None = None, **kw) -> Iterator[dict]:
+        agen = self._client.stream(msg_type, fields, **kw)
+        try:
+            while True:
+                try:
+                    yield self._loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run_until_complete(agen.aclose())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.close())
+        self._loop.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

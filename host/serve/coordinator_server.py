@@ -1,0 +1,69 @@
+"""The coordinator as a server: T_SEARCH, T_INFO and T_STATS over ``host.net`` for remote clients."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+
+from host.backends.local_search import SearchResult
+from host.index.index_dir import load_index
+from host.net.client import RpcClient
+from host.net.server import RpcServer
+from host.serve import wire
+from host.serve.coordinator import Coordinator, CoordinatorConfig
+
+log = logging.getLogger(__name__)
+
+
+class CoordinatorServer:
+    """Serves a connected ``Coordinator`` to clients: concurrent T_SEARCH requests share its batches."""
+
+    def __init__(self, coordinator: Coordinator, max_nq: int = 1 << 16, max_frame: int = 64 << 20):
+        self.coordinator, self.max_nq = coordinator, max_nq
+        self.server = RpcServer(max_frame=max_frame)
+        self.server.register(wire.T_INFO, self._info)
+        self.server.register(wire.T_SEARCH, self._search)
+        self.server.register(wire.T_STATS, self._stats)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        return await self.server.start(host, port)
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    async def _info(self, fields: dict) -> dict:
+        c = self.coordinator
+        return {"role": "coordinator", "fingerprint": c.fingerprint, "d": c.index.d, "nlist": c.index.nlist,
+                "nodes": [n.address for n in c.nodes], "params": c.params.to_dict()}
+
+    async def _search(self, fields: dict) -> dict:
+        c = self.coordinator
+        queries, nprobe, k = wire.parse_search_request(fields, c.index.d, c.index.nlist, c.params.k, self.max_nq)
+        return wire.search_response(await c.search(queries, nprobe, k))
+
+    async def _stats(self, fields: dict) -> dict:
+        return dict(self.coordinator.stats)
+
+
+async def client_search(client: RpcClient, queries: np.ndarray, nprobe: int, k: int) -> SearchResult:
+    """Search through a coordinator: queries float32[nq, d] -> SearchResult."""
+    return wire.parse_search_response(await client.call(wire.T_SEARCH, wire.search_request(queries, nprobe, k)))
+
+
+def run_coordinator(index_path, addresses: list[str], host: str, port: int,
+                    config: CoordinatorConfig | None = None, on_ready=None) -> None:
+    """Connect to the memory nodes and serve clients until interrupted."""
+    async def main():
+        coord = Coordinator(load_index(index_path, shards=[]), addresses, config=config)
+        server = CoordinatorServer(coord)
+        try:
+            await coord.connect()
+            addr = await server.start(host, port)
+            if on_ready:
+                on_ready(*addr)
+            await server.server.serve_forever()
+        finally:
+            await server.close()
+            await coord.close()
+    asyncio.run(main())
