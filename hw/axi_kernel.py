@@ -1,26 +1,29 @@
 """The board kernel: `ScanCore` behind the AXI4-Lite register map and AXI4 masters (top `anole_scan_axi`).
 
-Registers: host/board/regmap.py; buffers: host/board/layout.py; docs/board-interface.md (RTL kernel).
+Registers: host/spec/regmap.py; buffers: host/spec/layout.py; docs/board-interface.md (RTL kernel).
+Stages: `ControlRegs` (hw/axi_control.py), `LaunchSequencer` (hw/axi_sequencer.py), `QueryFetcher` and
+`DescriptorSplitter` (hw/axi_fetch.py), `AxiReader` (hw/axi_reader.py), `TableFeed` (here), `ScanCore`
+(hw/scan_core.py), `ResultWriter` (hw/axi_writer.py); `AxiScanKernel` composes them.
 """
 from __future__ import annotations
 
-from amaranth import ClockDomain, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth import ClockDomain, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from host.spec import regmap
-from host.spec.layout import DESC_BYTES, KernelLayout
+from host.spec.layout import DESC_BYTES, TABLE_ENTRY_BYTES, KernelLayout
 from host.spec.scan_params import ScanParams
 from hw.axi_control import ControlRegs, lite_members
+from hw.axi_fetch import DescriptorSplitter, QueryFetcher
 from hw.axi_reader import AxiReader, check_burst, check_data_bits, read_members, write_members
+from hw.axi_sequencer import LaunchSequencer, launch_signature
 from hw.axi_writer import ResultWriter
-from hw.interface import Op, table_beats
+from hw.interface import table_beat_layout, table_beats
 from hw.scan_core import ScanCore
 
 CONTROL = "s_axi_control"
-READERS = ("codes", "ids", "tables", "lists")
-"""Pointer arguments read through an `AxiReader`, each on its bundle of regmap.M_AXI_BUNDLES."""
 LIST_DEPTH = 16
 """Words of the descriptor reader's FIFO (and its longest burst)."""
 LENS_DEPTH = 4
@@ -32,6 +35,45 @@ def bundles() -> list[str]:
     return sorted(set(regmap.M_AXI_BUNDLES.values()))
 
 
+class TableFeed(wiring.Component):
+    """The table reader's items as the core's table beats, each tagged with the probe its table is for.
+
+    An item on `i` is `lanes` table rows of `m` little-endian 16-bit entries (host/spec/layout.py); on
+    `o` it is one `table_beat_layout` beat of the entries' low `lut_bits`, with `list` = the probe p of
+    its table: `table_beats(params)` beats per table, p counting 0 .. `launch.nprobe` - 1 and wrapping
+    (one table per probe of every query). Timing: `o` is `i` rewired, no latency and no buffer
+    (`o.valid` = `i.valid`, `i.ready` = `o.ready`); only the beat and probe counts are registered,
+    and `launch.begin` restarts them at beat 0 of probe 0.
+    """
+
+    def __init__(self, *, params: ScanParams):
+        if not isinstance(params, ScanParams):
+            raise TypeError(f"params must be a ScanParams, not {params!r}")
+        self.params = params
+        super().__init__({
+            "launch": In(launch_signature()),
+            "i": In(stream.Signature(8 * params.lanes * KernelLayout(params).table_row_bytes)),
+            "o": Out(stream.Signature(table_beat_layout(params))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, entry_bits = self.params, 8 * TABLE_ENTRY_BYTES
+        tbeats = table_beats(p)
+        beat, probe = Signal(tbeats.bit_length() - 1), Signal(32)
+        for r in range(p.lanes):
+            for j in range(p.m):
+                m.d.comb += self.o.payload.rows[r][j].eq(self.i.payload[entry_bits * (r * p.m + j):][:p.lut_bits])
+        m.d.comb += [self.o.payload.list.eq(probe), self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(beat == tbeats - 1):
+                m.d.sync += probe.eq(Mux(probe + 1 == self.launch.nprobe, 0, probe + 1))
+        with m.If(self.launch.begin):
+            m.d.sync += [beat.eq(0), probe.eq(0)]
+        return m
+
+
 class AxiScanKernel(wiring.Component):
     """`ScanCore` as a Vitis/PYNQ kernel: `ap_ctrl_hs` on `s_axi_control`, one AXI4 master per bundle.
 
@@ -40,17 +82,19 @@ class AxiScanKernel(wiring.Component):
     64-bit addresses, INCR bursts of up to `max_burst` beats, several in flight per channel: `AxiReader`
     with a `depth`-word R FIFO per code, id and table reader).
 
-    A launch is four decoupled streams (flat probe index n = q * nprobe + p):
-    fetchers ask, per query, for its `nprobe` descriptors (`lists`) and its `nprobe` tables (`tables`,
-    `table_beats` items of `lanes` rows each) as one range each, ahead of the scan; table items go to
-    the core's table stream tagged with their probe. Each descriptor becomes one range of code beats
-    and one of id beats (two masters in parallel) and its length goes to the sequencer, which sends
-    the core `LIST`, the list's `ceil(len / lanes)` `CODES` beats (lane mask of the last partial beat),
+    A launch is four decoupled streams (flat probe index n = q * nprobe + p), started by the
+    `LaunchSequencer` when `ControlRegs` pulses `start`:
+    `QueryFetcher`s ask, per query, for its `nprobe` descriptors (`lists`) and its `nprobe` tables
+    (`tables`, `table_beats` items of `lanes` rows each) as one range each, ahead of the scan; the
+    `TableFeed` sends table items to the core's table stream tagged with their probe. The
+    `DescriptorSplitter` makes each descriptor one range of code beats and one of id beats (two masters
+    in parallel) and queues its length (`lens`, `LENS_DEPTH` deep) for the sequencer, which sends the
+    core `LIST`, the list's `ceil(len / lanes)` `CODES` beats (lane mask of the last partial beat),
     `END_LIST`, and `END_QUERY` after `nprobe` probes. The readers fetch the next lists' codes and the
     next tables while list n is scanned, so a list of N codes costs `ceil(N / lanes) + 2` cycles when
-    the bus delivers a code beat and an id beat per cycle. The core's K results are written as 16-byte
-    records at `results + 16 * (q * k + i)` while the next query scans; `ap_done` rises when every
-    record has its B response.
+    the bus delivers a code beat and an id beat per cycle. The core's K results are written by the
+    `ResultWriter` as 16-byte records at `results + 16 * (q * k + i)` while the next query scans;
+    `ap_done` rises when every record has its B response.
     """
 
     def __init__(self, *, params: ScanParams, data_bits: int = 128, max_burst: int = 64, depth: int = 256):
@@ -78,6 +122,14 @@ class AxiScanKernel(wiring.Component):
             top, inner = getattr(self, f"{prefix}_{name}"), getattr(sub, name)
             m.d.comb += (top.eq(inner) if d == outward else inner.eq(top))
 
+    def _reader(self, m: Module, arg: str, item_bytes: int, count_bits: int = 32) -> AxiReader:
+        """The `AxiReader` of pointer argument `arg`, bound to the read channels of its bundle."""
+        depth, burst = (LIST_DEPTH, LIST_DEPTH) if arg == "lists" else (self.depth, self.max_burst)
+        reader = AxiReader(item_bytes=item_bytes, data_bits=self.data_bits, count_bits=count_bits,
+                           max_burst=burst, depth=depth)
+        self._bind(m, reader, f"m_axi_{regmap.M_AXI_BUNDLES[arg]}", read_members(64, self.data_bits), "out")
+        return reader
+
     def elaborate(self, platform):
         m = Module()
         p, lay = self.params, self.layout
@@ -86,147 +138,44 @@ class AxiScanKernel(wiring.Component):
 
         m.submodules.regs = regs = ControlRegs(config_value=lay.config_word)
         self._bind(m, regs, CONTROL, lite_members(), "out")
-        m.d.comb += self.interrupt.eq(regs.interrupt)
+        m.submodules.seq = seq = LaunchSequencer(params=p)
+        m.submodules.fetch_lists = fetch_lists = QueryFetcher(probe_items=1)
+        m.submodules.fetch_tables = fetch_tables = QueryFetcher(probe_items=table_beats(p))
+        m.submodules.rd_codes = rd_codes = self._reader(m, "codes", lay.code_beat_bytes)
+        m.submodules.rd_ids = rd_ids = self._reader(m, "ids", lay.id_beat_bytes)
+        m.submodules.rd_tables = rd_tables = self._reader(m, "tables", p.lanes * lay.table_row_bytes,
+                                                          fetch_tables.count_bits)
+        m.submodules.rd_lists = rd_lists = self._reader(m, "lists", DESC_BYTES)
+        m.submodules.table_feed = table_feed = TableFeed(params=p)
+        m.submodules.desc = desc = DescriptorSplitter(params=p)
+        m.submodules.lens = lens = SyncFIFO(width=32, depth=LENS_DEPTH)
         m.submodules.core = core = ScanCore(params=p)
-        tbeats = table_beats(p)
-        tb_shift = tbeats.bit_length() - 1
-        item_bytes = {"codes": lay.code_beat_bytes, "ids": lay.id_beat_bytes,
-                      "tables": p.lanes * lay.table_row_bytes, "lists": DESC_BYTES}
-        count_bits = {"codes": 32, "ids": 32, "tables": 32 + tb_shift, "lists": 32}
-        rd = {}
-        for name in READERS:
-            depth, burst = (self.depth, self.max_burst) if name != "lists" else (LIST_DEPTH, LIST_DEPTH)
-            rd[name] = AxiReader(item_bytes=item_bytes[name], data_bits=self.data_bits, count_bits=count_bits[name],
-                                 max_burst=burst, depth=depth)
-            m.submodules[f"rd_{name}"] = rd[name]
-            self._bind(m, rd[name], f"m_axi_{regmap.M_AXI_BUNDLES[name]}", read_members(64, self.data_bits), "out")
         m.submodules.wr = wr = ResultWriter(params=p, data_bits=self.data_bits)
         self._bind(m, wr, f"m_axi_{regmap.M_AXI_BUNDLES['results']}", write_members(64, self.data_bits), "out")
+
+        # launch: arguments and handshake with the registers, its state to the per-query stages
+        m.d.comb += [seq.start.eq(regs.start), seq.nq_arg.eq(regs.nq), seq.nprobe_arg.eq(regs.nprobe),
+                     regs.done.eq(seq.done), self.interrupt.eq(regs.interrupt),
+                     wr.start.eq(seq.launch.begin), wr.base.eq(regs.results),
+                     seq.queries_written.eq(wr.queries), seq.results_busy.eq(wr.busy | wr.i.valid)]
+        wiring.connect(m, seq.launch, fetch_lists.launch, fetch_tables.launch, table_feed.launch)
+        # per query: its descriptors and its tables
+        m.d.comb += [fetch_lists.base.eq(regs.lists), fetch_lists.stride.eq(regs.nprobe * DESC_BYTES),
+                     fetch_tables.base.eq(regs.tables), fetch_tables.stride.eq(regs.nprobe * lay.table_bytes)]
+        wiring.connect(m, fetch_lists.cmd, rd_lists.cmd)
+        wiring.connect(m, fetch_tables.cmd, rd_tables.cmd)
+        wiring.connect(m, rd_tables.o, table_feed.i)
+        wiring.connect(m, table_feed.o, core.table)
+        # per list: its code and id ranges, its length to the sequencer
+        m.d.comb += [desc.codes_base.eq(regs.codes), desc.ids_base.eq(regs.ids)]
+        wiring.connect(m, rd_lists.o, desc.i)
+        wiring.connect(m, desc.codes, rd_codes.cmd)
+        wiring.connect(m, desc.ids, rd_ids.cmd)
+        wiring.connect(m, desc.lens, lens.w_stream)
+        wiring.connect(m, lens.r_stream, seq.lens)
+        # per beat: codes and ids into the core's command stream, results out
+        wiring.connect(m, rd_codes.o, seq.codes)
+        wiring.connect(m, rd_ids.o, seq.ids)
+        wiring.connect(m, seq.o, core.i)
         wiring.connect(m, core.o, wr.i)
-
-        nq, nprobe = Signal(32), Signal(32)
-        running = Signal()
-
-        # fetchers: per query one range of nprobe descriptors and one of nprobe tables, issued ahead
-        # (the readers' FIFOs and the core's table banks bound how far)
-        table_stride = Signal(64)
-        for name, step in (("lists", DESC_BYTES), ("tables", None)):
-            fq, faddr = Signal(32, name=f"{name}_q"), Signal(64, name=f"{name}_addr")
-            cmd = rd[name].cmd
-            m.d.comb += [cmd.valid.eq(running & (fq != nq) & (nprobe != 0)), cmd.payload.addr.eq(faddr),
-                         cmd.payload.count.eq(nprobe if name == "lists" else nprobe << tb_shift)]
-            with m.If(cmd.valid & cmd.ready):
-                m.d.sync += [fq.eq(fq + 1), faddr.eq(faddr + (nprobe * step if step else table_stride))]
-            with m.If(regs.start & ~running):
-                m.d.sync += [fq.eq(0), faddr.eq(getattr(regs, name))]
-        with m.If(regs.start & ~running):
-            m.d.sync += table_stride.eq(regs.nprobe * lay.table_bytes)
-
-        # table stream: 16-bit memory entries -> lut_bits rows of the core's table beat, tagged by probe
-        tb = core.table.payload
-        item = rd["tables"].o.payload
-        t_beat, t_probe = Signal(tb_shift), Signal(32)
-        for r in range(p.lanes):
-            for j in range(p.m):
-                m.d.comb += tb.rows[r][j].eq(item[16 * (r * p.m + j):][:p.lut_bits])
-        m.d.comb += [tb.list.eq(t_probe), core.table.valid.eq(rd["tables"].o.valid),
-                     rd["tables"].o.ready.eq(core.table.ready)]
-        with m.If(core.table.valid & core.table.ready):
-            m.d.sync += t_beat.eq(t_beat + 1)
-            with m.If(t_beat == tbeats - 1):
-                m.d.sync += t_probe.eq(Mux(t_probe + 1 == nprobe, 0, t_probe + 1))
-        with m.If(regs.start & ~running):
-            m.d.sync += [t_beat.eq(0), t_probe.eq(0)]
-
-        # descriptors -> code and id ranges (registered), and each list's length for the sequencer
-        desc = rd["lists"].o.payload
-        d_valid, d_len = Signal(), Signal(32)
-        d_addr = {"codes": Signal(64, name="d_codes"), "ids": Signal(64, name="d_ids")}
-        sent = {"codes": Signal(name="sent_codes"), "ids": Signal(name="sent_ids"), "len": Signal(name="sent_len")}
-        m.submodules.lens = lens = SyncFIFO(width=32, depth=LENS_DEPTH)
-        fire = {"len": Signal(name="fire_len")}
-        m.d.comb += [lens.w_data.eq(d_len), lens.w_en.eq(d_valid & ~sent["len"]),
-                     fire["len"].eq(lens.w_en & lens.w_rdy)]
-        nbeats = (d_len + p.lanes - 1) >> (p.lanes.bit_length() - 1)
-        for name in ("codes", "ids"):
-            cmd = rd[name].cmd
-            fire[name] = Signal(name=f"fire_{name}")
-            m.d.comb += [cmd.valid.eq(d_valid & ~sent[name]), cmd.payload.addr.eq(d_addr[name]),
-                         cmd.payload.count.eq(nbeats), fire[name].eq(cmd.valid & cmd.ready)]
-        d_done = Signal()
-        m.d.comb += d_done.eq(d_valid & (sent["codes"] | fire["codes"]) & (sent["ids"] | fire["ids"]) &
-                              (sent["len"] | fire["len"]))
-        for name in sent:
-            m.d.sync += sent[name].eq(Mux(d_done, 0, sent[name] | fire[name]))
-        m.d.comb += rd["lists"].o.ready.eq(~d_valid | d_done)
-        with m.If(rd["lists"].o.ready):
-            m.d.sync += d_valid.eq(rd["lists"].o.valid)
-            with m.If(rd["lists"].o.valid):
-                m.d.sync += d_len.eq(desc[32:64])
-                for name, size in (("codes", lay.code_beat_bytes), ("ids", lay.id_beat_bytes)):
-                    m.d.sync += d_addr[name].eq(getattr(regs, name) + desc[:32] * size)
-
-        # code beats: codes are in memory order already; ids are id_word_bits apart
-        beat = core.i.payload
-        ids_item = rd["ids"].o.payload
-        for lane in range(p.lanes):
-            m.d.comb += beat.ids[lane].eq(ids_item[lay.id_word_bits * lane:][:p.id_bits])
-        m.d.comb += beat.codes.eq(rd["codes"].o.payload)
-
-        # sequencer: the core's command stream, LIST CODES* END_LIST per probe, END_QUERY per query
-        q, probe = Signal(32), Signal(32)
-        beats_left, codes_left = Signal(32), Signal(33)
-        both = rd["codes"].o.valid & rd["ids"].o.valid
-        full = (1 << p.lanes) - 1
-        len_beats = (lens.r_data + p.lanes - 1) >> (p.lanes.bit_length() - 1)
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(regs.start):
-                    m.d.sync += [nq.eq(regs.nq), nprobe.eq(regs.nprobe), q.eq(0), probe.eq(0), running.eq(1)]
-                    m.d.comb += [wr.start.eq(1), wr.base.eq(regs.results)]
-                    with m.If(regs.nq == 0):
-                        m.next = "FINISH"
-                    with m.Elif(regs.nprobe == 0):
-                        m.next = "END_QUERY"
-                    with m.Else():
-                        m.next = "LIST"
-            with m.State("LIST"):
-                m.d.comb += [core.i.valid.eq(lens.r_rdy), beat.op.eq(Op.LIST), beat.list.eq(probe)]
-                with m.If(lens.r_rdy & core.i.ready):
-                    m.d.comb += lens.r_en.eq(1)
-                    m.d.sync += [beats_left.eq(len_beats), codes_left.eq(lens.r_data)]
-                    with m.If(lens.r_data == 0):
-                        m.next = "END_LIST"
-                    with m.Else():
-                        m.next = "CODES"
-            with m.State("CODES"):
-                m.d.comb += [core.i.valid.eq(both), beat.op.eq(Op.CODES), beat.list.eq(probe), beat.valid.eq(full)]
-                with m.If(codes_left < p.lanes):
-                    m.d.comb += beat.valid.eq((Const(1, p.lanes + 1) << codes_left[:p.lanes.bit_length()]) - 1)
-                with m.If(both & core.i.ready):
-                    m.d.comb += [rd["codes"].o.ready.eq(1), rd["ids"].o.ready.eq(1)]
-                    m.d.sync += [beats_left.eq(beats_left - 1), codes_left.eq(codes_left - p.lanes)]
-                    with m.If(beats_left == 1):
-                        m.next = "END_LIST"
-            with m.State("END_LIST"):
-                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.END_LIST), beat.list.eq(probe)]
-                with m.If(core.i.ready):
-                    m.d.sync += probe.eq(probe + 1)
-                    with m.If(probe + 1 == nprobe):
-                        m.next = "END_QUERY"
-                    with m.Else():
-                        m.next = "LIST"
-            with m.State("END_QUERY"):
-                m.d.comb += [core.i.valid.eq(1), beat.op.eq(Op.END_QUERY)]
-                with m.If(core.i.ready):
-                    m.d.sync += [q.eq(q + 1), probe.eq(0)]
-                    with m.If(q + 1 == nq):
-                        m.next = "FINISH"
-                    with m.Elif(nprobe != 0):
-                        m.next = "LIST"
-            with m.State("FINISH"):
-                with m.If((wr.queries == nq) & ~wr.busy & ~wr.i.valid):
-                    m.d.comb += regs.done.eq(1)
-                    m.d.sync += running.eq(0)
-                    m.next = "IDLE"
         return m
