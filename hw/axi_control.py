@@ -1,7 +1,7 @@
 """AXI4-Lite slave with the kernel's `ap_ctrl_hs` register map (`ControlRegs`), from host/spec/regmap.py."""
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,6 +51,22 @@ class ControlRegs(wiring.Component):
         words = {regmap.CTRL: ctrl, regmap.GIE: gie, regmap.IER: ier, regmap.ISR: isr,
                  regmap.ARG_OFFSETS["config"]: config, regmap.CONFIG_CTRL: config_vld}
         writable = {regmap.GIE: gie, regmap.IER: ier}
+        self._add_args(words, writable)
+        self._write_channel(m, writable, ap_start, auto_restart, isr)
+        self._read_channel(m, words, ap_done, ap_ready, config_vld)
+
+        # kernel handshake (after the bus logic: a done in the same cycle as a clearing read wins)
+        m.d.comb += [self.start.eq(ap_start & ~busy), self.interrupt.eq(gie & (isr != 0))]
+        with m.If(self.start):
+            m.d.sync += busy.eq(1)
+        with m.If(self.done):
+            m.d.sync += [busy.eq(0), ap_done.eq(1), ap_ready.eq(1), ap_start.eq(auto_restart),
+                         isr.eq(isr | ier), config.eq(self.config_value), config_vld.eq(1)]
+        return m
+
+    def _add_args(self, words: dict[int, Value], writable: dict[int, Value]) -> None:
+        """Map the argument outputs: each pointer as two words (low, high), each scalar as one; all
+        readable (`words`) and writable (`writable`), by byte offset."""
         for name in regmap.POINTER_ARGS:
             off = regmap.ARG_OFFSETS[name]
             words[off], words[off + 4] = getattr(self, name)[:32], getattr(self, name)[32:]
@@ -58,7 +74,10 @@ class ControlRegs(wiring.Component):
         for name in regmap.SCALAR_ARGS:
             words[regmap.ARG_OFFSETS[name]] = writable[regmap.ARG_OFFSETS[name]] = getattr(self, name)
 
-        # write channel: AW and W together, then B
+    def _write_channel(self, m: Module, writable: dict[int, Value], ap_start: Signal, auto_restart: Signal,
+                       isr: Signal) -> None:
+        """Write channel: AW and W together, then B. Writable words take the strobed bytes; CTRL sets
+        `auto_restart` and `ap_start`, ISR toggles its bits (byte 0 strobed)."""
         wfire = Signal()
         mask = Cat(*(self.wstrb[i].replicate(8) for i in range(4)))
         m.d.comb += [wfire.eq(self.awvalid & self.wvalid & ~self.bvalid),
@@ -82,7 +101,10 @@ class ControlRegs(wiring.Component):
                     with m.If(self.wstrb[0]):
                         m.d.sync += isr.eq(isr ^ self.wdata[:2])
 
-        # read channel: data registered the cycle after AR; clear-on-read side effects at AR
+    def _read_channel(self, m: Module, words: dict[int, Value], ap_done: Signal, ap_ready: Signal,
+                      config_vld: Signal) -> None:
+        """Read channel: data registered the cycle after AR (0 for unmapped words); clear-on-read side
+        effects (CTRL: `ap_done`, `ap_ready`; CONFIG_CTRL: `config_vld`) at AR."""
         rfire = Signal()
         m.d.comb += [rfire.eq(self.arvalid & ~self.rvalid), self.arready.eq(rfire), self.rresp.eq(0)]
         raddr = Cat(0, 0, self.araddr[2:])
@@ -98,12 +120,3 @@ class ControlRegs(wiring.Component):
                             m.d.sync += config_vld.eq(0)
         with m.Elif(self.rready):
             m.d.sync += self.rvalid.eq(0)
-
-        # kernel handshake (after the bus logic: a done in the same cycle as a clearing read wins)
-        m.d.comb += [self.start.eq(ap_start & ~busy), self.interrupt.eq(gie & (isr != 0))]
-        with m.If(self.start):
-            m.d.sync += busy.eq(1)
-        with m.If(self.done):
-            m.d.sync += [busy.eq(0), ap_done.eq(1), ap_ready.eq(1), ap_start.eq(auto_restart),
-                         isr.eq(isr | ier), config.eq(self.config_value), config_vld.eq(1)]
-        return m

@@ -91,18 +91,30 @@ class AxiReader(wiring.Component):
             "o": Out(stream.Signature(8 * item_bytes)),
         })
 
+    @property
+    def _word_count_bits(self) -> int:
+        """Width of a range's word count (up to `count * item_bytes / word bytes` + 1 words)."""
+        return self.count_bits + self.item_bytes.bit_length() + 1
+
     def elaborate(self, platform):
         m = Module()
-        S, B = self.item_bytes, self.data_bits // 8
-        lb = B.bit_length() - 1
-        cap = S + B
-        wbits = self.count_bits + S.bit_length() + 1
-        info_layout = data.StructLayout({"skip": lb, "items": self.count_bits, "words": wbits})
+        lb = (self.data_bits // 8).bit_length() - 1
+        info_layout = data.StructLayout({"skip": lb, "items": self.count_bits, "words": self._word_count_bits})
         m.submodules.info = info = SyncFIFO(width=info_layout.size, depth=self.ranges)
         # one entry more than the credits, so that the inner memory is `depth` deep and R always has room
         m.submodules.rdata = fifo = SyncFIFOBuffered(width=self.data_bits, depth=self.depth + 1)
+        addr, words_left = self._commands(m, info)
+        pop = self._bursts(m, addr, words_left, fifo)
+        active = self._gearbox(m, View(info_layout, info.r_data), info, fifo, pop)
+        m.d.comb += self.busy.eq(active | info.r_rdy | (words_left != 0))
+        return m
 
-        # commands: a range's words and its gearbox info
+    def _commands(self, m: Module, info: SyncFIFO) -> tuple[Signal, Signal]:
+        """Command intake: a command is taken once the previous range is all issued; its gearbox info
+        (skip, items, words) goes to `info`. Returns the next burst's word address and the words left."""
+        S, B = self.item_bytes, self.data_bits // 8
+        lb = B.bit_length() - 1
+        wbits = self._word_count_bits
         addr = Signal(self.addr_bits)
         words_left = Signal(wbits)
         cmd = self.cmd.payload
@@ -114,8 +126,13 @@ class AxiReader(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready & (cmd.count != 0)):
             m.d.comb += info.w_en.eq(1)
             m.d.sync += [addr.eq(cmd.addr & ~Const(B - 1, self.addr_bits)), words_left.eq(nwords)]
+        return addr, words_left
 
-        # address channel: a burst when the data FIFO has room for it (credits = words not yet popped)
+    def _bursts(self, m: Module, addr: Signal, words_left: Signal, fifo: SyncFIFOBuffered) -> Signal:
+        """Address channel: a burst when the data FIFO has room for it (credits = words not yet popped),
+        and R into the data FIFO. Returns `pop` (a word leaves the data FIFO), for the gearbox to drive."""
+        B = self.data_bits // 8
+        lb = B.bit_length() - 1
         to_page = Signal(range(PAGE_BYTES // B + 1))
         burst = Signal(range(self.max_burst + 1))
         free = Signal(range(self.depth + 1), init=self.depth)
@@ -138,12 +155,17 @@ class AxiReader(wiring.Component):
                      self.arsize.eq(lb), self.arburst.eq(1), self.arcache.eq(0b0011), self.arprot.eq(0),
                      self.arid.eq(0),
                      self.rready.eq(fifo.w_rdy), fifo.w_en.eq(self.rvalid), fifo.w_data.eq(self.rdata)]
+        return pop
 
-        # gearbox: words in, items out, one command's range at a time
-        rng = View(info_layout, info.r_data)
+    def _gearbox(self, m: Module, rng: View, info: SyncFIFO, fifo: SyncFIFOBuffered, pop: Signal) -> Signal:
+        """Gearbox: words of the data FIFO in, items out on `o`, one range (`rng`, the head of `info`) at a
+        time; drives `pop`. Returns `active` (a range is being cut into items)."""
+        S, B = self.item_bytes, self.data_bits // 8
+        lb = B.bit_length() - 1
+        cap = S + B
         active = Signal()
         items_left = Signal(self.count_bits)
-        wleft = Signal(wbits)
+        wleft = Signal(self._word_count_bits)
         first = Signal()
         skip = Signal(lb)
         fill = Signal(range(cap + 1))
@@ -176,5 +198,4 @@ class AxiReader(wiring.Component):
             m.d.comb += info.r_en.eq(1)
             m.d.sync += [active.eq(1), items_left.eq(rng.items), wleft.eq(rng.words), skip.eq(rng.skip),
                          first.eq(1), fill.eq(0), acc.eq(0)]          # drops the last range's trailing bytes
-        m.d.comb += self.busy.eq(active | info.r_rdy | (words_left != 0))
-        return m
+        return active

@@ -1,7 +1,7 @@
 """The composed IVF-PQ scan-and-top-K core (Verilog top module `anole_scan`)."""
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Value
 from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -63,7 +63,13 @@ class ScanCore(wiring.Component):
         m.submodules.topk = topk = TopK(params=p)
         wiring.connect(m, wiring.flipped(self.table), tables.i)
         wiring.connect(m, topk.o, wiring.flipped(self.o))
+        is_, list_open = self._opcodes(m, tables, topk)
+        self._sideband(m, tag_layout, is_, list_open, tables, adc, topk)
+        return m
 
+    def _opcodes(self, m: Module, tables: TableMemory, topk: TopK) -> tuple[dict[Op, Value], Signal]:
+        """Opcode handling: `i.ready` per opcode, the open list (acquires and releases a table bank),
+        the pending query and the sticky error flags. Returns (accepted beat of each opcode, list open)."""
         beat = self.i.payload
         acc = self.i.valid & self.i.ready
         list_open = Signal()
@@ -103,11 +109,16 @@ class ScanCore(wiring.Component):
                 m.d.sync += [list_open.eq(0), err.query_inside_list.eq(1)]
         with m.If(topk.o.valid & topk.o.ready & topk.o.payload.last):
             m.d.sync += pending.eq(0)
+        return is_, list_open
 
-        # sideband of the beat, delayed to meet the table lookups
+    def _sideband(self, m: Module, tag_layout: data.StructLayout, is_: dict[Op, Value], list_open: Signal,
+                  tables: TableMemory, adc: AdcLanes, topk: TopK) -> None:
+        """The beat's sideband (lane valid mask, ids, flush), delayed `TableMemory.LATENCY` cycles to meet
+        the table lookups into the adders, and the adders' sums with their sideband into the top-K."""
+        p = self.params
         tag = Signal(tag_layout)
-        m.d.comb += [tag.valid.eq(beat.valid & (is_[Op.CODES] & list_open).replicate(p.lanes)),
-                     tag.ids.eq(beat.ids), tag.flush.eq(is_[Op.END_QUERY])]
+        m.d.comb += [tag.valid.eq(self.i.payload.valid & (is_[Op.CODES] & list_open).replicate(p.lanes)),
+                     tag.ids.eq(self.i.payload.ids), tag.flush.eq(is_[Op.END_QUERY])]
         for stage in range(TableMemory.LATENCY):
             nxt = Signal(tag_layout, name=f"tag{stage}")
             m.d.sync += nxt.eq(tag)
@@ -121,4 +132,3 @@ class ScanCore(wiring.Component):
                      topk.i.payload.id.eq(out_tag.ids),
                      topk.i.payload.valid.eq(out_tag.valid),
                      topk.i.payload.flush.eq(out_tag.flush)]
-        return m

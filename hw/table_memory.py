@@ -1,7 +1,7 @@
 """Ping-pong table memory: m columns x 256 entries of lut_bits, two banks."""
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.hdl import unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -51,10 +51,28 @@ class TableMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        load, wcount, wbank, cur = self._banks(m)
+
+        # the RAM write is registered: its enable and address fan out to every block RAM, from
+        # registers of their own, off the control loop. A bank turns full when its last beat is
+        # accepted, a cycle before that beat lands, but is read two cycles later at the earliest
+        # (acquire, then the first CODES beat).
+        wen = Signal()
+        waddr = Signal(len(Cat(wcount, wbank)), reset_less=True)
+        wrows = Signal.like(self.i.payload.rows, reset_less=True)
+        m.d.sync += [wen.eq(load), waddr.eq(Cat(wcount, wbank))]
+        with m.If(load):
+            m.d.sync += wrows.eq(self.i.payload.rows)
+        for j in range(self.params.m):
+            self._column(m, j, cur, wen, waddr, wrows)
+        return m
+
+    def _banks(self, m: Module) -> tuple[Value, Signal, Signal, Signal]:
+        """Bank control: the write bank and beat count, which banks are full and their lists, the next
+        bank to acquire and the bound one. Returns (`load`: a beat is accepted, its beat count, the
+        write bank, `cur`: the bank bound to the open list)."""
         p = self.params
         nbeats = table_beats(p)
-        sel_bits = (p.lanes - 1).bit_length()
-
         full = Signal(2)
         list_of = [Signal(p.list_bits, name=f"list_of{b}") for b in range(2)]
         wbank = Signal()
@@ -87,49 +105,51 @@ class TableMemory(wiring.Component):
             clr = self.release & (cur == b)
             m.d.comb += full_next[b].eq(set_ | (full[b] & ~clr))
         m.d.sync += [full.eq(full_next), ready.eq(~full_next.bit_select(wbank ^ (load & last), 1))]
+        return load, wcount, wbank, cur
 
-        # the RAM write is registered: its enable and address fan out to every block RAM, from
-        # registers of their own, off the control loop. A bank turns full when its last beat is
-        # accepted, a cycle before that beat lands, but is read two cycles later at the earliest
-        # (acquire, then the first CODES beat).
-        wen = Signal()
-        waddr = Signal(len(Cat(wcount, wbank)), reset_less=True)
-        wrows = Signal.like(self.i.payload.rows, reset_less=True)
-        m.d.sync += [wen.eq(load), waddr.eq(Cat(wcount, wbank))]
-        with m.If(load):
-            m.d.sync += wrows.eq(self.i.payload.rows)
-        for j in range(p.m):
-            wdata = Cat(*[wrows[r][j] for r in range(p.lanes)])
+    def _column(self, m: Module, j: int, cur: Signal, wen: Signal, waddr: Signal, wrows: Signal) -> None:
+        """Column j: its memory (one word of `lanes` entries per beat, written from the registered
+        write port) and, per lane, the read of the bound bank `cur` and the two output registers."""
+        p = self.params
+        nbeats = table_beats(p)
+        sel_bits = (p.lanes - 1).bit_length()
+        wdata = Cat(*[wrows[r][j] for r in range(p.lanes)])
+        if self.ram == "inferred":
+            # no read/write collision logic (yosys's bypass mux on every RAM output bit): a lane
+            # reads only the bound bank, which is full, so never written, until it is released
+            mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[],
+                                attrs={"no_rw_check": 1})
+            m.submodules[f"col{j}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(waddr), wp.en.eq(wen), wp.data.eq(wdata)]
+        for l in range(p.lanes):
+            code = self.addr[l][j]
+            raddr = Cat(code[sel_bits:], cur)
+            word = Signal(p.lanes * p.lut_bits, name=f"word_l{l}_c{j}", reset_less=True)
             if self.ram == "inferred":
-                # no read/write collision logic (yosys's bypass mux on every RAM output bit): a lane
-                # reads only the bound bank, which is full, so never written, until it is released
-                mem = memory.Memory(shape=unsigned(p.lanes * p.lut_bits), depth=2 * nbeats, init=[],
-                                    attrs={"no_rw_check": 1})
-                m.submodules[f"col{j}"] = mem
-                wp = mem.write_port()
-                m.d.comb += [wp.addr.eq(waddr), wp.en.eq(wen), wp.data.eq(wdata)]
-            for l in range(p.lanes):
-                code = self.addr[l][j]
-                raddr = Cat(code[sel_bits:], cur)
-                word = Signal(p.lanes * p.lut_bits, name=f"word_l{l}_c{j}", reset_less=True)
-                if self.ram == "inferred":
-                    rp = mem.read_port()
-                    word0 = Signal.like(rp.data, name=f"word0_l{l}_c{j}", reset_less=True)
-                    m.d.comb += rp.addr.eq(raddr)
-                    m.d.sync += [word0.eq(rp.data), word.eq(word0)]
-                else:
-                    ram = Ecp5Ram(width=p.lanes * p.lut_bits, depth=2 * nbeats)
-                    m.submodules[f"ram_l{l}_c{j}"] = ram
-                    m.d.comb += [ram.wen.eq(wen), ram.waddr.eq(waddr), ram.wdata.eq(wdata),
-                                 ram.raddr.eq(raddr)]
-                    m.d.sync += word.eq(ram.rdata)
-                if sel_bits:
-                    sel = code[:sel_bits]
-                    for stage in range(self.LATENCY - 1):
-                        nxt = Signal(sel_bits, name=f"sel{stage}_l{l}_c{j}")
-                        m.d.sync += nxt.eq(sel)
-                        sel = nxt
-                    m.d.sync += self.data[l][j].eq(word.word_select(sel, p.lut_bits))
-                else:
-                    m.d.sync += self.data[l][j].eq(word)
-        return m
+                rp = mem.read_port()
+                word0 = Signal.like(rp.data, name=f"word0_l{l}_c{j}", reset_less=True)
+                m.d.comb += rp.addr.eq(raddr)
+                m.d.sync += [word0.eq(rp.data), word.eq(word0)]
+            else:
+                ram = Ecp5Ram(width=p.lanes * p.lut_bits, depth=2 * nbeats)
+                m.submodules[f"ram_l{l}_c{j}"] = ram
+                m.d.comb += [ram.wen.eq(wen), ram.waddr.eq(waddr), ram.wdata.eq(wdata),
+                             ram.raddr.eq(raddr)]
+                m.d.sync += word.eq(ram.rdata)
+            self._select(m, l, j, code, word)
+
+    def _select(self, m: Module, l: int, j: int, code: Value, word: Signal) -> None:
+        """The entry select of lane l, column j: the code's low bits, delayed to meet `word`, pick
+        `data[l][j]` out of the word (registered)."""
+        p = self.params
+        sel_bits = (p.lanes - 1).bit_length()
+        if sel_bits:
+            sel = code[:sel_bits]
+            for stage in range(self.LATENCY - 1):
+                nxt = Signal(sel_bits, name=f"sel{stage}_l{l}_c{j}")
+                m.d.sync += nxt.eq(sel)
+                sel = nxt
+            m.d.sync += self.data[l][j].eq(word.word_select(sel, p.lut_bits))
+        else:
+            m.d.sync += self.data[l][j].eq(word)

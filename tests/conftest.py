@@ -28,3 +28,11 @@ def small_index(small_faiss, tmp_path_factory):
     """The small index exported over 3 shards and loaded back."""
     out = export_index(small_faiss, tmp_path_factory.mktemp("idx"), nshards=3)
     return load_index(out)
+
+
+def pytest_collection_modifyitems(items):
+    """Long simulations (the `sweep` marker) get an hour before pytest-timeout calls them hung; the rest
+    keep pyproject.toml's 900 s."""
+    for item in items:
+        if item.get_closest_marker("sweep") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(3600))
