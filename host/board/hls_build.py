@@ -4,7 +4,6 @@ Builds are cached per parameter set under build/hls/<tag>/ and rebuilt when a so
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shutil
 import struct
@@ -16,6 +15,7 @@ import numpy as np
 from host.board.hls_config import param_tag, write_header
 from host.spec.errors import AnoleError
 from host.spec.scan_params import ScanParams
+from sim.build import build_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS_DIR = ROOT / "hls"
@@ -42,10 +42,8 @@ def build_csim(params: ScanParams, build_root: Path = BUILD_DIR) -> Path:
     if cxx is None:
         raise CsimBuildError("the HLS C simulation needs g++ (apt-get install g++)")
     out = Path(build_root) / param_tag(params)
-    out.mkdir(parents=True, exist_ok=True)
     stamp = _stamp(params, cxx)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(out):
         if (out / ".stamp").is_file() and (out / ".stamp").read_text() == stamp:
             return out
         write_header(params, out / "scan_config.h")

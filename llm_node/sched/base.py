@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy, grow_decodes  # noqa: F401 (re-exported)
+from llm_node.engine.scheduler import Batch, Scheduler, SchedulerPolicy
 from llm_node.engine.sequence import Sequence
 from llm_node.sched.slo import SLO
 

@@ -3,8 +3,8 @@ budget with prompt chunks. With a latency model and a TBT target, the budget is 
 predicted step time stays within the target (Sarathi picks it by profiling the same way)."""
 from __future__ import annotations
 
-from llm_node.engine.scheduler import Batch, SchedulerPolicy
-from llm_node.sched.base import grow_decodes, in_prefill, items
+from llm_node.engine.scheduler import Batch, SchedulerPolicy, grow_decodes
+from llm_node.sched.base import in_prefill, items
 from llm_node.sched.latency import LatencyModel
 
 MIN_CHUNK = 16

@@ -5,8 +5,8 @@ both transfers cost `kv_transfer_s_per_token` from the latency model. Block capa
 (the KV pools are not the bottleneck in our workloads; see docs/scheduling.md)."""
 from __future__ import annotations
 
-from llm_node.engine.scheduler import Batch
-from llm_node.sched.base import LanePolicy, Work, grow_decodes, in_prefill, now
+from llm_node.engine.scheduler import Batch, grow_decodes
+from llm_node.sched.base import LanePolicy, Work, in_prefill, now
 from llm_node.sched.latency import LatencyModel
 
 

@@ -12,8 +12,8 @@ requests with the fewest remaining prompt tokens first.
 """
 from __future__ import annotations
 
-from llm_node.engine.scheduler import Batch
-from llm_node.sched.base import LanePolicy, Work, grow_decodes, in_prefill, slo_of
+from llm_node.engine.scheduler import Batch, grow_decodes
+from llm_node.sched.base import LanePolicy, Work, in_prefill, slo_of
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.slo import Kind
 

@@ -19,8 +19,8 @@ import bisect
 import logging
 from collections import defaultdict, deque
 
-from llm_node.engine.scheduler import Batch, SchedulerPolicy
-from llm_node.sched.base import grow_decodes, in_prefill, items, now, slo_of
+from llm_node.engine.scheduler import Batch, SchedulerPolicy, grow_decodes
+from llm_node.sched.base import in_prefill, items, now, slo_of
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.pd_mux import PDMuxPolicy
 from llm_node.sched.slo import Kind, critical_path
