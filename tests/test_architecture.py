@@ -21,6 +21,7 @@ CHAIN = (
     "llm_node",       # the LLM engine, schedulers, its server
     "host.ralm",      # RALM flows, datastores, evaluation, the demo
     "host.rago",      # RAGO schema, performance model, optimizer
+    "host.api",       # the OpenAI-compatible HTTP API, metrics, health
     "host.cli",       # the `anole` command
     "hls",            # Vitis HLS twin helpers
     "scripts",        # demos and benchmarks

@@ -1,0 +1,252 @@
+"""What the API talks to: one LLM node (``LLMClient``) and, for retrieval, coordinators over memory nodes driven
+by the RALM flows (``RalmCoordinator``: type 2 kNN-LM, type 1 chunks). Yields token ids; knows nothing of HTTP."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+import numpy as np
+
+from host.api.errors import ApiError
+from host.api.metrics import ApiMetrics
+from host.api.text import ChatTemplate
+from host.net.frames import E_BAD_REQUEST, RpcError, parse_address
+from host.ralm.datastore import load_datastore
+from host.ralm.flows import RalmConfig, RalmCoordinator, RalmError
+from host.serve import wire
+from host.serve.coordinator import Coordinator
+from host.spec.errors import InputError
+from llm_node.client import LLMClient
+from llm_node.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+KINDS = ("none", "knn", "chunks")
+
+
+@dataclass(slots=True)
+class ApiConfig:
+    """The API server: its LLM node, the model folder (tokenizer, chat template), optional datastores with the
+    memory nodes serving them, the default retrieval and the request limits."""
+
+    model: Path
+    llm_node: str
+    served_model_name: str | None = None
+    knn: Path | None = None                 # kNN-LM datastore folder (host.ralm.datastore)
+    knn_nodes: list[str] = field(default_factory=list)
+    chunks: Path | None = None              # chunk datastore folder
+    chunk_nodes: list[str] = field(default_factory=list)
+    retrieval: str | None = None            # default per request; None: knn, else chunks, else none
+    ralm: RalmConfig = field(default_factory=RalmConfig)
+    max_n: int = 8
+    chat_template: str | None = None
+    warmup: bool = True
+
+    def __post_init__(self):
+        self.model = Path(self.model)
+        parse_address(self.llm_node)
+        self.served_model_name = self.served_model_name or self.model.name
+        if bool(self.knn) != bool(self.knn_nodes) or bool(self.chunks) != bool(self.chunk_nodes):
+            raise InputError("give each datastore together with the memory nodes that serve it")
+        if self.retrieval is None:
+            self.retrieval = "knn" if self.knn else "chunks" if self.chunks else "none"
+        if self.retrieval not in KINDS or (self.retrieval != "none" and getattr(self, self.retrieval) is None):
+            raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {KINDS})")
+        if not 1 <= self.max_n <= 64:
+            raise InputError(f"max_n must be in 1..64, not {self.max_n}")
+
+
+class ObservedCoordinator(Coordinator):
+    """A Coordinator that reports each memory node's scan time, round trip and failures to the metrics."""
+
+    def __init__(self, *args, metrics: ApiMetrics, datastore: str, **kw):
+        super().__init__(*args, **kw)
+        self.metrics, self.datastore = metrics, datastore
+
+    async def _scan(self, node, request, nq, k):
+        t0 = time.perf_counter()
+        try:
+            res, scan_s = await super()._scan(node, request, nq, k)
+        except BaseException:
+            self.metrics.node_errors.labels(self.datastore, node.address).inc()
+            raise
+        labels = (self.datastore, node.address, str(node.info["shard"]))
+        self.metrics.node_scan.labels(*labels).observe(scan_s)
+        self.metrics.node_rpc.labels(*labels).observe(time.perf_counter() - t0)
+        return res, scan_s
+
+
+class Backend:
+    """Connects to the nodes (``connect``), warms them up, tokenizes off the event loop and generates."""
+
+    def __init__(self, config: ApiConfig, metrics: ApiMetrics | None = None, embedder=None):
+        self.config, self.metrics = config, metrics or ApiMetrics()
+        self.tokenizer = Tokenizer(config.model)
+        self.chat = ChatTemplate(config.model, config.chat_template)
+        self.embedder = embedder
+        self.llm: LLMClient | None = None
+        self.info: dict = {}
+        self.stores: dict[str, tuple] = {}      # kind -> (datastore, coordinator)
+        self._ralms: dict[tuple, RalmCoordinator] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
+        self.warm = False
+
+    async def connect(self) -> None:
+        cfg = self.config
+        self.llm = await LLMClient.connect(*parse_address(cfg.llm_node))
+        self.info = await self.llm.info()
+        if self.tokenizer.vocab_size > int(self.info["vocab_size"]):
+            raise InputError(f"the tokenizer of {cfg.model} has {self.tokenizer.vocab_size} tokens, the LLM node's "
+                             f"model {self.info['vocab_size']}: give the folder of the model the node serves")
+        for kind, path, nodes in (("knn", cfg.knn, cfg.knn_nodes), ("chunks", cfg.chunks, cfg.chunk_nodes)):
+            if path is not None:
+                ds = load_datastore(path, shards=[])
+                coord = ObservedCoordinator(ds.index, list(nodes), metrics=self.metrics, datastore=kind)
+                await coord.connect()
+                self.stores[kind] = (ds, coord)
+        if "chunks" in self.stores and self.embedder is None:
+            raise InputError("a chunk datastore needs an embedder")
+        if cfg.warmup:
+            await self.warmup()
+        self.warm = True
+
+    async def warmup(self) -> None:
+        """One token from the LLM node and one search per datastore, so no request pays for compilation."""
+        async for _ in self.llm.generate([0], max_tokens=1, temperature=0.0):
+            pass
+        for ds, coord in self.stores.values():
+            await coord.search(np.zeros((1, ds.index.d), np.float32), 1)
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
+        for _, coord in self.stores.values():
+            await coord.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self.info["max_model_len"])
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        return frozenset(int(t) for t in self.info["eos_token_ids"])
+
+    async def encode(self, text: str) -> list[int]:
+        """Tokenize in a worker thread: a megabyte prompt must not stall the other clients."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.tokenizer.encode, text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def resolve_retrieval(self, options) -> tuple[str, RalmConfig | None]:
+        """The request's retrieval kind and settings (the server's defaults where unset); ApiError if invalid."""
+        kind = (options.type if options is not None else None) or self.config.retrieval
+        if kind == "none":
+            return kind, None
+        if kind not in self.stores:
+            raise ApiError(400, f"this server has no {kind} datastore; retrieval.type is one of "
+                                f"{['none', *self.stores]}", param="retrieval.type")
+        ds, coord = self.stores[kind]
+        over = {} if options is None else {"k": options.k, "nprobe": options.nprobe, "lam": options.lam,
+                                           "knn_temperature": options.temperature, "interval": options.interval}
+        if over.get("k") is not None and over["k"] > coord.params.k:
+            raise ApiError(400, f"retrieval.k must be at most {coord.params.k} (the memory nodes' k)", param="retrieval.k")
+        if over.get("nprobe") is not None and over["nprobe"] > ds.index.nlist:
+            raise ApiError(400, f"retrieval.nprobe must be at most {ds.index.nlist}", param="retrieval.nprobe")
+        cfg = dataclasses.replace(self.config.ralm, **{k: v for k, v in over.items() if v is not None})
+        cfg.k = min(cfg.k, coord.params.k)
+        return kind, cfg
+
+    def _ralm(self, kind: str, cfg: RalmConfig) -> RalmCoordinator:
+        """One RalmCoordinator per (kind, settings): requests with the same settings share its batched search."""
+        key = (kind, *dataclasses.astuple(cfg))
+        if key not in self._ralms:
+            if len(self._ralms) >= 32:
+                self._ralms.pop(next(iter(self._ralms)))
+            ds, coord = self.stores[kind]
+            if kind == "knn":
+                ralm = RalmCoordinator(self.llm, cfg, knn=coord, knn_values=ds.values)
+            else:
+                ralm = RalmCoordinator(self.llm, cfg, chunks=coord, chunk_texts=[c["text"] for c in ds.chunks],
+                                       embedder=self.embedder, tokenizer=self.tokenizer)
+            ralm.info = self.info
+            self._ralms[key] = ralm
+        return self._ralms[key]
+
+    async def generate(self, ids: list[int], text: str, sampling: dict, kind: str,
+                       ralm_cfg: RalmConfig | None) -> AsyncIterator[int | dict]:
+        """Token ids as they come, then {"finish_reason"}; ApiError on failure. Closing it early (a stop string,
+        a client gone) cancels the generation on the LLM node, which frees its KV blocks."""
+        if kind == "none":
+            stream = self.llm.generate(ids, **sampling)
+            try:
+                async for item in stream:
+                    if "token" in item:
+                        yield int(item["token"])
+                    elif "finish_reason" in item:
+                        if item.get("error"):
+                            raise ApiError(500, f"LLM node: {item['error']}")
+                        yield {"finish_reason": item["finish_reason"]}
+            except RpcError as e:
+                raise ApiError(400 if e.code == E_BAD_REQUEST else 503, e.message) from None
+            finally:
+                await stream.aclose()
+            return
+        async for item in self._generate_ralm(ids, text, sampling, kind, ralm_cfg):
+            yield item
+
+    async def _generate_ralm(self, ids, text, sampling, kind, cfg):
+        ralm, tokens = self._ralm(kind, cfg), asyncio.Queue()
+        sampling = dict(sampling)
+        n = sampling.pop("max_tokens")
+        if kind == "knn":
+            coro = ralm.generate_knn(ids, n, on_token=tokens.put_nowait, **sampling)
+        else:
+            coro = ralm.generate_chunks(text, n, on_token=tokens.put_nowait, **sampling)
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda _: tokens.put_nowait(None))
+        try:
+            while (token := await tokens.get()) is not None:
+                yield token
+            try:
+                res = task.result()
+            except RalmError as e:
+                raise ApiError(503, str(e)) from None
+            except (InputError, RpcError) as e:
+                raise ApiError(400 if isinstance(e, InputError) or e.code == E_BAD_REQUEST else 503, str(e)) from None
+            self.metrics.observe_steps(kind, res.steps)
+            yield {"finish_reason": res.finish_reason}
+        finally:
+            task.cancel()
+
+    async def check_ready(self) -> dict:
+        """{check: ok?}: warmed up, the LLM node answers, every memory node answers."""
+        checks = {"warmed_up": self.warm}
+        snapshot = await self.snapshot()
+        checks["llm_node"] = snapshot["llm"] is not None
+        for kind, nodes in snapshot["nodes"].items():
+            for address, stats in nodes:
+                checks[f"{kind} memory node {address}"] = stats is not None
+        return checks
+
+    async def snapshot(self) -> dict:
+        """The nodes' INFO / STATS now (None for a node that does not answer within 2 s)."""
+        async def ask(client, msg_type=None, **extra):
+            try:
+                async with asyncio.timeout(2.0):
+                    out = await (client.info() if msg_type is None else client.call(msg_type))
+                return {**out, **extra}
+            except (RpcError, OSError, TimeoutError, AttributeError):
+                return None
+        llm = await ask(self.llm, address=self.config.llm_node) if self.llm is not None else None
+        nodes = {kind: [(n.address, await ask(n.client, wire.T_STATS, shard=(n.info or {}).get("shard")))
+                        for n in coord.nodes] for kind, (_, coord) in self.stores.items()}
+        queues = {kind: coord._queue.qsize() if coord._queue is not None else 0
+                  for kind, (_, coord) in self.stores.items()}
+        return {"llm": llm, "nodes": nodes, "queues": queues}

@@ -1,0 +1,59 @@
+"""The API server: connects the backend (LLM node, memory nodes), warms it up, serves the app with uvicorn."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import uvicorn
+
+from host.api.app import create_app
+from host.api.backend import ApiConfig, Backend
+from host.net.server import serve_node
+from host.spec.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class ApiServer:
+    """``start`` -> (host, port) once connected, warmed up and listening; ``serve_forever``; ``close``."""
+
+    def __init__(self, config: ApiConfig, embedder=None):
+        self.backend = Backend(config, embedder=embedder)
+        self._uv: uvicorn.Server | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        await self.backend.connect()
+        try:
+            sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e}") from None
+        config = uvicorn.Config(create_app(self.backend), log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5, server_header=False)
+        self._uv = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._uv.serve(sockets=[sock]))
+        async with asyncio.timeout(30):
+            while not self._uv.started:
+                if self._task.done():
+                    await self._task
+                    raise InputError(f"the API server on {host}:{port} did not start")
+                await asyncio.sleep(0.01)
+        addr = sock.getsockname()[:2]
+        log.info("API for %s on http://%s:%d (LLM node %s)", self.backend.config.served_model_name, *addr,
+                 self.backend.config.llm_node)
+        return addr
+
+    async def serve_forever(self) -> None:
+        await self._task
+
+    async def close(self) -> None:
+        if self._uv is not None:
+            self._uv.should_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.backend.close()
+
+
+def run_api(config: ApiConfig, host: str, port: int, embedder=None, on_ready=None) -> None:
+    """Serve until interrupted; on_ready(host, port) is called once ready (after the warm-up)."""
+    asyncio.run(serve_node(ApiServer(config, embedder), host, port, on_ready))

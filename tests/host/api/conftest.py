@@ -1,0 +1,79 @@
+"""A tiny random GPT-2 with a real byte-level BPE tokenizer, an LLM node serving it, and an API server in front,
+all on one event loop in a background thread (loopback only)."""
+import asyncio
+import contextlib
+import inspect
+import json
+import threading
+
+import pytest
+import torch
+
+from host.api.backend import ApiConfig
+from host.api.server import ApiServer
+from llm_node.config import EngineConfig
+from llm_node.engine.llm_engine import LLMEngine
+from llm_node.server import LLMNode
+from llm_node.train import EOS, train_tokenizer
+
+transformers = pytest.importorskip("transformers")
+KV_BLOCKS = 64
+
+
+@pytest.fixture(scope="session")
+def api_model_dir(tmp_path_factory):
+    """config.json, model.safetensors, tokenizer.json (300 tokens trained on json's sources)."""
+    import json as json_module
+
+    tok = train_tokenizer([inspect.getsource(json_module.decoder), inspect.getsource(json_module.encoder)], 300)
+    eos = tok.token_to_id(EOS)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=tok.get_vocab_size(), n_positions=128,
+                                  bos_token_id=eos, eos_token_id=eos)
+    folder = tmp_path_factory.mktemp("api_gpt2")
+    transformers.AutoModelForCausalLM.from_config(cfg).eval().save_pretrained(folder)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": EOS}))
+    return folder
+
+
+def make_engine(model_dir) -> LLMEngine:
+    return LLMEngine(EngineConfig(model_dir, block_size=4, num_kv_blocks=KV_BLOCKS))
+
+
+class Loop:
+    """An event loop in a daemon thread; ``run(coro)`` runs a coroutine on it and waits for the result."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@contextlib.contextmanager
+def serving(model_dir, **api_kw):
+    """Yields (loop, llm node, its address, api server, the API's base URL)."""
+    loop = Loop()
+    node = LLMNode(make_engine(model_dir))
+    host, port = loop.run(node.start("127.0.0.1", 0))
+    api = ApiServer(ApiConfig(model=model_dir, llm_node=f"{host}:{port}", served_model_name="tiny", **api_kw))
+    try:
+        ahost, aport = loop.run(api.start("127.0.0.1", 0))
+        yield loop, node, f"{host}:{port}", api, f"http://{ahost}:{aport}"
+    finally:
+        loop.run(api.close())
+        loop.run(node.close())
+        loop.stop()
+
+
+@pytest.fixture(scope="module")
+def api(api_model_dir):
+    with serving(api_model_dir) as s:
+        yield s
