@@ -21,6 +21,11 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size()
 
+    @property
+    def max_token_chars(self) -> int:
+        """Characters in the longest vocabulary entry: a text longer than n times this has more than n tokens."""
+        return max(map(len, self._tok.get_vocab(with_added_tokens=True)), default=1)
+
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
 

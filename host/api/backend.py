@@ -88,6 +88,7 @@ class Backend:
         self.config, self.metrics = config, metrics or ApiMetrics()
         self.tokenizer = Tokenizer(config.model)
         self.chat = ChatTemplate(config.model, config.chat_template)
+        self._max_token_chars = self.tokenizer.max_token_chars
         self.embedder = embedder
         self.llm: LLMClient | None = None
         self.info: dict = {}
@@ -137,8 +138,12 @@ class Backend:
     def eos_ids(self) -> frozenset[int]:
         return frozenset(int(t) for t in self.info["eos_token_ids"])
 
-    async def encode(self, text: str) -> list[int]:
-        """Tokenize in a worker thread: a megabyte prompt must not stall the other clients."""
+    async def encode(self, text: str, param: str) -> list[int]:
+        """Tokenize in a worker thread: a long prompt must not stall the other clients; one that cannot fit the
+        context (more characters than max_model_len times the longest token) is refused without tokenizing."""
+        if len(text) > self.max_model_len * self._max_token_chars:
+            raise ApiError(400, f"the {param} of {len(text)} characters exceeds the model's context of "
+                                f"{self.max_model_len} tokens", param=param, code="context_length_exceeded")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.tokenizer.encode, text)
 
     def decode(self, ids: list[int]) -> str:

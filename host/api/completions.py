@@ -53,9 +53,9 @@ async def prepare(backend: Backend, req: CompletionRequest | ChatCompletionReque
         raise ApiError(400, str(e), param="stop") from None
     if chat:
         text = backend.chat.render([m.model_dump(exclude_none=True) for m in req.messages])
-        ids = await backend.encode(text)
+        ids = await backend.encode(text, "messages")
     elif isinstance(req.prompt, str):
-        text, ids = req.prompt, await backend.encode(req.prompt)
+        text, ids = req.prompt, await backend.encode(req.prompt, "prompt")
     else:
         ids = list(req.prompt)
         vocab = int(backend.info["vocab_size"])

@@ -40,9 +40,16 @@ def sse_error(e: ApiError) -> str:
     return f"data: {json.dumps(e.body())}\n\n"
 
 
+_TYPE_TAGS = {"int", "float", "str", "bool", "list", "dict", "none"}
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = []
+    for part in first.get("loc", ())[1:]:           # ("body", field, ..., then pydantic's union member tags)
+        if isinstance(part, str) and (part in _TYPE_TAGS or "[" in part):
+            break
+        loc.append(str(part))
     if first.get("type") == "json_invalid":
         return error_response(ApiError(400, "the request body is not valid JSON", code="invalid_json"))
     msg = first.get("msg", "invalid request")

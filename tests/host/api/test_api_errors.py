@@ -1,0 +1,139 @@
+"""Bad input gets an OpenAI error object with the right status, nothing is left running, the server keeps
+serving; a client that leaves mid-stream cancels its generation; tokenization runs off the event loop."""
+import http.client
+import json
+import threading
+import time
+
+import pytest
+
+from host.net.client import SyncClient
+from llm_node.server import T_INFO
+
+openai = pytest.importorskip("openai")
+pytestmark = pytest.mark.timeout(120)
+
+
+def post(base: str, path: str, body: bytes | str, headers: dict | None = None):
+    """(status, parsed JSON body, response headers) of one raw HTTP POST."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read() or b"null"), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def node_info(address: str) -> dict:
+    host, port = address.split(":")
+    with SyncClient(host, int(port)) as c:
+        return c.call(T_INFO)
+
+
+def wait_idle(address: str, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = node_info(address)
+        if info["running"] == 0 and info["waiting"] == 0 and info["free_kv_blocks"] == info["num_kv_blocks"]:
+            return info
+        time.sleep(0.05)
+    raise AssertionError(f"the LLM node did not become idle: {info}")
+
+
+BAD = [
+    ("{not json", 400, "invalid_json", None),
+    (dict(model="gpt-4", prompt="x"), 404, "model_not_found", "model"),
+    (dict(model="tiny", prompt="x", max_tokens="5"), 400, "invalid_value", "max_tokens"),
+    (dict(model="tiny", prompt="x", temperature="hot"), 400, "invalid_value", "temperature"),
+    (dict(model="tiny", prompt="x", max_tokens=-3), 400, "invalid_value", "max_tokens"),
+    (dict(model="tiny", prompt="x", max_tokens=10 ** 9), 400, "context_length_exceeded", "prompt"),
+    (dict(model="tiny", prompt="x", n=1000), 400, None, "n"),
+    (dict(model="tiny", prompt="x", top_p=0), 400, "invalid_value", "top_p"),
+    (dict(model="tiny", prompt="x", stop=["a", "b", "c", "d", "e"]), 400, None, "stop"),
+    (dict(model="tiny", prompt="x", presence_penalty=1.0), 400, "invalid_value", "presence_penalty"),
+    (dict(model="tiny", prompt="x", frobnicate=True), 400, "invalid_value", "frobnicate"),
+    (dict(model="tiny", prompt=[1, 2, 99999]), 400, None, "prompt"),
+    (dict(model="tiny", prompt="def " * 200), 400, "context_length_exceeded", "prompt"),
+    (dict(model="tiny", prompt="x", retrieval={"type": "knn"}), 400, None, "retrieval.type"),
+    (dict(model="tiny", prompt="x", retrieval={"lambda": 2}), 400, "invalid_value", "retrieval.lambda"),
+    (dict(model="tiny", prompt="x", stream=True, max_tokens=500), 400, "context_length_exceeded", "prompt"),
+]
+
+
+@pytest.mark.parametrize("body, status, code, param", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_requests_get_openai_errors(api, body, status, code, param):
+    _, _, address, _, base = api
+    got, err, _ = post(base, "/v1/completions", body if isinstance(body, str) else json.dumps(body))
+    assert got == status, err
+    e = err["error"]
+    assert set(e) == {"message", "type", "param", "code"} and e["message"]
+    assert e["type"] == ("invalid_request_error" if status < 500 else "server_error")
+    assert (e["code"], e["param"]) == (code, param) if code else e["param"] == param
+
+
+def test_the_openai_client_raises_the_matching_errors(api):
+    base = api[4]
+    with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
+        with pytest.raises(openai.NotFoundError):
+            c.completions.create(model="nope", prompt="x")
+        with pytest.raises(openai.BadRequestError, match="maximum context length"):
+            c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4096)
+        ok = c.completions.create(model="tiny", prompt="x", max_tokens=3, temperature=0)   # still serving
+        assert ok.usage.completion_tokens >= 1
+    wait_idle(api[2])
+
+
+def test_request_id_is_echoed(api):
+    status, _, headers = post(api[4], "/v1/completions", json.dumps(dict(model="tiny", prompt="x", max_tokens=2)),
+                              {"X-Request-Id": "abc123"})
+    assert status == 200 and headers["x-request-id"] == "abc123"
+
+
+def test_client_gone_mid_stream_cancels_the_generation(api):
+    _, node, address, _, base = api
+    before = node_info(address)
+    engine = node.worker.engine
+    step = engine.step
+
+    def slow_step():                         # a slower model: the stream is surely still running when we leave
+        time.sleep(0.02)
+        return step()
+    engine.step = slow_step
+    try:
+        host, port = base.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = dict(model="tiny", prompt=[5, 6, 7], max_tokens=120, temperature=0.9, seed=1, stream=True)
+        conn.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
+        first = r.readline()
+        assert first.startswith(b"data: {")
+        r.readline()
+        mid = node_info(address)
+        assert mid["running"] == 1 and mid["free_kv_blocks"] < mid["num_kv_blocks"]
+        conn.sock.close()
+        conn.close()
+        after = wait_idle(address)
+    finally:
+        engine.step = step
+    assert after["aborted"] == before["aborted"] + 1
+    assert after["tokens"] - before["tokens"] < 119
+
+
+def test_tokenizer_runs_off_the_event_loop(api):
+    backend = api[3].backend
+    encode, threads = backend.tokenizer.encode, []
+
+    def recording(text):
+        threads.append(threading.current_thread().name)
+        return encode(text)
+    backend.tokenizer.encode = recording
+    try:
+        status, out, _ = post(api[4], "/v1/completions", json.dumps(dict(model="tiny", prompt="x" * 300,
+                                                                         max_tokens=2)))
+    finally:
+        backend.tokenizer.encode = encode
+    assert threads and all(t.startswith("tokenize") for t in threads)
+    assert status in (200, 400), out
