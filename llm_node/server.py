@@ -4,9 +4,9 @@ Messages (field maps of host.net.codec; docs/protocol.md):
 
   T_INFO 16      {} -> {role: "llm-node", architecture, vocab_size, hidden_size, max_model_len,
                         eos_token_ids: int64[n], block_size, num_kv_blocks, free_kv_blocks, running, waiting,
-                        requests, tokens, aborted, errors}
+                        requests, tokens, aborted, errors[, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms, tbt_p50_ms, ...]}
   T_GENERATE 32  streamed. {prompt_ids: int64[n] | prompt: str, max_tokens, temperature, top_k, top_p, seed,
-                  stop_token_ids: int64[m], ignore_eos, return_hidden}
+                  stop_token_ids: int64[m], ignore_eos, return_hidden, request_id: str (logged)}
                   -> one item per token {token, index, t (s since arrival)[, hidden: float32[H]]}, then
                   {finish_reason, token_ids: int64[k], num_prompt_tokens, num_cached_tokens, ttft, ttlt,
                   tbt: float64[k-1][, text]}, then END
@@ -32,6 +32,7 @@ from concurrent.futures import Future
 import numpy as np
 import torch
 
+from host.net.latency import LatencyWindow
 from host.net.server import RpcServer, serve_node
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
@@ -48,9 +49,11 @@ SAMPLING_FIELDS = {"max_tokens": int, "temperature": float, "top_k": int, "top_p
 
 def parse_generate(fields: dict, tokenizer: Tokenizer | None) -> tuple[list[int], SamplingParams]:
     """A T_GENERATE field map -> (prompt ids, SamplingParams); RequestError names the bad field."""
-    unknown = set(fields) - set(SAMPLING_FIELDS) - {"prompt_ids", "prompt", "stop_token_ids", "step_mode"}
+    unknown = set(fields) - set(SAMPLING_FIELDS) - {"prompt_ids", "prompt", "stop_token_ids", "step_mode", "request_id"}
     if unknown:
         raise RequestError(f"unknown field(s) {sorted(unknown)} in a generate request")
+    if not isinstance(fields.get("request_id", ""), str):
+        raise RequestError(f"request_id must be a str, not {fields['request_id']!r}")
     if ("prompt" in fields) == ("prompt_ids" in fields):
         raise RequestError("give exactly one of prompt_ids and prompt")
     if "prompt" in fields:
@@ -90,6 +93,7 @@ class EngineWorker:
         self._listeners: dict[int, tuple[Sequence, callable]] = {}
         self._closed = False
         self.stats = {"requests": 0, "tokens": 0, "aborted": 0, "errors": 0}
+        self.ttft, self.tbt = LatencyWindow(), LatencyWindow()
         self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
         self._thread.start()
 
@@ -157,7 +161,26 @@ class EngineWorker:
         for seq_id, (seq, listener) in list(self._listeners.items()):
             if seq.finished:
                 del self._listeners[seq_id]
+                self._record(seq)
                 listener(_summary(seq))
+
+
+    def _record(self, seq: Sequence) -> None:
+        t = seq.token_times
+        if t:
+            self.ttft.add(t[0] - seq.arrival_time)
+        for a, b in zip(t, t[1:]):
+            self.tbt.add(b - a)
+
+
+def _log_request(request_id, seq_id: int, prompt_tokens: int, summary: dict) -> None:
+    """One INFO line per finished request (with the API's request id when it sent one), the TBT at DEBUG."""
+    ttft, ttlt = (summary[k] if summary[k] is not None else float("nan") for k in ("ttft", "ttlt"))
+    log.info("request %s seq %d: %d prompt tokens, %d generated, %s, ttft %.1f ms, total %.1f ms", request_id or "-",
+             seq_id, prompt_tokens, len(summary["token_ids"]), summary["finish_reason"], ttft * 1e3, ttlt * 1e3)
+    if log.isEnabledFor(logging.DEBUG) and len(summary["tbt"]):
+        log.debug("request %s seq %d: tbt mean %.2f ms, max %.2f ms", request_id or "-", seq_id,
+                  summary["tbt"].mean() * 1e3, summary["tbt"].max() * 1e3)
 
 
 def _summary(seq: Sequence) -> dict:
@@ -204,7 +227,8 @@ class LLMNode:
                     "eos_token_ids": np.array(mc.eos_token_ids, np.int64), "block_size": e.config.block_size,
                     "num_kv_blocks": e.config.num_kv_blocks, "free_kv_blocks": e.block_manager.num_free_blocks,
                     "running": len(e.scheduler.running), "waiting": len(e.scheduler.waiting),
-                    "has_tokenizer": self.tokenizer is not None, **self.worker.stats}
+                    "has_tokenizer": self.tokenizer is not None, **self.worker.stats,
+                    **self.worker.ttft.percentiles("ttft"), **self.worker.tbt.percentiles("tbt")}
         return await asyncio.wrap_future(self.worker.call(info))
 
     async def _generate(self, fields: dict):
@@ -229,6 +253,7 @@ class LLMNode:
                 item = await items.get()
                 if "finish_reason" in item:
                     done = True
+                    _log_request(fields.get("request_id"), seq_id, len(ids), item)
                     if self.tokenizer is not None:
                         item["text"] = self.tokenizer.decode(item["token_ids"].tolist())
                     yield item

@@ -226,6 +226,10 @@ class Backend:
             except (InputError, RpcError) as e:
                 raise ApiError(400 if isinstance(e, InputError) or e.code == E_BAD_REQUEST else 503, str(e)) from None
             self.metrics.observe_steps(kind, res.steps)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: %s retrieval, %d steps, stage seconds %s", sampling.get("request_id"), kind,
+                          len(res.steps), {s: round(sum(st.get(s, 0.0) for st in res.steps), 6)
+                                           for s in ("embed", "queue", "coarse", "network", "scan", "merge")})
             yield {"finish_reason": res.finish_reason}
         finally:
             task.cancel()

@@ -87,6 +87,7 @@ async def run_choice(backend: Backend, job: Job, index: int, put) -> dict:
     sampling = dict(job.sampling)
     if "seed" in sampling:
         sampling["seed"] += index
+    sampling["request_id"] = job.rid if job.n == 1 else f"{job.rid}.{index}"
     text = TextStream(backend.decode, job.stop, backend.eos_ids)
     times, finish = [], None
     gen = backend.generate(job.ids, job.text, sampling, job.kind, job.ralm)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import numpy as np
 
 from host.backends.local_search import SearchResult
 from host.index.index_dir import load_index
 from host.net.client import RpcClient
+from host.net.latency import LatencyWindow
 from host.net.server import RpcServer
 from host.serve import wire
 from host.serve.coordinator import Coordinator, CoordinatorConfig
@@ -21,6 +23,7 @@ class CoordinatorServer:
 
     def __init__(self, coordinator: Coordinator, max_nq: int = 1 << 16, max_frame: int = 64 << 20):
         self.coordinator, self.max_nq = coordinator, max_nq
+        self.latency = LatencyWindow()
         self.server = RpcServer(max_frame=max_frame)
         self.server.register(wire.T_INFO, self._info)
         self.server.register(wire.T_SEARCH, self._search)
@@ -40,10 +43,13 @@ class CoordinatorServer:
     async def _search(self, fields: dict) -> dict:
         c = self.coordinator
         queries, nprobe, k = wire.parse_search_request(fields, c.index.d, c.index.nlist, c.params.k, self.max_nq)
-        return wire.search_response(await c.search(queries, nprobe, k))
+        t0 = time.perf_counter()
+        res = await c.search(queries, nprobe, k)
+        self.latency.add(time.perf_counter() - t0)
+        return wire.search_response(res)
 
     async def _stats(self, fields: dict) -> dict:
-        return dict(self.coordinator.stats)
+        return dict(self.coordinator.stats, **self.latency.percentiles("search"))
 
 
 async def client_search(client: RpcClient, queries: np.ndarray, nprobe: int, k: int) -> SearchResult:

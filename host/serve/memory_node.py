@@ -17,6 +17,7 @@ import numpy as np
 
 from host.backends import make_backend
 from host.index.index_dir import IndexDir, load_index
+from host.net.latency import LatencyWindow
 from host.net.server import RpcServer, serve_node
 from host.serve import wire
 from host.spec.errors import InputError
@@ -58,6 +59,7 @@ class MemoryNode:
         self._sizes = index.shards[0].list_sizes()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"scan{shard}")
         self.stats = {"requests": 0, "queries": 0, "codes": 0, "scan_s": 0.0, "errors": 0}
+        self.latency = LatencyWindow()
         self.server = RpcServer(max_frame=config.max_frame, read_timeout=config.read_timeout_s)
         self.server.register(wire.T_INFO, self._info)
         self.server.register(wire.T_SCAN, self._scan)
@@ -95,7 +97,7 @@ class MemoryNode:
         return self.info()
 
     async def _stats(self, fields: dict) -> dict:
-        out = dict(self.stats)
+        out = dict(self.stats, **self.latency.percentiles("scan"))
         cycles = getattr(self.backend, "stats", {}).get("cycles")
         if cycles is not None:                       # cycle-accurate backends (verilator): simulated kernel cycles
             out["kernel_cycles"] = int(cycles)
@@ -117,6 +119,7 @@ class MemoryNode:
         st["queries"] += len(queries)
         st["codes"] += codes
         st["scan_s"] += scan_s
+        self.latency.add(scan_s)
         return wire.scan_response(res, k, scan_s, codes)
 
 

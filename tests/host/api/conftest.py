@@ -73,6 +73,12 @@ def serving(model_dir, **api_kw):
         loop.stop()
 
 
+@pytest.fixture(scope="session")
+def api_tools():
+    """(make_engine, serving) for tests that start their own servers."""
+    return make_engine, serving
+
+
 @pytest.fixture(scope="module")
 def api(api_model_dir):
     with serving(api_model_dir) as s:

@@ -18,8 +18,6 @@ from host.spec.scan_params import ScanParams
 from llm_node.engine.sequence import SamplingParams
 from llm_node.knn import interpolate, knn_log_probs
 
-from conftest import make_engine, serving
-
 openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.timeout(180)
 K, NPROBE, LAM, TEMP = 8, 4, 0.9, 0.5
@@ -27,19 +25,19 @@ RETRIEVAL = {"type": "knn", "k": K, "nprobe": NPROBE, "lambda": LAM, "temperatur
 
 
 @pytest.fixture(scope="module")
-def knn_store(api_model_dir, tmp_path_factory):
+def knn_store(api_model_dir, api_tools, tmp_path_factory):
     """A kNN datastore over a repetitive random token stream (neighbours predict well), 2 shards; its motifs."""
     rng = np.random.default_rng(0)
     motifs = [rng.integers(1, 250, 12) for _ in range(20)]
     stream = np.concatenate([motifs[i] for i in rng.integers(0, 20, 150)]).tolist()
     out = tmp_path_factory.mktemp("api_knn")
-    build_knn_datastore(make_engine(api_model_dir), stream, out, DatastoreConfig(BuildConfig(nlist=16, m=8), shards=2),
-                        window=64)
+    build_knn_datastore(api_tools[0](api_model_dir), stream, out,
+                        DatastoreConfig(BuildConfig(nlist=16, m=8, threads=1), shards=2), window=64)
     return out, motifs
 
 
 @pytest.fixture(scope="module")
-def rag_api(api_model_dir, knn_store):
+def rag_api(api_model_dir, api_tools, knn_store):
     """(serving tuple, memory nodes, their addresses) with the kNN datastore as the default retrieval."""
     import asyncio
 
@@ -51,7 +49,7 @@ def rag_api(api_model_dir, knn_store):
     threading.Thread(target=loop.run_forever, daemon=True).start()
     names = [f"{h}:{p}" for h, p in addrs]
     try:
-        with serving(api_model_dir, knn=store, knn_nodes=names) as s:
+        with api_tools[1](api_model_dir, knn=store, knn_nodes=names) as s:
             yield s, nodes, names, loop
     finally:
         for n in nodes:
@@ -59,7 +57,7 @@ def rag_api(api_model_dir, knn_store):
         loop.call_soon_threadsafe(loop.stop)
 
 
-def in_process_knn(model_dir, store, prompt, n):
+def in_process_knn(engine, store, prompt, n):
     """The same kNN-LM in one process: LocalSearcher + knn_log_probs + interpolate as a logits processor."""
     ds = load_datastore(store)
     searcher = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=K))
@@ -68,7 +66,7 @@ def in_process_knn(model_dir, store, prompt, n):
         res = searcher.search(hidden.float().numpy()[None], NPROBE)
         lp = knn_log_probs(res.distances, ds.payload_of(res.ids), logits.shape[-1], TEMP)
         return interpolate(logits[None], lp, LAM)[0]
-    seq, = make_engine(model_dir).generate([prompt], SamplingParams(temperature=0, max_tokens=n, logits_processor=knn))
+    seq, = engine.generate([prompt], SamplingParams(temperature=0, max_tokens=n, logits_processor=knn))
     return seq.completion_ids
 
 
@@ -88,11 +86,11 @@ def scrape(base: str) -> dict:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
-def test_knn_lm_through_the_api_equals_in_process(rag_api, api_model_dir, knn_store):
+def test_knn_lm_through_the_api_equals_in_process(rag_api, api_model_dir, api_tools, knn_store):
     (_, _, _, api, base), _, _, _ = rag_api
     store, motifs = knn_store
     prompt = motifs[3][:6].tolist()
-    want = api.backend.decode(in_process_knn(api_model_dir, store, prompt, 10))
+    want = api.backend.decode(in_process_knn(api_tools[0](api_model_dir), store, prompt, 10))
     with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
         r = c.completions.create(model="tiny", prompt=prompt, max_tokens=10, temperature=0,
                                  extra_body={"retrieval": RETRIEVAL})
