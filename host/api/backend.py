@@ -15,6 +15,7 @@ import numpy as np
 
 from host.api.errors import ApiError
 from host.api.metrics import ApiMetrics
+from host.api.protocol import RETRIEVAL_KINDS
 from host.api.text import ChatTemplate
 from host.net.frames import E_BAD_REQUEST, RpcError, parse_address
 from host.ralm.datastore import load_datastore
@@ -26,7 +27,6 @@ from llm_node.client import LLMClient
 from llm_node.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
-KINDS = ("none", "knn", "chunks")
 
 
 @dataclass(slots=True)
@@ -55,8 +55,8 @@ class ApiConfig:
             raise InputError("give each datastore together with the memory nodes that serve it")
         if self.retrieval is None:
             self.retrieval = "knn" if self.knn else "chunks" if self.chunks else "none"
-        if self.retrieval not in KINDS or (self.retrieval != "none" and getattr(self, self.retrieval) is None):
-            raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {KINDS})")
+        if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and getattr(self, self.retrieval) is None):
+            raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
         if not 1 <= self.max_n <= 64:
             raise InputError(f"max_n must be in 1..64, not {self.max_n}")
 

@@ -12,13 +12,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 Number = StrictInt | StrictFloat
+RETRIEVAL_KINDS = ("none", "knn", "chunks")
 
 
 class Retrieval(BaseModel):
     """Retrieval augmentation of one request; unset fields take the server's configuration."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    type: Literal["none", "knn", "chunks"] | None = None
+    type: Literal[RETRIEVAL_KINDS] | None = None
     k: StrictInt | None = Field(None, ge=1, le=100)
     nprobe: StrictInt | None = Field(None, ge=1)
     lam: Number | None = Field(None, ge=0, le=1, alias="lambda")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from host.cli.api import generate_remote
 from host.cli.common import group
 from host.cli.sched import add_scheduler_args, policy_from_args
 from host.spec.errors import InputError
@@ -12,10 +13,12 @@ from llm_node.defaults import DEMO_MODEL
 
 
 def register(sub, groups):
-    p = sub.add_parser("generate", help="one generation on a local checkpoint",
+    p = sub.add_parser("generate", help="one generation on a local checkpoint or through a running server",
                        description="Generate from a local Hugging Face checkpoint folder (GPT-2, Llama, Qwen2) "
-                                   "with the anole engine; --json prints ids, text and timings.")
-    _engine_args(p)
+                                   "with the anole engine, or through a running LLM node (--server H:P) or API "
+                                   "(--server http://H:P, streamed); --json prints ids, text and timings.")
+    _engine_args(p, model_required=False)
+    p.add_argument("--server", help="H:P of an `anole serve llm-node`, or http://H:P of an `anole serve api`")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer.json)")
     src.add_argument("--prompt-ids", help="prompt token ids, e.g. 1,2,3")
@@ -62,8 +65,9 @@ def register(sub, groups):
     p.set_defaults(func=train)
 
 
-def _engine_args(p):
-    p.add_argument("--model", required=True, help="checkpoint folder (config.json, *.safetensors, tokenizer.json)")
+def _engine_args(p, model_required: bool = True):
+    p.add_argument("--model", required=model_required,
+                   help="checkpoint folder (config.json, *.safetensors, tokenizer.json)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--dtype", default="float32", help="float32 | float16 | bfloat16 (default float32)")
     p.add_argument("--kv-blocks", type=int, default=1024, help="KV cache blocks (default 1024)")
@@ -94,18 +98,16 @@ def _engine(args):
 
 
 def generate(args) -> int:
+    if args.server:
+        return generate_remote(args, None if args.prompt is not None else _prompt_ids(args))
+    if not args.model:
+        raise InputError("give --model (a local checkpoint) or --server")
     from llm_node.engine.sequence import SamplingParams  # lazy: torch
 
     engine = _engine(args)
     has_tokenizer = (engine.config.model / "tokenizer.json").is_file()
     tok = Tokenizer(args.model) if args.prompt is not None or has_tokenizer else None
-    if args.prompt is not None:
-        ids = tok.encode(args.prompt)
-    else:
-        try:
-            ids = [int(t) for t in args.prompt_ids.split(",") if t.strip()]
-        except ValueError:
-            raise RequestError(f"--prompt-ids must be comma-separated integers, not {args.prompt_ids!r}") from None
+    ids = tok.encode(args.prompt) if args.prompt is not None else _prompt_ids(args)
     params = SamplingParams(temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k,
                             top_p=args.top_p, max_tokens=args.max_new_tokens, seed=args.seed,
                             ignore_eos=args.ignore_eos)
@@ -150,3 +152,10 @@ def train(args) -> int:
           f"{result['seconds']:.0f} s, train loss {result['train_loss']:.3f}, held-out perplexity "
           f"{result['val_ppl']:.1f}")
     return 0
+
+
+def _prompt_ids(args) -> list[int]:
+    try:
+        return [int(t) for t in args.prompt_ids.split(",") if t.strip()]
+    except ValueError:
+        raise RequestError(f"--prompt-ids must be comma-separated integers, not {args.prompt_ids!r}") from None

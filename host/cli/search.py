@@ -1,6 +1,7 @@
 """`anole search`: IVF-PQ search with a local backend or through memory nodes; results to .npz."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -8,13 +9,16 @@ import numpy as np
 from host.backends.local_search import LocalSearcher
 from host.index.datasets import ground_truth, read_vecs, recall_at_k, synthetic_clustered
 from host.index.index_dir import load_index
+from host.net.client import RpcClient
+from host.net.frames import parse_address
 from host.serve.coordinator import remote_search
+from host.serve.coordinator_server import client_search
 from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
 
 
 def register(sub, groups):
-    p = sub.add_parser("search", help="search an index locally (--backend) or through memory nodes",
+    p = sub.add_parser("search", help="search an index locally (--backend), through memory nodes or a coordinator",
                        description="Search an index directory; writes ids int64[nq,k] and de-quantized distances "
                                    "float32[nq,k] to --out, prints QPS and recall (with --gt or synthetic data).")
     p.add_argument("--index", required=True, help="index directory")
@@ -27,14 +31,16 @@ def register(sub, groups):
     p.add_argument("--lut-bits", type=int, default=16, help="table entry width, 8..16 (default 16)")
     p.add_argument("--backend", default="cpu", help="reference | cpu | verilator | pynq | xrt (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="cpu backend threads (default: all cores)")
-    p.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
+    remote = p.add_mutually_exclusive_group()
+    remote.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
+    remote.add_argument("--coordinator", metavar="H:P", help="search through a running `anole serve coordinator`")
     p.add_argument("--gt", help="ground truth .ivecs for recall")
     p.add_argument("--out", help="write ids and distances to this .npz")
     p.set_defaults(func=search)
 
 
 def search(args) -> int:
-    index = load_index(args.index, shards=[] if args.memory_nodes else None)
+    index = load_index(args.index, shards=[] if args.memory_nodes or args.coordinator else None)
     if not 1 <= args.k <= 100:
         raise InputError(f"--k must be in 1..100 (the kernel's range), not {args.k}")
     params = ScanParams(m=index.m, k=args.k, lut_bits=args.lut_bits)
@@ -49,6 +55,8 @@ def search(args) -> int:
     t0 = time.perf_counter()
     if args.memory_nodes:
         res = remote_search(args.memory_nodes, index, queries, args.nprobe, params)
+    elif args.coordinator:
+        res = asyncio.run(_coordinator_search(args.coordinator, queries, args.nprobe, args.k))
     else:
         opts = {"threads": args.threads} if args.backend in ("cpu", "verilator") else {}
         searcher = LocalSearcher(index, params, backend=args.backend, **opts)
@@ -70,3 +78,11 @@ def search(args) -> int:
         np.savez(args.out, ids=res.ids, distances=res.distances)
         print(f"wrote {args.out}")
     return 0
+
+
+async def _coordinator_search(address: str, queries: np.ndarray, nprobe: int, k: int):
+    client = await RpcClient.connect(*parse_address(address), timeout=60.0)
+    try:
+        return await client_search(client, queries, nprobe, k)
+    finally:
+        await client.close()
