@@ -17,6 +17,7 @@ from host.index.builder import BuildConfig
 from host.net.frames import parse_address
 from host.ralm.cluster import LocalCluster
 from host.ralm.corpus import Embedder
+from host.ralm.demo_api import api_args, show_api
 from host.ralm.datastore import (DatastoreConfig, build_chunk_datastore, build_knn_datastore, default_nlist,
                                  load_datastore)
 from host.ralm.report import fpga_projection, latency_table, plot_latency
@@ -76,7 +77,7 @@ def ensure_model(cfg: DemoConfig, out) -> None:
         return
     from llm_node.train import TrainConfig, train_demo_model  # lazy: torch
 
-    out(f"[1/5] no model in {cfg.model}: training the small GPT-2 demo model for {cfg.train_minutes:g} min "
+    out(f"[1/6] no model in {cfg.model}: training the small GPT-2 demo model for {cfg.train_minutes:g} min "
         "on the Python standard library's sources")
     r = train_demo_model(TrainConfig(out=cfg.model, minutes=cfg.train_minutes, threads=max(cfg.threads, 2)))
     out(f"      {r['params'] / 1e6:.2f} M parameters, held-out perplexity {r['val_ppl']:.1f}")
@@ -94,7 +95,7 @@ def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
 
         train, _ = lm_splits(cfg.model)
         ids = train[: cfg.knn_tokens] if cfg.knn_tokens else train
-        out(f"[2/5] building the kNN-LM datastore: hidden states of {len(ids):,} training tokens")
+        out(f"[2/6] building the kNN-LM datastore: hidden states of {len(ids):,} training tokens")
         engine = LLMEngine(EngineConfig(cfg.model, num_kv_blocks=64))
         small = DatastoreConfig(BuildConfig(nlist=nlist, m=32, train_size=50_000), shards=cfg.shards)
         build_knn_datastore(engine, ids.tolist(), knn_dir, small,
@@ -102,7 +103,7 @@ def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
     chunks, x = embedded_chunks(cfg.workdir / "embeddings", max_chunks=cfg.max_chunks)
     chunk_dir = cfg.workdir / f"chunks-{len(chunks)}-s{cfg.shards}"
     if not (chunk_dir / "datastore.json").is_file():
-        out(f"[2/5] building the chunk datastore: {len(chunks):,} docstring chunks")
+        out(f"[2/6] building the chunk datastore: {len(chunks):,} docstring chunks")
         build_chunk_datastore(chunks, x, chunk_dir, DatastoreConfig(BuildConfig(nlist=default_nlist(len(chunks)), m=48),
                                                                     shards=cfg.shards))
     return knn_dir, chunk_dir
@@ -112,7 +113,7 @@ def run(cfg: DemoConfig, out=print) -> dict:
     t_start = time.perf_counter()
     ensure_model(cfg, out)
     knn_dir, chunk_dir = ensure_datastores(cfg, out)
-    out(f"[3/5] starting {2 * cfg.shards} memory nodes (backend {cfg.backend}) and an LLM node on localhost "
+    out(f"[3/6] starting {2 * cfg.shards} memory nodes (backend {cfg.backend}), an LLM node and the API on localhost "
         f"(logs in {cfg.workdir / 'logs'})")
     with LocalCluster(cfg.workdir / "logs") as cluster:
         t0 = time.perf_counter()
@@ -133,9 +134,13 @@ def run(cfg: DemoConfig, out=print) -> dict:
         llm_addr = cluster.wait_ready(llm_proc)
         for (name, s), a in addrs.items():
             out(f"      memory node {name} shard {s}: {a}")
-        out(f"      llm node: {llm_addr} ({time.perf_counter() - t0:.1f} s to start everything)")
+        api_addr = cluster.start("api", api_args(cfg, llm_addr, knn_dir, chunk_dir, addrs), timeout=900)
+        out(f"      llm node: {llm_addr}, OpenAI-compatible API: http://{api_addr} "
+            f"({time.perf_counter() - t0:.1f} s to start everything)")
         result = asyncio.run(_drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out))
-        out(f"[5/5] stopping {len(cluster.alive())} server processes")
+        out("\n[5/6] the same through the OpenAI-compatible API (docs/api.md)")
+        result["api"] = show_api(f"http://{api_addr}", cfg.max_tokens, out)
+        out(f"[6/6] stopping {len(cluster.alive())} server processes")
     result["seconds"] = time.perf_counter() - t_start
     out(f"done in {result['seconds']:.0f} s")
     return result
@@ -183,7 +188,7 @@ def _ralm(cfg: DemoConfig, llm, coords: dict, knn_ds, chunk_ds, tok):
 
 async def _type2(cfg: DemoConfig, ralm, coord, knn_ds, tok, out) -> dict:
     """The kNN-LM requests, the first one streamed; its latency table and the FPGA projection."""
-    out(f"\n[4/5] type 2 (kNN-LM): {len(CODE_PROMPTS)} concurrent requests, {cfg.max_tokens} tokens each; "
+    out(f"\n[4/6] type 2 (kNN-LM): {len(CODE_PROMPTS)} concurrent requests, {cfg.max_tokens} tokens each; "
         f"every token queries {knn_ds.index.ntotal:,} keys (IVF{knn_ds.index.nlist},PQ{knn_ds.index.m}, nprobe "
         f"{cfg.nprobe}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; sampling T=0.8, top-k 40; "
         "streaming request 1:\n")

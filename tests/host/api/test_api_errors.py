@@ -2,6 +2,7 @@
 serving; a client that leaves mid-stream cancels its generation; tokenization runs off the event loop."""
 import http.client
 import json
+import logging
 import threading
 import time
 
@@ -85,10 +86,17 @@ def test_the_openai_client_raises_the_matching_errors(api):
     wait_idle(api[2])
 
 
-def test_request_id_is_echoed(api):
-    status, _, headers = post(api[4], "/v1/completions", json.dumps(dict(model="tiny", prompt="x", max_tokens=2)),
-                              {"X-Request-Id": "abc123"})
-    assert status == 200 and headers["x-request-id"] == "abc123"
+def test_request_id_is_echoed_and_logged_by_the_api_and_the_llm_node(api, caplog):
+    with caplog.at_level(logging.INFO):
+        status, out, headers = post(api[4], "/v1/completions",
+                                    json.dumps(dict(model="tiny", prompt="x", max_tokens=2)), {"X-Request-Id": "abc123"})
+        assert status == 200 and headers["x-request-id"] == "abc123" and out["id"] == "cmpl-abc123"
+        wait_idle(api[2])
+    access = [r.getMessage() for r in caplog.records if r.name == "host.api.access"]
+    node = [r.getMessage() for r in caplog.records if r.name == "llm_node.server"]
+    assert len(access) == 1 and access[0].startswith("abc123 POST /v1/completions 200 ok")
+    assert f"completion_tokens={out['usage']['completion_tokens']}" in access[0]
+    assert len([m for m in node if m.startswith("request cmpl-abc123 ")]) == 1
 
 
 def test_client_gone_mid_stream_cancels_the_generation(api):
