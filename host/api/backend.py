@@ -7,15 +7,13 @@ import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import AsyncIterator
 
 import numpy as np
 
+from host.api.config import ApiConfig
 from host.api.errors import ApiError
 from host.api.metrics import ApiMetrics
-from host.api.protocol import RETRIEVAL_KINDS
 from host.api.text import ChatTemplate
 from host.net.frames import E_BAD_REQUEST, RpcError, parse_address
 from host.ralm.datastore import load_datastore
@@ -27,38 +25,6 @@ from llm_node.client import LLMClient
 from llm_node.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ApiConfig:
-    """The API server: its LLM node, the model folder (tokenizer, chat template), optional datastores with the
-    memory nodes serving them, the default retrieval and the request limits."""
-
-    model: Path
-    llm_node: str
-    served_model_name: str | None = None
-    knn: Path | None = None                 # kNN-LM datastore folder (host.ralm.datastore)
-    knn_nodes: list[str] = field(default_factory=list)
-    chunks: Path | None = None              # chunk datastore folder
-    chunk_nodes: list[str] = field(default_factory=list)
-    retrieval: str | None = None            # default per request; None: knn, else chunks, else none
-    ralm: RalmConfig = field(default_factory=RalmConfig)
-    max_n: int = 8
-    chat_template: str | None = None
-    warmup: bool = True
-
-    def __post_init__(self):
-        self.model = Path(self.model)
-        parse_address(self.llm_node)
-        self.served_model_name = self.served_model_name or self.model.name
-        if bool(self.knn) != bool(self.knn_nodes) or bool(self.chunks) != bool(self.chunk_nodes):
-            raise InputError("give each datastore together with the memory nodes that serve it")
-        if self.retrieval is None:
-            self.retrieval = "knn" if self.knn else "chunks" if self.chunks else "none"
-        if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and getattr(self, self.retrieval) is None):
-            raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
-        if not 1 <= self.max_n <= 64:
-            raise InputError(f"max_n must be in 1..64, not {self.max_n}")
 
 
 class ObservedCoordinator(Coordinator):
@@ -161,7 +127,8 @@ class Backend:
         over = {} if options is None else {"k": options.k, "nprobe": options.nprobe, "lam": options.lam,
                                            "knn_temperature": options.temperature, "interval": options.interval}
         if over.get("k") is not None and over["k"] > coord.params.k:
-            raise ApiError(400, f"retrieval.k must be at most {coord.params.k} (the memory nodes' k)", param="retrieval.k")
+            raise ApiError(400, f"retrieval.k must be at most {coord.params.k} (the memory nodes' k)",
+                           param="retrieval.k")
         if over.get("nprobe") is not None and over["nprobe"] > ds.index.nlist:
             raise ApiError(400, f"retrieval.nprobe must be at most {ds.index.nlist}", param="retrieval.nprobe")
         cfg = dataclasses.replace(self.config.ralm, **{k: v for k, v in over.items() if v is not None})

@@ -8,7 +8,8 @@ import socket
 import uvicorn
 
 from host.api.app import create_app
-from host.api.backend import ApiConfig, Backend
+from host.api.backend import Backend
+from host.api.config import ApiConfig
 from host.net.server import serve_node
 from host.spec.errors import InputError
 

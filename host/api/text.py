@@ -39,7 +39,7 @@ class TextStream:
             if at >= 0:
                 self.stopped = True
                 return self._advance(full[:at])
-        safe = len(full) - self._hold
+        safe = max(len(self.sent), len(full) - self._hold)
         while safe > len(self.sent) and full[safe - 1] == "\ufffd":
             safe -= 1
         return self._advance(full[:safe])

@@ -58,7 +58,7 @@ def _nodes(value: str | None) -> list[str]:
 
 
 def serve_api(args) -> int:
-    from host.api.backend import ApiConfig  # lazy: torch
+    from host.api.config import ApiConfig  # lazy: torch
     from host.api.server import run_api  # lazy: torch
     from host.ralm.flows import RalmConfig  # lazy: torch
 
@@ -168,9 +168,9 @@ def generate_remote(args, prompt_ids: list[int] | None) -> int:
     final = asyncio.run(_generate_rpc(args.server, fields))
     text = final.get("text")
     if args.json:
+        timings = {"ttft_s": final["ttft"], "ttlt_s": final["ttlt"], "tbt_s": final["tbt"].tolist()}
         print(json.dumps({"token_ids": final["token_ids"].tolist(), "text": text,
-                          "finish_reason": final["finish_reason"],
-                          "timings": {"ttft_s": final["ttft"], "ttlt_s": final["ttlt"], "tbt_s": final["tbt"].tolist()}}))
+                          "finish_reason": final["finish_reason"], "timings": timings}))
     else:
         print(text if text is not None else ",".join(map(str, final["token_ids"].tolist())))
     return 0

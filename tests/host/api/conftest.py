@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from host.api.backend import ApiConfig
+from host.api.config import ApiConfig
 from host.api.server import ApiServer
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
@@ -58,12 +58,13 @@ class Loop:
 
 
 @contextlib.contextmanager
-def serving(model_dir, **api_kw):
+def serving(model_dir, embedder=None, **api_kw):
     """Yields (loop, llm node, its address, api server, the API's base URL)."""
     loop = Loop()
     node = LLMNode(make_engine(model_dir))
     host, port = loop.run(node.start("127.0.0.1", 0))
-    api = ApiServer(ApiConfig(model=model_dir, llm_node=f"{host}:{port}", served_model_name="tiny", **api_kw))
+    api = ApiServer(ApiConfig(model=model_dir, llm_node=f"{host}:{port}", served_model_name="tiny", **api_kw),
+                    embedder=embedder)
     try:
         ahost, aport = loop.run(api.start("127.0.0.1", 0))
         yield loop, node, f"{host}:{port}", api, f"http://{ahost}:{aport}"

@@ -88,8 +88,8 @@ def test_the_openai_client_raises_the_matching_errors(api):
 
 def test_request_id_is_echoed_and_logged_by_the_api_and_the_llm_node(api, caplog):
     with caplog.at_level(logging.INFO):
-        status, out, headers = post(api[4], "/v1/completions",
-                                    json.dumps(dict(model="tiny", prompt="x", max_tokens=2)), {"X-Request-Id": "abc123"})
+        body = json.dumps(dict(model="tiny", prompt="x", max_tokens=2))
+        status, out, headers = post(api[4], "/v1/completions", body, {"X-Request-Id": "abc123"})
         assert status == 200 and headers["x-request-id"] == "abc123" and out["id"] == "cmpl-abc123"
         wait_idle(api[2])
     access = [r.getMessage() for r in caplog.records if r.name == "host.api.access"]

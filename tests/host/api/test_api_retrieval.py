@@ -1,5 +1,6 @@
-"""Retrieval through the API (kNN-LM over two memory nodes) against an in-process kNN-LM; /metrics scraped and
-parsed against the nodes' own counters; /health and /ready, also with a memory node gone."""
+"""Retrieval through the API (kNN-LM and chunks, each over two memory nodes) against in-process references;
+/metrics scraped and parsed against the nodes' own counters; /health and /ready, also with a memory node gone."""
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -11,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from host.backends.local_search import LocalSearcher
 from host.index.builder import BuildConfig
 from host.net.client import SyncClient
-from host.ralm.datastore import DatastoreConfig, build_knn_datastore, load_datastore
+from host.ralm.corpus import Chunk
+from host.ralm.datastore import DatastoreConfig, build_chunk_datastore, build_knn_datastore, load_datastore
 from host.serve import wire
 from host.serve.memory_node import MemoryNode
 from host.spec.scan_params import ScanParams
@@ -36,21 +38,46 @@ def knn_store(api_model_dir, api_tools, tmp_path_factory):
     return out, motifs
 
 
+class HashEmbedder:
+    """Bag of words hashed into 32 dims, unit norm: a deterministic stand-in for MiniLM (same ``encode``)."""
+
+    def encode(self, texts, progress=False):
+        x = np.zeros((len(texts), 32), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split():
+                x[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 32] += 1
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
 @pytest.fixture(scope="module")
-def rag_api(api_model_dir, api_tools, knn_store):
-    """(serving tuple, memory nodes, their addresses) with the kNN datastore as the default retrieval."""
+def chunk_store(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(400)]
+    chunks = [Chunk(f"doc{i}", " ".join(rng.choice(words, 20))) for i in range(300)]
+    out = tmp_path_factory.mktemp("api_chunks")
+    x = HashEmbedder().encode([c.text for c in chunks])
+    build_chunk_datastore(chunks, x, out, DatastoreConfig(BuildConfig(nlist=16, m=8, threads=1), shards=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rag_api(api_model_dir, api_tools, knn_store, chunk_store):
+    """(serving tuple, the kNN memory nodes, their addresses, loop) with the kNN datastore as the default
+    retrieval and the chunk datastore beside it."""
     import asyncio
 
     store = knn_store[0]
     nodes = [MemoryNode.open(store / "index", s, k=K) for s in range(2)]
+    nodes += [MemoryNode.open(chunk_store / "index", s, k=K) for s in range(2)]
     loop = asyncio.new_event_loop()
     addrs = [loop.run_until_complete(n.start("127.0.0.1", 0)) for n in nodes]
     import threading
     threading.Thread(target=loop.run_forever, daemon=True).start()
     names = [f"{h}:{p}" for h, p in addrs]
     try:
-        with api_tools[1](api_model_dir, knn=store, knn_nodes=names) as s:
-            yield s, nodes, names, loop
+        with api_tools[1](api_model_dir, HashEmbedder(), knn=store, knn_nodes=names[:2], chunks=chunk_store,
+                          chunk_nodes=names[2:]) as s:
+            yield s, nodes[:2], names[:2], loop
     finally:
         for n in nodes:
             asyncio.run_coroutine_threadsafe(n.close(), loop).result(10)
@@ -104,6 +131,22 @@ def test_knn_lm_through_the_api_equals_in_process(rag_api, api_model_dir, api_to
         streamed = "".join(ch.choices[0].text for ch in streamed)
     assert r.choices[0].text == want == default.choices[0].text == streamed
     assert plain.choices[0].text != want                      # retrieval changed the text
+
+
+def test_chunks_through_the_api_equal_in_process(rag_api, api_model_dir, api_tools, chunk_store):
+    """One retrieval interval: the chunk nearest to the prompt's words, put before the prompt, then greedy."""
+    (_, _, _, api, base), _, _, _ = rag_api
+    prompt = "w5 w17 w230 w42 w99 w7 w300 w12\n"
+    ds = load_datastore(chunk_store)
+    res = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=1)).search(HashEmbedder().encode([prompt]), NPROBE)
+    tok = api.backend.tokenizer
+    ctx = tok.encode(ds.chunks[int(res.ids[0, 0])]["text"] + "\n\n")[:48]
+    seq, = api_tools[0](api_model_dir).generate([ctx + tok.encode(prompt)], SamplingParams(temperature=0, max_tokens=8))
+    ids = seq.completion_ids[:-1] if seq.finish_reason == "stop" else seq.completion_ids
+    with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
+        r = c.completions.create(model="tiny", prompt=prompt, max_tokens=8, temperature=0,
+                                 extra_body={"retrieval": {"type": "chunks", "interval": 8, "nprobe": NPROBE}})
+    assert r.choices[0].text == tok.decode(ids)
 
 
 def test_metrics_agree_with_the_nodes(rag_api):

@@ -1,0 +1,43 @@
+"""The API server's configuration."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host.api.protocol import RETRIEVAL_KINDS
+from host.net.frames import parse_address
+from host.ralm.flows import RalmConfig
+from host.spec.errors import InputError
+
+
+@dataclass(slots=True)
+class ApiConfig:
+    """The API server: its LLM node, the model folder (tokenizer, chat template), optional datastores with the
+    memory nodes serving them, the default retrieval and the request limits."""
+
+    model: Path
+    llm_node: str
+    served_model_name: str | None = None
+    knn: Path | None = None                 # kNN-LM datastore folder (host.ralm.datastore)
+    knn_nodes: list[str] = field(default_factory=list)
+    chunks: Path | None = None              # chunk datastore folder
+    chunk_nodes: list[str] = field(default_factory=list)
+    retrieval: str | None = None            # default per request; None: knn, else chunks, else none
+    ralm: RalmConfig = field(default_factory=RalmConfig)
+    max_n: int = 8
+    chat_template: str | None = None
+    warmup: bool = True
+
+    def __post_init__(self):
+        self.model = Path(self.model)
+        parse_address(self.llm_node)
+        self.served_model_name = self.served_model_name or self.model.name
+        if bool(self.knn) != bool(self.knn_nodes) or bool(self.chunks) != bool(self.chunk_nodes):
+            raise InputError("give each datastore together with the memory nodes that serve it")
+        if self.retrieval is None:
+            self.retrieval = "knn" if self.knn else "chunks" if self.chunks else "none"
+        needs = {"knn": self.knn, "chunks": self.chunks}
+        if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and needs[self.retrieval] is None):
+            raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
+        if not 1 <= self.max_n <= 64:
+            raise InputError(f"max_n must be in 1..64, not {self.max_n}")
