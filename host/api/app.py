@@ -59,7 +59,6 @@ def create_app(backend: Backend) -> FastAPI:
 async def _generate(backend: Backend, body, request: Request):
     """Prepare and answer; a client that disconnects before the answer starts cancels the generation."""
     fields = request.scope["anole"]
-    backend.metrics.running.inc()
     task = asyncio.ensure_future(_answer(backend, body, fields))
     watcher = asyncio.ensure_future(_wait_disconnect(request, task))
     try:
@@ -69,7 +68,6 @@ async def _generate(backend: Backend, body, request: Request):
         return Response(status_code=499)
     finally:
         watcher.cancel()
-        backend.metrics.running.dec()
 
 
 async def _answer(backend: Backend, body, fields: dict):

@@ -91,18 +91,19 @@ async def run_choice(backend: Backend, job: Job, index: int, put) -> dict:
     text = TextStream(backend.decode, job.stop, backend.eos_ids)
     times, finish = [], None
     gen = backend.generate(job.ids, job.text, sampling, job.kind, job.ralm)
-    async with contextlib.aclosing(gen):
-        async for item in gen:
-            if isinstance(item, dict):
-                finish = item["finish_reason"]
-                break
-            times.append(time.perf_counter())
-            delta = text.push(item)
-            if delta:
-                put((index, delta))
-            if text.stopped:
-                finish = "stop"
-                break
+    with backend.metrics.running.track_inprogress():
+        async with contextlib.aclosing(gen):
+            async for item in gen:
+                if isinstance(item, dict):
+                    finish = item["finish_reason"]
+                    break
+                times.append(time.perf_counter())
+                delta = text.push(item)
+                if delta:
+                    put((index, delta))
+                if text.stopped:
+                    finish = "stop"
+                    break
     tail = text.flush()
     if tail:
         put((index, tail))
@@ -114,7 +115,12 @@ async def run_choice(backend: Backend, job: Job, index: int, put) -> dict:
 async def respond(backend: Backend, job: Job, log_fields: dict):
     """The JSON response, or the SSE stream (errors before the first event still get their HTTP status)."""
     if not job.stream:
-        results = await asyncio.gather(*(run_choice(backend, job, i, lambda _: None) for i in range(job.n)))
+        try:
+            async with asyncio.TaskGroup() as group:     # a failed choice cancels its siblings
+                tasks = [group.create_task(run_choice(backend, job, i, lambda _: None)) for i in range(job.n)]
+        except* ApiError as errors:
+            raise errors.exceptions[0] from None
+        results = [t.result() for t in tasks]
         completion = sum(r["tokens"] for r in results)
         _account(backend, job, log_fields, completion)
         choices = [choice(r["index"], r["text"], r["finish_reason"], job.chat) for r in results]
@@ -173,6 +179,9 @@ async def _sse(backend: Backend, job: Job, first, events: asyncio.Queue, tasks: 
             yield f"data: {json.dumps(obj)}\n\n"
         _account(backend, job, log_fields, completion)
         yield "data: [DONE]\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        log_fields["outcome"] = "cancelled"          # the client went away mid-stream
+        raise
     finally:
         for t in tasks:
             t.cancel()

@@ -23,7 +23,7 @@ class ApiMetrics:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("anole_api_requests", "HTTP requests by endpoint and outcome",
                                 ["endpoint", "outcome"], registry=r)
-        self.running = Gauge("anole_api_requests_running", "generation requests being served", registry=r)
+        self.running = Gauge("anole_api_choices_running", "choices (sequences) being generated", registry=r)
         self.ttft = Histogram("anole_api_time_to_first_token_seconds", "arrival to first token",
                               buckets=LATENCY_BUCKETS, registry=r)
         self.tbt = Histogram("anole_api_time_between_tokens_seconds", "time between consecutive tokens",

@@ -5,6 +5,7 @@ import json
 import logging
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -25,6 +26,15 @@ def post(base: str, path: str, body: bytes | str, headers: dict | None = None):
         return r.status, json.loads(r.read() or b"null"), dict(r.getheaders())
     finally:
         conn.close()
+
+
+def metric(base: str, name: str) -> float:
+    """One sample of /metrics by its exposition name (0 if absent)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
 
 
 def node_info(address: str) -> dict:
@@ -127,6 +137,11 @@ def test_client_gone_mid_stream_cancels_the_generation(api):
     finally:
         engine.step = step
     assert after["aborted"] == before["aborted"] + 1
+    deadline = time.monotonic() + 10                  # the access log counts the request once its response ended
+    while metric(base, 'anole_api_requests_total{endpoint="/v1/completions",outcome="cancelled"}') < 1:
+        assert time.monotonic() < deadline, "the cancelled request was not counted"
+        time.sleep(0.05)
+    assert metric(base, "anole_api_choices_running") == 0
     assert after["tokens"] - before["tokens"] < 119
 
 
