@@ -291,6 +291,12 @@ class LLMNode:
         return out
 
 
+def warmup(engine: LLMEngine) -> None:
+    """A prefill and a decode step before listening: the first client does not pay for lazy initialisation."""
+    engine.generate([[0]], SamplingParams(temperature=0.0, max_tokens=2, ignore_eos=True))
+
+
 def run_llm_node(engine: LLMEngine, host: str, port: int, on_ready=None) -> None:
-    """Serve until interrupted; on_ready(host, port) is called once listening."""
+    """Warm up, then serve until interrupted; on_ready(host, port) is called once listening."""
+    warmup(engine)
     asyncio.run(serve_node(LLMNode(engine), host, port, on_ready))

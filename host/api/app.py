@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from host.api import errors
 from host.api.backend import Backend
 from host.api.completions import prepare, respond
-from host.api.protocol import ChatCompletionRequest, CompletionRequest
+from host.api.protocol import ChatCompletionRequest, CompletionRequest, RetrieveRequest
 
 log = logging.getLogger("host.api.access")
 
@@ -52,6 +52,10 @@ def create_app(backend: Backend) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         return await _generate(backend, body, request)
+
+    @app.post("/v1/retrieve")
+    async def retrieve(body: RetrieveRequest):
+        return await backend.retrieve(body.queries(), body.k, body.nprobe)
 
     return AccessLog(app, backend)
 

@@ -201,6 +201,21 @@ class Backend:
         finally:
             task.cancel()
 
+    async def retrieve(self, queries: list[str], k: int, nprobe: int | None) -> dict:
+        """/v1/retrieve: embed the queries (off the event loop), search the chunk datastore."""
+        if "chunks" not in self.stores:
+            raise ApiError(400, "this server has no chunk datastore", param="query")
+        ds, coord = self.stores["chunks"]
+        nprobe = nprobe or self.config.ralm.nprobe
+        if len(queries) > 64 or k > coord.params.k or nprobe > ds.index.nlist:
+            raise ApiError(400, f"need at most 64 queries, k <= {coord.params.k} and nprobe <= {ds.index.nlist}")
+        x = await asyncio.get_running_loop().run_in_executor(self._pool, self.embedder.encode, queries)
+        res = await coord.search(np.asarray(x, np.float32), nprobe, k)
+        data = [{"index": i, "results": [{"id": int(j), "distance": float(d), **ds.chunks[j]}
+                                         for j, d in zip(res.ids[i], res.distances[i]) if j >= 0]}
+                for i in range(len(queries))]
+        return {"object": "list", "data": data, "timings": {s: float(v) for s, v in res.timings.items()}}
+
     async def check_ready(self) -> dict:
         """{check: ok?}: warmed up, the LLM node answers, every memory node answers."""
         checks = {"warmed_up": self.warm}

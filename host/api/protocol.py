@@ -93,6 +93,18 @@ class ChatCompletionRequest(_Sampling):
     logprobs: Literal[False] | None = None
 
 
+class RetrieveRequest(BaseModel):
+    """POST /v1/retrieve: the nearest chunks of the chunk datastore to each query text."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: StrictStr | list[StrictStr] = Field(min_length=1)
+    k: StrictInt = Field(4, ge=1, le=100)
+    nprobe: StrictInt | None = Field(None, ge=1)
+
+    def queries(self) -> list[str]:
+        return [self.query] if isinstance(self.query, str) else list(self.query)
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 

@@ -149,6 +149,19 @@ def test_chunks_through_the_api_equal_in_process(rag_api, api_model_dir, api_too
     assert r.choices[0].text == tok.decode(ids)
 
 
+def test_retrieve_endpoint_equals_a_local_search(rag_api, chunk_store):
+    (_, _, _, _, base), _, _, _ = rag_api
+    queries = ["w5 w17 w230", "w1 w2 w3 w4"]
+    ds = load_datastore(chunk_store)
+    want = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=3)).search(HashEmbedder().encode(queries), NPROBE)
+    body = json.dumps({"query": queries, "k": 3, "nprobe": NPROBE}).encode()
+    req = urllib.request.Request(base + "/v1/retrieve", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        got = json.loads(r.read())["data"]
+    assert [[x["id"] for x in g["results"]] for g in got] == want.ids.tolist()
+    assert got[0]["results"][0]["text"] == ds.chunks[int(want.ids[0, 0])]["text"]
+
+
 def test_metrics_agree_with_the_nodes(rag_api):
     (_, _, llm_address, _, base), _, names, _ = rag_api
     with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
