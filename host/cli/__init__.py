@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("faiss.loader", "numba", "httpx", "sentence_transformers"):
+    for noisy in ("faiss.loader", "numba", "httpx", "httpx2", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)

@@ -42,7 +42,7 @@ def show_api(base: str, max_tokens: int, out) -> dict:
         "extra_body={'retrieval': {'type': 'chunks'}})")
     with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
         r = client.chat.completions.create(
-            model="anole-demo", max_tokens=max_tokens, temperature=0.8, seed=0,
+            model="anole-demo", max_tokens=max_tokens, temperature=0.8, seed=1,
             messages=[{"role": "user", "content": "How do I parse a JSON document from a string?"}],
             extra_body={"retrieval": {"type": "chunks"}})
     out(f"  -> {r.choices[0].message.content!r} (finish {r.choices[0].finish_reason}, usage "
