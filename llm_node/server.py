@@ -27,6 +27,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 import numpy as np
@@ -164,7 +165,6 @@ class EngineWorker:
                 self._record(seq)
                 listener(_summary(seq))
 
-
     def _record(self, seq: Sequence) -> None:
         t = seq.token_times
         if t:
@@ -291,9 +291,13 @@ class LLMNode:
         return out
 
 
-def warmup(engine: LLMEngine) -> None:
-    """A prefill and a decode step before listening: the first client does not pay for lazy initialisation."""
-    engine.generate([[0]], SamplingParams(temperature=0.0, max_tokens=2, ignore_eos=True))
+def warmup(engine: LLMEngine, timeout_s: float = 600.0) -> None:
+    """A prefill and a decode step before listening (through the serving interface, any scheduler): the first
+    client does not pay for lazy initialisation."""
+    engine.add_request([0], SamplingParams(temperature=0.0, max_tokens=2, ignore_eos=True))
+    deadline = time.monotonic() + timeout_s
+    while engine.has_unfinished() and time.monotonic() < deadline:
+        engine.step()
 
 
 def run_llm_node(engine: LLMEngine, host: str, port: int, on_ready=None) -> None:

@@ -13,13 +13,15 @@ from llm_node.engine.sequence import SamplingParams
 from llm_node.sched.latency import LatencyModel
 from llm_node.sched.registry import make_policy
 from llm_node.sched.serving import MuxServingEngine, serving_engine
-from llm_node.server import T_GENERATE, LLMNode
+from llm_node.server import T_GENERATE, LLMNode, warmup
 
 pytestmark = pytest.mark.timeout(120)
 LATENCY = Path(__file__).parents[1] / "sim" / "data" / "latency-cpu.json"
 
 
 def _serve_and_generate(engine, prompts, n):
+    warmup(engine)                  # what `anole serve llm-node` does before it listens, with every scheduler
+    assert not engine.has_unfinished()
     loop = asyncio.new_event_loop()
     node = LLMNode(engine)
     _, port = loop.run_until_complete(node.start("127.0.0.1", 0))
