@@ -109,9 +109,13 @@ def test_request_id_is_echoed_and_logged_by_the_api_and_the_llm_node(api, caplog
     assert len([m for m in node if m.startswith("request cmpl-abc123 ")]) == 1
 
 
-def test_client_gone_mid_stream_cancels_the_generation(api):
+CANCELLED = 'anole_api_requests_total{endpoint="/v1/completions",outcome="cancelled"}'
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_gone_mid_generation_cancels_it(api, stream):
     _, node, address, _, base = api
-    before = node_info(address)
+    before, cancelled = node_info(address), metric(base, CANCELLED)
     engine = node.worker.engine
     step = engine.step
 
@@ -122,14 +126,17 @@ def test_client_gone_mid_stream_cancels_the_generation(api):
     try:
         host, port = base.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        body = dict(model="tiny", prompt=[5, 6, 7], max_tokens=120, temperature=0.9, seed=1, stream=True)
+        body = dict(model="tiny", prompt=[5, 6, 7], max_tokens=120, temperature=0.9, seed=1, stream=stream)
         conn.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
-        first = r.readline()
-        assert first.startswith(b"data: {")
-        r.readline()
-        mid = node_info(address)
+        if stream:
+            r = conn.getresponse()
+            assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
+            assert r.readline().startswith(b"data: {")
+            r.readline()
+        deadline = time.monotonic() + 20
+        while (mid := node_info(address))["running"] == 0:         # non-streamed: no byte comes before the end
+            assert time.monotonic() < deadline, "the generation did not start"
+            time.sleep(0.02)
         assert mid["running"] == 1 and mid["free_kv_blocks"] < mid["num_kv_blocks"]
         conn.sock.close()
         conn.close()
@@ -138,7 +145,7 @@ def test_client_gone_mid_stream_cancels_the_generation(api):
         engine.step = step
     assert after["aborted"] == before["aborted"] + 1
     deadline = time.monotonic() + 10                  # the access log counts the request once its response ended
-    while metric(base, 'anole_api_requests_total{endpoint="/v1/completions",outcome="cancelled"}') < 1:
+    while metric(base, CANCELLED) < cancelled + 1:
         assert time.monotonic() < deadline, "the cancelled request was not counted"
         time.sleep(0.05)
     assert metric(base, "anole_api_choices_running") == 0
