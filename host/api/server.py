@@ -26,10 +26,7 @@ class ApiServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         await self.backend.connect()
-        try:
-            sock = socket.create_server((host, port), reuse_port=False)
-        except OSError as e:
-            raise InputError(f"cannot listen on {host}:{port}: {e}") from None
+        sock = _listen(host, port)
         config = uvicorn.Config(create_app(self.backend), log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=5, server_header=False)
         self._uv = uvicorn.Server(config)
@@ -53,6 +50,25 @@ class ApiServer:
             self._uv.should_exit = True
             await asyncio.gather(self._task, return_exceptions=True)
         await self.backend.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket whose proto is IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection (with
+    proto 0, as socket.create_server makes it, every small SSE event would wait for the peer's delayed ACK)."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          proto=socket.IPPROTO_TCP)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {e}") from None
+    return sock
 
 
 def run_api(config: ApiConfig, host: str, port: int, embedder=None, on_ready=None) -> None:
