@@ -74,8 +74,8 @@ class Backend:
             if path is not None:
                 ds = load_datastore(path, shards=[])
                 coord = ObservedCoordinator(ds.index, list(nodes), metrics=self.metrics, datastore=kind)
+                self.stores[kind] = (ds, coord)           # closed by close(), also after a failed connect
                 await coord.connect()
-                self.stores[kind] = (ds, coord)
         if "chunks" in self.stores and self.embedder is None:
             raise InputError("a chunk datastore needs an embedder")
         if cfg.warmup:

@@ -14,15 +14,19 @@ DEFAULT_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'
 class TextStream:
     """Turns token ids into text deltas; ends the text before the first ``stop`` string.
 
-    ``push(token)`` returns the text that is safe to show now: it holds back an incomplete UTF-8 character
-    (shown as U+FFFD by the decoder) and any tail that could still become a stop string. ``stopped`` is set
-    once a stop string appeared; ``flush()`` returns the rest at the end of the generation."""
+    Decodes incrementally as vLLM does (only the tokens since the last complete character, so a token costs
+    the same at position 10 and 10,000). ``push(token)`` returns the text that is safe to show now: it holds
+    back an incomplete UTF-8 character and any tail that could still become a stop string; ``skip_ids`` (the
+    end-of-sequence tokens) are not text. ``stopped`` is set once a stop string appeared; ``flush()`` returns
+    the rest at the end of the generation."""
 
     def __init__(self, decode, stop: list[str], skip_ids: frozenset[int] = frozenset()):
         self.decode, self.stop, self.skip_ids = decode, [s for s in stop if s], skip_ids
         self.ids: list[int] = []
+        self.full = ""              # the text of ids[:read]
         self.sent = ""
         self.stopped = False
+        self._prefix = self._read = 0
         self._hold = max((len(s) for s in self.stop), default=1) - 1
 
     @property
@@ -30,26 +34,30 @@ class TextStream:
         return self.sent
 
     def push(self, token: int) -> str:
-        if self.stopped:
+        if self.stopped or token in self.skip_ids:
             return ""
         self.ids.append(token)
-        full = self._full()
+        self._decode_new(final=False)
+        full = self.full
         for s in self.stop:
             at = full.find(s, max(0, len(self.sent) - len(s) + 1))
             if at >= 0:
                 self.stopped = True
                 return self._advance(full[:at])
-        safe = max(len(self.sent), len(full) - self._hold)
-        while safe > len(self.sent) and full[safe - 1] == "\ufffd":
-            safe -= 1
-        return self._advance(full[:safe])
+        return self._advance(full[:max(len(self.sent), len(full) - self._hold)])
 
     def flush(self) -> str:
-        return "" if self.stopped else self._advance(self._full())
+        if self.stopped:
+            return ""
+        self._decode_new(final=True)
+        return self._advance(self.full)
 
-    def _full(self) -> str:
-        ids = self.ids[:-1] if self.ids and self.ids[-1] in self.skip_ids else self.ids
-        return self.decode(ids)
+    def _decode_new(self, final: bool) -> None:
+        before = self.decode(self.ids[self._prefix:self._read])
+        text = self.decode(self.ids[self._prefix:])
+        if len(text) > len(before) and (final or not text.endswith("\ufffd")):
+            self.full += text[len(before):]
+            self._prefix, self._read = self._read, len(self.ids)
 
     def _advance(self, text: str) -> str:
         if len(text) <= len(self.sent) or not text.startswith(self.sent):

@@ -46,3 +46,19 @@ def test_chat_templates(tmp_path):
     t = ChatTemplate(tmp_path)
     assert t.source != DEFAULT_CHAT_TEMPLATE
     assert t.render(messages[1:]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_incremental_decoding_equals_decoding_everything_and_stays_linear():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    text = "".join(rng.choice(list("ab cdé€\n😀")) for _ in range(3000))
+    calls = []
+
+    def counting(ids):
+        calls.append(len(ids))
+        return decode(ids)
+    ts = TextStream(counting, [])
+    out = "".join(ts.push(b) for b in text.encode()) + ts.flush()
+    assert out == text
+    assert sum(calls) < 10 * len(text.encode())     # no re-decoding of the whole text per token
