@@ -92,7 +92,7 @@ class AccessLog:
 
     def __init__(self, app: FastAPI, backend: Backend):
         self.app, self.backend = app, backend
-        self.state = app.state
+        self.max_body = int(backend.config.max_body_mb * 2**20)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -101,6 +101,12 @@ class AccessLog:
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         fields = scope["anole"] = {"request_id": rid}
         status, t0 = [500], time.perf_counter()
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body:
+            too_big = errors.ApiError(413, f"the request body exceeds {self.max_body} bytes", code="body_too_large")
+            app = errors.error_response(too_big)
+        else:
+            app = self.app
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
@@ -108,7 +114,7 @@ class AccessLog:
                 message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", rid.encode())]
             await send(message)
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         finally:
             path = scope.get("path", "")
             code = status[0]

@@ -68,7 +68,7 @@ async def prepare(backend: Backend, req: CompletionRequest | ChatCompletionReque
     max_tokens = (req.max_completion_tokens or req.max_tokens) if chat else req.max_tokens
     if max_tokens is None:
         max_tokens = limit - len(ids) if chat else 16
-    if len(ids) + max_tokens > limit:
+    if len(ids) + max(max_tokens, 1) > limit:
         raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
                             f"{len(ids) + max_tokens} tokens ({len(ids)} in the prompt, {max_tokens} for the "
                             "completion). Please reduce the prompt or max_tokens.",

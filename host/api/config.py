@@ -25,6 +25,7 @@ class ApiConfig:
     retrieval: str | None = None            # default per request; None: knn, else chunks, else none
     ralm: RalmConfig = field(default_factory=RalmConfig)
     max_n: int = 8
+    max_body_mb: float = 16.0               # larger request bodies get 413 before they are read
     chat_template: str | None = None
     warmup: bool = True
 
@@ -39,5 +40,7 @@ class ApiConfig:
         needs = {"knn": self.knn, "chunks": self.chunks}
         if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and needs[self.retrieval] is None):
             raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
+        if self.max_body_mb <= 0:
+            raise InputError(f"max_body_mb must be > 0, not {self.max_body_mb}")
         if not 1 <= self.max_n <= 64:
             raise InputError(f"max_n must be in 1..64, not {self.max_n}")

@@ -3,6 +3,7 @@ serving; a client that leaves mid-stream cancels its generation; tokenization ru
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.request
@@ -82,6 +83,20 @@ def test_bad_requests_get_openai_errors(api, body, status, code, param):
     assert set(e) == {"message", "type", "param", "code"} and e["message"]
     assert e["type"] == ("invalid_request_error" if status < 500 else "server_error")
     assert (e["code"], e["param"]) == (code, param) if code else e["param"] == param
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(api):
+    host, port = api[4].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:     # the headers only: nothing is read
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (17 << 20))
+        answer = b""
+        while b"}}" not in answer:
+            chunk = s.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 413") and json.loads(body)["error"]["code"] == "body_too_large"
 
 
 def test_the_openai_client_raises_the_matching_errors(api):
