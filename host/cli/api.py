@@ -41,6 +41,7 @@ def register(sub, groups):
     p.add_argument("--knn-temperature", type=float, help="default kNN softmax temperature (default 0.3)")
     p.add_argument("--interval", type=int, help="default type-1 tokens between retrievals (default 16)")
     p.add_argument("--max-n", type=int, default=8, help="largest n (choices per request, default 8)")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="larger request bodies get 413 (default 16)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any free port)")
     p.set_defaults(func=serve_api)
@@ -68,7 +69,8 @@ def serve_api(args) -> int:
     cfg = ApiConfig(model=Path(args.model), llm_node=args.llm_node, served_model_name=args.served_model_name,
                     knn=args.knn and Path(args.knn), knn_nodes=_nodes(args.knn_nodes),
                     chunks=args.chunks and Path(args.chunks), chunk_nodes=_nodes(args.chunk_nodes),
-                    retrieval=args.retrieval, ralm=ralm, max_n=args.max_n)
+                    retrieval=args.retrieval, ralm=ralm, max_n=args.max_n,
+                    max_body_mb=args.max_body_mb)
     embedder = None
     if cfg.chunks is not None:
         from host.ralm.corpus import Embedder  # lazy: torch (MiniLM)
