@@ -127,11 +127,14 @@ async def respond(backend: Backend, job: Job, log_fields: dict):
         return JSONResponse(completion_object(job.rid, job.model, choices, usage(len(job.ids), completion), job.chat))
     events: asyncio.Queue = asyncio.Queue()
     tasks = [asyncio.ensure_future(_pump(backend, job, i, events)) for i in range(job.n)]
-    first = await events.get()
-    if isinstance(first, ApiError):
+    try:
+        first = await events.get()
+        if isinstance(first, ApiError):
+            raise first
+    except BaseException:                   # an error, or the client left before the first token
         for t in tasks:
             t.cancel()
-        raise first
+        raise
     return SSEResponse(_sse(backend, job, first, events, tasks, log_fields), media_type="text/event-stream",
                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

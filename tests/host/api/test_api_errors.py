@@ -127,15 +127,16 @@ def test_request_id_is_echoed_and_logged_by_the_api_and_the_llm_node(api, caplog
 CANCELLED = 'anole_api_requests_total{endpoint="/v1/completions",outcome="cancelled"}'
 
 
-@pytest.mark.parametrize("stream", [True, False])
-def test_client_gone_mid_generation_cancels_it(api, stream):
+@pytest.mark.parametrize("stream, read, delay", [(True, 2, 0.02), (True, 0, 0.3), (False, 0, 0.02)],
+                         ids=["mid-stream", "before-the-first-token", "not-streamed"])
+def test_client_gone_mid_generation_cancels_it(api, stream, read, delay):
     _, node, address, _, base = api
     before, cancelled = node_info(address), metric(base, CANCELLED)
     engine = node.worker.engine
     step = engine.step
 
     def slow_step():                         # a slower model: the stream is surely still running when we leave
-        time.sleep(0.02)
+        time.sleep(delay)
         return step()
     engine.step = slow_step
     try:
@@ -143,16 +144,17 @@ def test_client_gone_mid_generation_cancels_it(api, stream):
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         body = dict(model="tiny", prompt=[5, 6, 7], max_tokens=120, temperature=0.9, seed=1, stream=stream)
         conn.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
-        if stream:
+        if read:
             r = conn.getresponse()
             assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
             assert r.readline().startswith(b"data: {")
             r.readline()
         deadline = time.monotonic() + 20
-        while (mid := node_info(address))["running"] == 0:         # non-streamed: no byte comes before the end
+        while (mid := node_info(address))["running"] + mid["waiting"] == 0:     # no byte has come yet
             assert time.monotonic() < deadline, "the generation did not start"
             time.sleep(0.02)
-        assert mid["running"] == 1 and mid["free_kv_blocks"] < mid["num_kv_blocks"]
+        if read:                                                       # its KV blocks are in use
+            assert mid["running"] == 1 and mid["free_kv_blocks"] < mid["num_kv_blocks"]
         conn.sock.close()
         conn.close()
         after = wait_idle(address)
