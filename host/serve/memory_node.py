@@ -120,6 +120,7 @@ class MemoryNode:
         st["codes"] += codes
         st["scan_s"] += scan_s
         self.latency.add(scan_s)
+        log.debug("shard %d: scanned %d queries, %d codes in %.2f ms", self.shard, len(queries), codes, scan_s * 1e3)
         return wire.scan_response(res, k, scan_s, codes)
 
 
