@@ -200,6 +200,7 @@ class LLMNode:
         self.engine = engine
         path = engine.config.model / "tokenizer.json"
         self.tokenizer = Tokenizer(engine.config.model) if path.is_file() else None
+        self._max_token_chars = self.tokenizer.max_token_chars if self.tokenizer is not None else 0
         self.worker = EngineWorker(engine)
         self.server = RpcServer(max_frame=max_frame, read_timeout=30.0)
         self.server.register(T_INFO, self._info)
@@ -231,8 +232,20 @@ class LLMNode:
                     **self.worker.ttft.percentiles("ttft"), **self.worker.tbt.percentiles("tbt")}
         return await asyncio.wrap_future(self.worker.call(info))
 
+    async def _tokenize(self, fields: dict) -> dict:
+        """A text prompt tokenized in a worker thread (a megabyte prompt must not stall the other clients); one
+        with more characters than the context times the longest token cannot fit and is refused untokenized."""
+        text = fields.get("prompt")
+        if not isinstance(text, str) or self.tokenizer is None or "prompt_ids" in fields:
+            return fields
+        limit = self.engine.max_model_len
+        if len(text) > limit * self._max_token_chars:
+            raise RequestError(f"a prompt of {len(text)} characters cannot fit the context of {limit} tokens")
+        ids = await asyncio.to_thread(self.tokenizer.encode, text)
+        return {k: v for k, v in fields.items() if k != "prompt"} | {"prompt_ids": ids}
+
     async def _generate(self, fields: dict):
-        ids, params = parse_generate(fields, self.tokenizer)
+        ids, params = parse_generate(await self._tokenize(fields), self.tokenizer)
         loop, items = asyncio.get_running_loop(), asyncio.Queue()
         emit = lambda item: loop.call_soon_threadsafe(items.put_nowait, item)  # noqa: E731
         mixer = None
