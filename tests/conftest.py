@@ -30,6 +30,29 @@ def small_index(small_faiss, tmp_path_factory):
     return load_index(out)
 
 
+@pytest.fixture(scope="session")
+def tokenized_gpt2(tmp_path_factory):
+    """A tiny random GPT-2 checkpoint with a real byte-level BPE tokenizer (300 tokens, trained on json's
+    sources): config.json, model.safetensors, tokenizer.json, tokenizer_config.json."""
+    import inspect
+    import json
+
+    import torch
+    transformers = pytest.importorskip("transformers")
+    from llm_node.train import EOS, train_tokenizer
+
+    tok = train_tokenizer([inspect.getsource(json.decoder), inspect.getsource(json.encoder)], 300)
+    eos = tok.token_to_id(EOS)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=tok.get_vocab_size(), n_positions=128,
+                                  bos_token_id=eos, eos_token_id=eos)
+    folder = tmp_path_factory.mktemp("tokenized_gpt2")
+    transformers.AutoModelForCausalLM.from_config(cfg).eval().save_pretrained(folder)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": EOS}))
+    return folder
+
+
 def pytest_collection_modifyitems(items):
     """Long simulations (the `sweep` marker) get an hour before pytest-timeout calls them hung; the rest
     keep pyproject.toml's 900 s."""

@@ -1,40 +1,18 @@
-"""A tiny random GPT-2 with a real byte-level BPE tokenizer, an LLM node serving it, and an API server in front,
-all on one event loop in a background thread (loopback only)."""
+"""An LLM node serving a tiny random GPT-2 with a real tokenizer (tests/conftest.py ``tokenized_gpt2``) and an API
+server in front, all on one event loop in a background thread (loopback only)."""
 import asyncio
 import contextlib
-import inspect
-import json
 import threading
 
 import pytest
-import torch
 
 from host.api.config import ApiConfig
 from host.api.server import ApiServer
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.server import LLMNode
-from llm_node.train import EOS, train_tokenizer
 
-transformers = pytest.importorskip("transformers")
 KV_BLOCKS = 64
-
-
-@pytest.fixture(scope="session")
-def api_model_dir(tmp_path_factory):
-    """config.json, model.safetensors, tokenizer.json (300 tokens trained on json's sources)."""
-    import json as json_module
-
-    tok = train_tokenizer([inspect.getsource(json_module.decoder), inspect.getsource(json_module.encoder)], 300)
-    eos = tok.token_to_id(EOS)
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=tok.get_vocab_size(), n_positions=128,
-                                  bos_token_id=eos, eos_token_id=eos)
-    folder = tmp_path_factory.mktemp("api_gpt2")
-    transformers.AutoModelForCausalLM.from_config(cfg).eval().save_pretrained(folder)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": EOS}))
-    return folder
 
 
 def make_engine(model_dir) -> LLMEngine:
@@ -81,6 +59,6 @@ def api_tools():
 
 
 @pytest.fixture(scope="module")
-def api(api_model_dir):
-    with serving(api_model_dir) as s:
+def api(tokenized_gpt2):
+    with serving(tokenized_gpt2) as s:
         yield s

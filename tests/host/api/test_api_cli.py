@@ -20,9 +20,9 @@ pytestmark = pytest.mark.timeout(120)
 PROMPT = "class JSONDecoder(object):\n"
 
 
-def test_generate_through_the_llm_node_and_the_api(api, api_model_dir, capsys):
+def test_generate_through_the_llm_node_and_the_api(api, tokenized_gpt2, capsys):
     _, node, address, _, base = api
-    tok = Tokenizer(api_model_dir)
+    tok = Tokenizer(tokenized_gpt2)
     want, = node.engine.generate([tok.encode(PROMPT)], _greedy(8))
     text = tok.decode(want.completion_ids[:-1] if want.finish_reason == "stop" else want.completion_ids)
     assert main(["generate", "--server", address, "--prompt-ids", ",".join(map(str, tok.encode(PROMPT))),
@@ -97,7 +97,7 @@ def test_search_through_a_coordinator_and_its_status(coordinator, small_index, s
     (["--llm-node", "nohost"], "bad address 'nohost'"),
     (["--llm-node", "127.0.0.1:1", "--knn", "x"], "give each datastore together with the memory nodes"),
 ])
-def test_serve_api_refuses_bad_settings(api_model_dir, capsys, args, message):
-    assert main(["serve", "api", "--model", str(api_model_dir), "--port", "0", *args]) == 2
+def test_serve_api_refuses_bad_settings(tokenized_gpt2, capsys, args, message):
+    assert main(["serve", "api", "--model", str(tokenized_gpt2), "--port", "0", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1

@@ -18,10 +18,10 @@ def client(api):
 
 
 @pytest.fixture(scope="module")
-def node_greedy(api, api_model_dir):
+def node_greedy(api, tokenized_gpt2):
     """What the LLM node itself generates greedily for a text prompt: (token ids, text)."""
     loop, _, address, _, _ = api
-    tok = Tokenizer(api_model_dir)
+    tok = Tokenizer(tokenized_gpt2)
 
     async def run(prompt, n):
         llm = await LLMClient.connect(*address.split(":"))
@@ -102,8 +102,8 @@ def test_n_and_seed(client):
     assert texts == [c.text for c in a.choices]
 
 
-def test_token_id_prompt(client, node_greedy, api_model_dir):
-    ids = Tokenizer(api_model_dir).encode(PROMPT)
+def test_token_id_prompt(client, node_greedy, tokenized_gpt2):
+    ids = Tokenizer(tokenized_gpt2).encode(PROMPT)
     _, text, _, _ = node_greedy(PROMPT, 8)
     r = client.completions.create(model="tiny", prompt=ids, max_tokens=8, temperature=0)
     assert r.choices[0].text == text and r.usage.prompt_tokens == len(ids)

@@ -27,13 +27,13 @@ RETRIEVAL = {"type": "knn", "k": K, "nprobe": NPROBE, "lambda": LAM, "temperatur
 
 
 @pytest.fixture(scope="module")
-def knn_store(api_model_dir, api_tools, tmp_path_factory):
+def knn_store(tokenized_gpt2, api_tools, tmp_path_factory):
     """A kNN datastore over a repetitive random token stream (neighbours predict well), 2 shards; its motifs."""
     rng = np.random.default_rng(0)
     motifs = [rng.integers(1, 250, 12) for _ in range(20)]
     stream = np.concatenate([motifs[i] for i in rng.integers(0, 20, 150)]).tolist()
     out = tmp_path_factory.mktemp("api_knn")
-    build_knn_datastore(api_tools[0](api_model_dir), stream, out,
+    build_knn_datastore(api_tools[0](tokenized_gpt2), stream, out,
                         DatastoreConfig(BuildConfig(nlist=16, m=8, threads=1), shards=2), window=64)
     return out, motifs
 
@@ -61,7 +61,7 @@ def chunk_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rag_api(api_model_dir, api_tools, knn_store, chunk_store):
+def rag_api(tokenized_gpt2, api_tools, knn_store, chunk_store):
     """(serving tuple, the kNN memory nodes, their addresses, loop) with the kNN datastore as the default
     retrieval and the chunk datastore beside it."""
     import asyncio
@@ -75,7 +75,7 @@ def rag_api(api_model_dir, api_tools, knn_store, chunk_store):
     threading.Thread(target=loop.run_forever, daemon=True).start()
     names = [f"{h}:{p}" for h, p in addrs]
     try:
-        with api_tools[1](api_model_dir, HashEmbedder(), knn=store, knn_nodes=names[:2], chunks=chunk_store,
+        with api_tools[1](tokenized_gpt2, HashEmbedder(), knn=store, knn_nodes=names[:2], chunks=chunk_store,
                           chunk_nodes=names[2:]) as s:
             yield s, nodes[:2], names[:2], loop
     finally:
@@ -113,11 +113,11 @@ def scrape(base: str) -> dict:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
-def test_knn_lm_through_the_api_equals_in_process(rag_api, api_model_dir, api_tools, knn_store):
+def test_knn_lm_through_the_api_equals_in_process(rag_api, tokenized_gpt2, api_tools, knn_store):
     (_, _, _, api, base), _, _, _ = rag_api
     store, motifs = knn_store
     prompt = motifs[3][:6].tolist()
-    want = api.backend.decode(in_process_knn(api_tools[0](api_model_dir), store, prompt, 10))
+    want = api.backend.decode(in_process_knn(api_tools[0](tokenized_gpt2), store, prompt, 10))
     with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
         r = c.completions.create(model="tiny", prompt=prompt, max_tokens=10, temperature=0,
                                  extra_body={"retrieval": RETRIEVAL})
@@ -133,7 +133,7 @@ def test_knn_lm_through_the_api_equals_in_process(rag_api, api_model_dir, api_to
     assert plain.choices[0].text != want                      # retrieval changed the text
 
 
-def test_chunks_through_the_api_equal_in_process(rag_api, api_model_dir, api_tools, chunk_store):
+def test_chunks_through_the_api_equal_in_process(rag_api, tokenized_gpt2, api_tools, chunk_store):
     """One retrieval interval: the chunk nearest to the prompt's words, put before the prompt, then greedy."""
     (_, _, _, api, base), _, _, _ = rag_api
     prompt = "w5 w17 w230 w42 w99 w7 w300 w12\n"
@@ -141,7 +141,7 @@ def test_chunks_through_the_api_equal_in_process(rag_api, api_model_dir, api_too
     res = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=1)).search(HashEmbedder().encode([prompt]), NPROBE)
     tok = api.backend.tokenizer
     ctx = tok.encode(ds.chunks[int(res.ids[0, 0])]["text"] + "\n\n")[:48]
-    seq, = api_tools[0](api_model_dir).generate([ctx + tok.encode(prompt)], SamplingParams(temperature=0, max_tokens=8))
+    seq, = api_tools[0](tokenized_gpt2).generate([ctx + tok.encode(prompt)], SamplingParams(temperature=0, max_tokens=8))
     ids = seq.completion_ids[:-1] if seq.finish_reason == "stop" else seq.completion_ids
     with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
         r = c.completions.create(model="tiny", prompt=prompt, max_tokens=8, temperature=0,
