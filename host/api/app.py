@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 
@@ -16,6 +17,9 @@ from host.api.completions import prepare, respond
 from host.api.protocol import ChatCompletionRequest, CompletionRequest, RetrieveRequest
 
 log = logging.getLogger("host.api.access")
+ENDPOINTS = ("/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/retrieve")
+"""The endpoints counted in anole_api_requests_total (others would let clients add label values)."""
+_REQUEST_ID = re.compile(r"[^\w.:-]")
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -68,6 +72,8 @@ async def _generate(backend: Backend, body, request: Request):
     try:
         return await task
     except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():        # the server is stopping, not the client leaving
+            raise
         fields["outcome"] = "cancelled"
         return Response(status_code=499)
     finally:
@@ -98,7 +104,7 @@ class AccessLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        rid = _REQUEST_ID.sub("", headers.get(b"x-request-id", b"").decode("latin-1"))[:64] or uuid.uuid4().hex
         fields = scope["anole"] = {"request_id": rid}
         status, t0 = [500], time.perf_counter()
         length = headers.get(b"content-length", b"0")
@@ -120,7 +126,7 @@ class AccessLog:
             code = status[0]
             outcome = fields.pop("outcome", None) or ("ok" if code < 400 else
                                                       "client_error" if code < 500 else "server_error")
-            if path.startswith("/v1/"):
+            if path in ENDPOINTS:
                 self.backend.metrics.requests.labels(path, outcome).inc()
             extra = " ".join(f"{k}={v}" for k, v in fields.items() if k != "request_id")
             log.info("%s %s %s %d %s %.1fms %s", rid, scope.get("method"), path, code, outcome,
