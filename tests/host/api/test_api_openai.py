@@ -19,7 +19,8 @@ def client(api):
 
 @pytest.fixture(scope="module")
 def node_greedy(api, tokenized_gpt2):
-    """What the LLM node itself generates greedily for a text prompt: (token ids, text)."""
+    """What the LLM node itself generates greedily for a text prompt: (token ids, text without the end-of-sequence
+    token, finish reason, prompt tokens)."""
     loop, _, address, _, _ = api
     tok = Tokenizer(tokenized_gpt2)
 
@@ -27,10 +28,11 @@ def node_greedy(api, tokenized_gpt2):
         llm = await LLMClient.connect(*address.split(":"))
         try:
             items = [i async for i in llm.generate(tok.encode(prompt), max_tokens=n, temperature=0.0)]
+            eos_ids = (await llm.info())["eos_token_ids"].tolist()
         finally:
             await llm.close()
         ids = items[-1]["token_ids"].tolist()
-        eos = ids[-1:] == [0] and items[-1]["finish_reason"] == "stop"
+        eos = ids[-1:] and ids[-1] in eos_ids and items[-1]["finish_reason"] == "stop"
         return ids, tok.decode(ids[:-1] if eos else ids), items[-1]["finish_reason"], len(tok.encode(prompt))
     return lambda prompt, n: loop.run(run(prompt, n))
 
