@@ -141,7 +141,8 @@ def test_chunks_through_the_api_equal_in_process(rag_api, tokenized_gpt2, api_to
     res = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=1)).search(HashEmbedder().encode([prompt]), NPROBE)
     tok = api.backend.tokenizer
     ctx = tok.encode(ds.chunks[int(res.ids[0, 0])]["text"] + "\n\n")[:48]
-    seq, = api_tools[0](tokenized_gpt2).generate([ctx + tok.encode(prompt)], SamplingParams(temperature=0, max_tokens=8))
+    engine = api_tools[0](tokenized_gpt2)
+    seq, = engine.generate([ctx + tok.encode(prompt)], SamplingParams(temperature=0, max_tokens=8))
     ids = seq.completion_ids[:-1] if seq.finish_reason == "stop" else seq.completion_ids
     with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
         r = c.completions.create(model="tiny", prompt=prompt, max_tokens=8, temperature=0,
