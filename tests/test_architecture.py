@@ -21,6 +21,8 @@ CHAIN = (
     "llm_node",       # the LLM engine, schedulers, its server
     "host.ralm",      # RALM flows, datastores, evaluation, the demo
     "host.rago",      # RAGO schema, performance model, optimizer
+    "host.api",       # the API front door (absent until it lands)
+    "host.cluster",   # servers as Ray actors placed by resources, the distributed index build
     "host.cli",       # the `anole` command
     "hls",            # Vitis HLS twin helpers
     "scripts",        # demos and benchmarks
