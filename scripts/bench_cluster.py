@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,19 @@ def get_index(workdir: Path, n: int, d: int, nlist: int, m: int) -> Path:
         x = synthetic_clustered(n, d, seed=0, clusters=nlist)
         export_index(build_ivfpq(x, BuildConfig(nlist=nlist, m=m, seed=0)), out, nshards=2)
     return out
+
+
+class SameSession(LocalCluster):
+    """LocalCluster's servers without a session of their own: Ray's workers share the driver's session, so
+    under CFS autogroup scheduling (Linux default) both deployments compete for the CPUs as one group."""
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        logfile = self.logdir / f"{name.replace(' ', '-')}.log"
+        with open(logfile, "w") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "host.cli", *args], stdout=subprocess.PIPE, stderr=stderr,
+                                    text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.procs.append((name, proc, logfile))
+        return proc
 
 
 def hand_started(c: LocalCluster, index: Path, k: int) -> str:
@@ -108,6 +122,9 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients of the QPS phase")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--own-sessions", action="store_true",
+                    help="hand-started servers each in a session of their own, as `anole demo` starts them "
+                         "(default: in this process's session, like Ray's workers)")
     ap.add_argument("--workdir", default=str(ROOT / "build" / "bench_cluster"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -122,7 +139,7 @@ def main() -> int:
                                                                 include_dashboard=False, object_store_memory=80 << 20))
     try:
         ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-        with LocalCluster(Path(args.workdir) / "logs") as hand:
+        with (LocalCluster if args.own_sessions else SameSession)(Path(args.workdir) / "logs") as hand:
             addrs = {"hand": hand_started(hand, index, args.k), "cluster": cluster_up(index, args.k)}
             try:
                 r = measure(args, addrs, queries)
@@ -132,7 +149,9 @@ def main() -> int:
         ray.shutdown()
         cluster.shutdown()
     h, c = r["hand"], r["cluster"]
-    print(f"bench_cluster: {args.n:,} x d{args.d}, nlist {args.nlist}, 2 shards, k {args.k}, nprobe {args.nprobe}: "
+    sessions = "own sessions" if args.own_sessions else "one session"
+    print(f"bench_cluster: {args.n:,} x d{args.d}, nlist {args.nlist}, 2 shards, k {args.k}, nprobe {args.nprobe}, "
+          f"hand-started servers in {sessions}: "
           f"latency p50 hand {h['p50'] * 1e3:.2f} ms, cluster {c['p50'] * 1e3:.2f} ms (x{c['p50'] / h['p50']:.2f}); "
           f"p99 hand {h['p99'] * 1e3:.2f} ms, cluster {c['p99'] * 1e3:.2f} ms (x{c['p99'] / h['p99']:.2f}); "
           f"QPS with {args.clients} clients hand {h['qps']:.0f}, cluster {c['qps']:.0f} (x{c['qps'] / h['qps']:.2f})")

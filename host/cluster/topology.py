@@ -14,6 +14,8 @@
       - {name: llm0, model: build/llm/demo, device: cuda, num_gpus: 1, scheduler: fcfs}
     coordinators:
       - {name: coordinator, port: 7000, max_batch: 256}
+
+Replicas of a shard all start; the coordinator takes one node per shard today (replica 0).
 """
 from __future__ import annotations
 

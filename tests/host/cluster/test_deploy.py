@@ -114,15 +114,14 @@ def test_up_search_restart_status_down(ray_cluster, index_path, small_data, tmp_
     assert main(["cluster", "status", "--namespace", "t-life"]) == 2
 
 
+@pytest.mark.timeout(120)          # a hang guard: up() must give up after wait_s, not wait for a host forever
 def test_missing_resource_fails_after_a_bounded_wait(ray_cluster, index_path):
     import ray
 
     topo = _topology(index_path, "t-missing", wait_s=1.0,
                      memory_node={"backend": "reference", "resources": {"alveo_u280": 1}})
-    t0 = time.monotonic()
     with pytest.raises(ClusterError, match=r"memory-node-0-0 asks for alveo_u280: 1.*hosts offer .*alveo_u250"):
         up(parse_topology(topo))
-    assert time.monotonic() - t0 < 30        # bounded: not a hang (the limit is generous for a loaded machine)
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "t-missing"]
 
 
