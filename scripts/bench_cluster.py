@@ -43,16 +43,23 @@ def get_index(workdir: Path, n: int, d: int, nlist: int, m: int) -> Path:
 
 
 class SameSession(LocalCluster):
-    """LocalCluster's servers without a session of their own: Ray's workers share the driver's session, so
-    under CFS autogroup scheduling (Linux default) both deployments compete for the CPUs as one group."""
+    """LocalCluster's servers in the conditions of Ray's workers: in the driver's session (under CFS autogroup
+    scheduling, the Linux default, a session competes for the CPUs as one group) and at Ray's worker niceness."""
+
+    nice = 0
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         logfile = self.logdir / f"{name.replace(' ', '-')}.log"
         with open(logfile, "w") as stderr:
             proc = subprocess.Popen([sys.executable, "-m", "host.cli", *args], stdout=subprocess.PIPE, stderr=stderr,
-                                    text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                    text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                    preexec_fn=lambda: os.nice(self.nice))
         self.procs.append((name, proc, logfile))
         return proc
+
+
+def _niceness() -> int:
+    return os.nice(0)
 
 
 def hand_started(c: LocalCluster, index: Path, k: int) -> str:
@@ -124,7 +131,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--own-sessions", action="store_true",
                     help="hand-started servers each in a session of their own, as `anole demo` starts them "
-                         "(default: in this process's session, like Ray's workers)")
+                         "(default: in this process's session at the niceness of Ray's workers, like them)")
     ap.add_argument("--workdir", default=str(ROOT / "build" / "bench_cluster"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -139,6 +146,7 @@ def main() -> int:
                                                                 include_dashboard=False, object_store_memory=80 << 20))
     try:
         ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+        SameSession.nice = ray.get(ray.remote(_niceness).remote())
         with (LocalCluster if args.own_sessions else SameSession)(Path(args.workdir) / "logs") as hand:
             addrs = {"hand": hand_started(hand, index, args.k), "cluster": cluster_up(index, args.k)}
             try:
@@ -149,7 +157,7 @@ def main() -> int:
         ray.shutdown()
         cluster.shutdown()
     h, c = r["hand"], r["cluster"]
-    sessions = "own sessions" if args.own_sessions else "one session"
+    sessions = "own sessions" if args.own_sessions else f"one session at nice {SameSession.nice}"
     print(f"bench_cluster: {args.n:,} x d{args.d}, nlist {args.nlist}, 2 shards, k {args.k}, nprobe {args.nprobe}, "
           f"hand-started servers in {sessions}: "
           f"latency p50 hand {h['p50'] * 1e3:.2f} ms, cluster {c['p50'] * 1e3:.2f} ms (x{c['p50'] / h['p50']:.2f}); "

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HOSTS = {"fpga": {"alveo_u250": 2}, "cpu": {"cpu_host": 1}}
+HOSTS = {"fpga": {"alveo_u250": 2}, "cpu": {"cpu_host": 2}}
 """The custom resources each simulated host advertises (as `ray start --resources` would)."""
 
 

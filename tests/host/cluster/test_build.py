@@ -1,8 +1,7 @@
 """The distributed build on a local Ray cluster writes the same bytes as the single-machine build."""
-import faiss
-import numpy as np
 import pytest
 
+from host.cli import main
 from host.cluster.build import build_ivfpq_ray
 from host.index.builder import BuildConfig, build_ivfpq
 from host.index.datasets import synthetic_clustered, write_vecs
@@ -25,10 +24,10 @@ def test_distributed_build_is_byte_identical(ray_cluster, tmp_path, m, train_siz
     assert _files(export_index(dist, tmp_path / "ray", nshards=2)) == _files(local)
 
 
-def test_build_reads_a_file_on_every_host(ray_cluster, tmp_path):
-    x = synthetic_clustered(5_000, 32, seed=3, clusters=20)
-    write_vecs(tmp_path / "base.fvecs", x)
-    cfg = BuildConfig(nlist=16, m=8, seed=1)
-    got = build_ivfpq_ray(tmp_path / "base.fvecs", cfg, chunk=2_000, progress=False)
-    want = build_ivfpq(x, cfg)
-    np.testing.assert_array_equal(faiss.serialize_index(got), faiss.serialize_index(want))
+def test_cli_build_with_ray_reads_the_file_on_the_workers(ray_cluster, tmp_path, capsys):
+    write_vecs(tmp_path / "base.fvecs", synthetic_clustered(5_000, 32, seed=3, clusters=20))
+    common = ["index", "build", "--data", str(tmp_path / "base.fvecs"), "--nlist", "16", "--m", "8", "--shards", "2"]
+    assert main(common + ["--out", str(tmp_path / "local")]) == 0
+    assert main(common + ["--out", str(tmp_path / "ray"), "--ray"]) == 0     # auto: this process's cluster
+    assert "index: 5000 vectors" in capsys.readouterr().out
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")

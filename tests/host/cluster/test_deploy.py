@@ -136,3 +136,38 @@ def test_bad_deployment_is_reported_and_cleaned_up(ray_cluster, index_path, chan
         up(parse_topology(_topology(index_path, "t-bad") | change))
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "t-bad"]
     assert down("t-bad") == []
+
+
+@pytest.mark.sweep        # torch in a fresh actor process: too slow for `make test` on 2 cores
+def test_llm_node_actor_scores_like_transformers(ray_cluster, index_path, tmp_path):
+    import ray
+    import torch
+    transformers = pytest.importorskip("transformers")
+
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=120, n_positions=128,
+                                  bos_token_id=0, eos_token_id=0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    model.save_pretrained(tmp_path / "gpt2")
+    topo = _topology(index_path, "t-llm", llm_nodes=[{"name": "llm0", "model": str(tmp_path / "gpt2"), "kv_blocks": 64,
+                                                      "num_cpus": 0.5, "resources": {"cpu_host": 1}}])
+    try:
+        records = {r["name"]: r for r in up(parse_topology(topo))}
+        assert records["llm0"]["node_id"] == ray_cluster[1]["cpu"]
+        ids = np.array([5, 17, 3, 99, 42, 7], np.int64)
+        host, port = records["llm0"]["address"].rsplit(":", 1)
+
+        async def score():
+            client = await RpcClient.connect(host, int(port))
+            try:
+                return await client.call(33, {"token_ids": ids})       # T_SCORE (llm_node/server.py)
+            finally:
+                await client.close()
+        got = asyncio.run(score())["logprobs"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.from_numpy(ids)[None]).logits[0, :-1].float(), -1)
+        np.testing.assert_allclose(got, logp[torch.arange(len(ids) - 1), torch.from_numpy(ids[1:])].numpy(),
+                                   rtol=1e-4, atol=1e-4)
+    finally:
+        down("t-llm")
+    assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "t-llm"]
