@@ -26,18 +26,17 @@ def up(topology: Topology, address: str | None = "auto") -> list[dict]:
         servers = topology.servers()
         stages = [[s for s in servers if s[1] == "memory-node"], [s for s in servers if s[1] == "llm-node"],
                   [s for s in servers if s[1] == "coordinator"]]
-        records = []
         for stage in stages:
-            records += _start(ray, topology, stage)
+            _start(ray, topology, stage)
             if stage is stages[0]:
                 _check_shards(ray, topology)
-        return records
+        return status(ns, address)
     except BaseException:
         down(ns, address)
         raise
 
 
-def _start(ray, topology: Topology, stage: list) -> list[dict]:
+def _start(ray, topology: Topology, stage: list) -> None:
     actor = ray.remote(ServerActor)
     handles = []
     for name, role, spec in stage:
@@ -45,7 +44,6 @@ def _start(ray, topology: Topology, stage: list) -> list[dict]:
         handles.append((name, actor.options(
             name=name, namespace=topology.namespace, lifetime="detached", max_restarts=topology.max_restarts,
             num_cpus=p.num_cpus, num_gpus=p.num_gpus, resources=dict(p.resources)).remote(name, role, spec, topology)))
-    records = []
     for name, h in handles:
         try:
             rec = ray.get(h.ready.remote(), timeout=topology.wait_s)
@@ -56,8 +54,6 @@ def _start(ray, topology: Topology, stage: list) -> list[dict]:
         if rec.get("error"):
             raise ClusterError(f"{name} did not start: {rec['error']}")
         log.info("%s listening on %s (pid %d on %s)", name, rec["address"], rec["pid"], rec["node_ip"])
-        records.append(rec)
-    return records
 
 
 def _check_shards(ray, topology: Topology) -> None:

@@ -36,7 +36,10 @@ def connect(address: str | None):
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ClusterError(f"no Ray cluster at {address!r} ({first}); {START_HINT}") from None
+        auth = "" if os.environ.get("RAY_AUTH_MODE") == "token" else (
+            "; a cluster from `ray start` checks a token by default: export RAY_AUTH_MODE=token here and give this "
+            "host the cluster's ~/.ray/auth_token (docs/cluster.md)")
+        raise ClusterError(f"cannot connect to the Ray cluster at {address!r} ({first}){auth}") from None
     return ray
 
 
