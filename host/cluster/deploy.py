@@ -23,12 +23,9 @@ def up(topology: Topology, address: str | None = "auto") -> list[dict]:
                        topology.wait_s)
     ray.remote(Registry).options(name=REGISTRY, namespace=ns, lifetime="detached", num_cpus=0).remote(topology)
     try:
-        servers = topology.servers()
-        stages = [[s for s in servers if s[1] == "memory-node"], [s for s in servers if s[1] == "llm-node"],
-                  [s for s in servers if s[1] == "coordinator"]]
-        for stage in stages:
-            _start(ray, topology, stage)
-            if stage is stages[0]:
+        for role in ("memory-node", "llm-node", "coordinator"):
+            _start(ray, topology, [s for s in topology.servers() if s[1] == role])
+            if role == "memory-node":
                 _check_shards(ray, topology)
         return status(ns, address)
     except BaseException:
@@ -97,7 +94,7 @@ def down(namespace: str = "anole", address: str | None = "auto", timeout_s: floa
     for _, h in handles:
         ray.kill(h, no_restart=True)
     deadline = time.monotonic() + timeout_s
-    for name, h in handles:
+    for name, _ in handles:
         while time.monotonic() < deadline and _handle(ray, name, namespace) is not None:
             time.sleep(0.1)
     left = [n for n, _ in handles if _handle(ray, n, namespace) is not None]
