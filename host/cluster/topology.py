@@ -157,7 +157,8 @@ def parse_topology(raw: dict, where: str = "topology") -> Topology:
         shards = {int(s): v for s, v in shards.items()}
     except ValueError:
         raise InputError(f"{where}: shard keys must be integers, not {sorted(shards)}") from None
-    raw["shards"] = [_spec(MemoryNodeSpec, {**defaults, **(v or {}), "shard": s}, where) for s, v in sorted(shards.items())]
+    raw["shards"] = [_spec(MemoryNodeSpec, {**defaults, **(v or {}), "shard": s}, where)
+                     for s, v in sorted(shards.items())]
     raw["llm_nodes"] = [_spec(LLMNodeSpec, x, where) for x in raw.get("llm_nodes") or []]
     raw["coordinators"] = [_spec(CoordinatorSpec, x, where) for x in raw.get("coordinators") or [{}]]
     return _spec(Topology, raw, where)

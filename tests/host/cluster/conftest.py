@@ -1,4 +1,4 @@
-"""A local Ray cluster of two simulated hosts for the `cluster` tests, started once per test session (per xdist worker)."""
+"""A local Ray cluster of two simulated hosts for the `cluster` tests, started once per pytest worker."""
 import logging
 import os
 from pathlib import Path
