@@ -11,12 +11,13 @@ import yaml
 from host.backends.local_search import LocalSearcher
 from host.cli import main
 from host.cluster.deploy import down, up
+from host.cluster.ray_env import REGISTRY
 from host.cluster.topology import parse_topology
 from host.index.index_dir import export_index, load_index
 from host.net.client import RpcClient
 from host.net.frames import RpcError
-from host.ralm.cluster import ClusterError
-from host.serve.coordinator_server import client_search
+from host.ralm.cluster import ClusterError, LocalCluster
+from host.serve import wire
 from host.spec.scan_params import ScanParams
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -36,15 +37,8 @@ def _topology(index, namespace, **extra):
 
 
 def _search(address, queries, k=10):
-    host, port = address.rsplit(":", 1)
-
-    async def go():
-        client = await RpcClient.connect(host, int(port))
-        try:
-            return await client_search(client, queries, NPROBE, k)
-        finally:
-            await client.close()
-    return asyncio.run(go())
+    return wire.parse_search_response(asyncio.run(_call(address, wire.T_SEARCH,
+                                                        wire.search_request(queries, NPROBE, k))))
 
 
 def _search_retrying(address, queries, attempts=20):
@@ -73,6 +67,27 @@ def _running(pid, port, wait_s=60.0):
         time.sleep(0.2)
 
 
+def _wait_for_start(capsys, name, starts, wait_s=60.0):
+    """The status record of ``name`` once it is alive after its ``starts``-th start."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        assert main(["cluster", "status", "--namespace", "t-life", "--json"]) in (0, 1)
+        rec = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == name)
+        if (rec["alive"] and rec.get("starts") == starts) or time.monotonic() > deadline:
+            assert rec["alive"] and rec["starts"] == starts, rec
+            return rec
+        time.sleep(0.5)
+
+
+async def _call(address, msg_type, fields=None):
+    host, port = address.rsplit(":", 1)
+    client = await RpcClient.connect(host, int(port))
+    try:
+        return await client.call(msg_type, fields or {})
+    finally:
+        await client.close()
+
+
 def test_up_search_restart_status_down(ray_cluster, index_path, small_data, tmp_path, capsys):
     import ray
 
@@ -94,18 +109,28 @@ def test_up_search_restart_status_down(ray_cluster, index_path, small_data, tmp_
 
     victim = records["memory-node-1-0"]
     ray.kill(ray.get_actor("memory-node-1-0", namespace="t-life"), no_restart=False)   # the process dies
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert main(["cluster", "status", "--namespace", "t-life", "--json"]) in (0, 1)
-        now = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-        if now["memory-node-1-0"]["alive"] and now["memory-node-1-0"]["pid"] != victim["pid"]:
-            break
-        time.sleep(0.5)
-    assert now["memory-node-1-0"]["starts"] == 2 and now["memory-node-1-0"]["address"] == victim["address"]
+    back = _wait_for_start(capsys, "memory-node-1-0", 2)
+    assert back["pid"] != victim["pid"] and back["address"] == victim["address"]
+    now = {"memory-node-1-0": back}
     got = _search_retrying(coord, queries)
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.dist, want.dist)
 
+    # shard 1's node moves (here: to a server started by hand): once it registers its new address, the
+    # registry restarts the coordinator, which reads the addresses again when it starts
+    with LocalCluster(tmp_path / "logs") as hand:
+        moved = hand.start("shard 1", ["serve", "memory-node", "--index", str(index_path), "--shard", "1",
+                                       "--port", "0", "--backend", "reference"])
+        reg = ray.get_actor(REGISTRY, namespace="t-life")
+        ray.get(reg.register.remote("memory-node-1-0", "memory-node", dict(now["memory-node-1-0"], address=moved)))
+        assert _wait_for_start(capsys, "coordinator", 2)["address"] == coord       # back on its port
+        assert moved in asyncio.run(_call(coord, wire.T_INFO))["nodes"]
+        got = _search_retrying(coord, queries)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.dist, want.dist)
+
+    assert main(["cluster", "status", "--namespace", "t-life", "--json"]) == 0
+    now = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert main(["cluster", "down", "--namespace", "t-life"]) == 0
     assert "stopped 4 actor(s)" in capsys.readouterr().out
     for r in now.values():
@@ -155,15 +180,7 @@ def test_llm_node_actor_scores_like_transformers(ray_cluster, index_path, tmp_pa
         records = {r["name"]: r for r in up(parse_topology(topo))}
         assert records["llm0"]["node_id"] == ray_cluster[1]["cpu"]
         ids = np.array([5, 17, 3, 99, 42, 7], np.int64)
-        host, port = records["llm0"]["address"].rsplit(":", 1)
-
-        async def score():
-            client = await RpcClient.connect(host, int(port))
-            try:
-                return await client.call(33, {"token_ids": ids})       # T_SCORE (llm_node/server.py)
-            finally:
-                await client.close()
-        got = asyncio.run(score())["logprobs"]
+        got = asyncio.run(_call(records["llm0"]["address"], 33, {"token_ids": ids}))["logprobs"]   # T_SCORE
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.from_numpy(ids)[None]).logits[0, :-1].float(), -1)
         np.testing.assert_allclose(got, logp[torch.arange(len(ids) - 1), torch.from_numpy(ids[1:])].numpy(),
