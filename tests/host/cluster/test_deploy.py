@@ -111,7 +111,6 @@ def test_up_search_restart_status_down(ray_cluster, index_path, small_data, tmp_
     ray.kill(ray.get_actor("memory-node-1-0", namespace="t-life"), no_restart=False)   # the process dies
     back = _wait_for_start(capsys, "memory-node-1-0", 2)
     assert back["pid"] != victim["pid"] and back["address"] == victim["address"]
-    now = {"memory-node-1-0": back}
     got = _search_retrying(coord, queries)
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.dist, want.dist)
@@ -122,7 +121,7 @@ def test_up_search_restart_status_down(ray_cluster, index_path, small_data, tmp_
         moved = hand.start("shard 1", ["serve", "memory-node", "--index", str(index_path), "--shard", "1",
                                        "--port", "0", "--backend", "reference"])
         reg = ray.get_actor(REGISTRY, namespace="t-life")
-        ray.get(reg.register.remote("memory-node-1-0", "memory-node", dict(now["memory-node-1-0"], address=moved)))
+        ray.get(reg.register.remote("memory-node-1-0", "memory-node", dict(back, address=moved)))
         assert _wait_for_start(capsys, "coordinator", 2)["address"] == coord       # back on its port
         assert moved in asyncio.run(_call(coord, wire.T_INFO))["nodes"]
         got = _search_retrying(coord, queries)
