@@ -1,11 +1,14 @@
 """Benchmark the deployment through `anole cluster up` against hand-started `anole serve` processes in the same
-run: the demo's retrieval workload (kNN-LM: one query per request, k=100, nprobe 8, 2 memory nodes of the cpu
-backend behind a coordinator) sent to each coordinator over TCP. Requests never pass through Ray, so the
-ratio should be 1 within noise. Rounds alternate between the two deployments (load drift on a shared machine
-hits both); every request's ids and distances must agree between them, or the benchmark stops.
+run: the demo's retrieval workload (the shape of its kNN-LM datastore: 100,000 vectors of d=160, IVF-PQ with
+m=32, 2 shards; one query per request, k=100, nprobe 8; 2 memory nodes of the cpu backend behind a
+coordinator), synthetic vectors instead of the demo model's hidden states, sent to each coordinator over TCP.
+Requests never pass through Ray, so the ratio should be 1 within noise. Rounds alternate between the two
+deployments (load drift on a shared machine hits both); every request's ids and distances must agree between
+them, or the benchmark stops.
 
-    bench_cluster: 100,000 x d128, nlist 256, 2 shards, k 100, nprobe 8: latency p50 hand 1.92 ms, cluster
-    1.95 ms (x1.02); QPS with 4 clients hand 1050, cluster 1032 (x0.98)
+    bench_cluster: 100,000 x d160, nlist 512, 2 shards, k 100, nprobe 8, hand-started servers in one session at
+    nice 15: latency p50 hand 1.81 ms, cluster 1.82 ms (x1.00); p99 hand 8.29 ms, cluster 5.82 ms (x0.70); QPS
+    with 4 clients hand 1197, cluster 1199 (x1.00)
 """
 from __future__ import annotations
 
@@ -31,7 +34,10 @@ from host.index.datasets import synthetic_clustered  # noqa: E402
 from host.index.index_dir import export_index  # noqa: E402
 from host.net.client import RpcClient  # noqa: E402
 from host.ralm.cluster import LocalCluster  # noqa: E402
+from host.ralm.datastore import default_nlist  # noqa: E402
 from host.serve.coordinator_server import client_search  # noqa: E402
+
+DEMO_NLIST = min(512, default_nlist(100_000))    # as host/ralm/demo.py sizes the kNN datastore
 
 
 def get_index(workdir: Path, n: int, d: int, nlist: int, m: int) -> Path:
@@ -120,9 +126,9 @@ def measure(args, addrs: dict[str, str], queries: np.ndarray) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--d", type=int, default=128)
-    ap.add_argument("--nlist", type=int, default=256)
-    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--d", type=int, default=160, help="the demo model's hidden size (default 160)")
+    ap.add_argument("--nlist", type=int, default=DEMO_NLIST)
+    ap.add_argument("--m", type=int, default=32)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--nprobe", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200, help="requests per round and deployment")
