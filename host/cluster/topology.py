@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from host.cluster.ray_env import REGISTRY
 from host.spec.errors import InputError
 
 
@@ -120,9 +121,9 @@ class Topology:
         if ids != list(range(len(ids))):
             missing = sorted(set(range(max(ids) + 1)) - set(ids))
             raise InputError(f"shard(s) {missing} have no memory node; list every shard 0..{max(ids)}")
-        names = [x.name for x in self.llm_nodes + self.coordinators]
+        names = [name for name, _, _ in self.servers()] + [REGISTRY]
         if len(set(names)) != len(names):
-            raise InputError(f"LLM node and coordinator names must be distinct: {names}")
+            raise InputError(f"server names must be distinct (and not {REGISTRY!r}): {names[:-1]}")
         if self.wait_s <= 0 or self.max_restarts < 0:
             raise InputError(f"wait_s must be > 0 and max_restarts >= 0, not {self.wait_s}, {self.max_restarts}")
 

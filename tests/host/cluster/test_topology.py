@@ -35,6 +35,7 @@ def test_llm_nodes_take_gpus():
     ({"shards": 1, "memory_node": {"resources": {"alveo_u250": 0}}}, "positive amounts"),
     ({"shards": 1, "memory_node": {"replicas": 0}}, "replicas=0"),
     ({"shards": 1, "coordinators": [{"name": "x"}], "llm_nodes": [{"name": "x", "model": "m"}]}, "distinct"),
+    ({"shards": 1, "llm_nodes": [{"name": "memory-node-0-0", "model": "m"}]}, "distinct"),
     ({"shards": 1, "wait_s": 0}, "wait_s must be > 0"),
 ])
 def test_bad_topology_names_the_mistake(change, message):
