@@ -22,6 +22,7 @@ CHAIN = (
     "host.ralm",      # RALM flows, datastores, evaluation, the demo
     "host.rago",      # RAGO schema, performance model, optimizer
     "host.api",       # the OpenAI-compatible HTTP API, metrics, health
+    "host.cluster",   # servers as Ray actors placed by resources, the distributed index build
     "host.cli",       # the `anole` command
     "hls",            # Vitis HLS twin helpers
     "scripts",        # demos and benchmarks

@@ -5,11 +5,11 @@ import argparse
 import logging
 import sys
 
-from host.cli import api, board, demo, hw, index, llm, rago, ralm, sched, search, serve, sim
+from host.cli import api, board, cluster, demo, hw, index, llm, rago, ralm, sched, search, serve, sim
 from host.spec.errors import AnoleError
 
 # Each module defines register(subparsers); its parsers set_defaults(func=handler(args) -> int).
-COMMAND_MODULES = [index, search, demo, serve, board, rago, ralm, llm, api, sched, hw, sim]
+COMMAND_MODULES = [index, search, demo, serve, cluster, board, rago, ralm, llm, api, sched, hw, sim]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from host.cli.common import group
+from host.cluster.build import build_ivfpq_ray
 from host.index.builder import BuildConfig, build_ivfpq
 from host.index.datasets import read_vecs, synthetic_clustered
 from host.index.index_dir import export_index
@@ -28,6 +29,9 @@ def register(sub, groups):
     p.add_argument("--train-size", type=int, default=100_000, help="training sample cap, 0 = all (default 100000)")
     p.add_argument("--threads", type=int, default=0, help="faiss threads (default: all)")
     p.add_argument("--out", required=True, help="output index directory")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="train and encode on a Ray cluster (auto, HOST:PORT or ray://HOST:PORT); the same bytes "
+                        "as a local build (docs/cluster.md)")
     p.set_defaults(func=build)
 
 
@@ -39,7 +43,10 @@ def build(args) -> int:
         x = synthetic_clustered(args.synthetic, args.dim, seed=args.seed, clusters=args.clusters)
         source = {"synthetic": {"n": args.synthetic, "dim": args.dim, "seed": args.seed, "clusters": args.clusters}}
     cfg = BuildConfig(nlist=args.nlist, m=args.m, seed=args.seed, train_size=args.train_size, threads=args.threads)
-    index = build_ivfpq(x, cfg)
+    if args.ray:
+        index = build_ivfpq_ray(args.data or x, cfg, args.ray)
+    else:
+        index = build_ivfpq(x, cfg)
     out = export_index(index, args.out, args.shards, source=source)
     print(f"index: {index.ntotal} vectors, d={index.d}, nlist={cfg.nlist}, m={cfg.m}, shards={args.shards} -> {out}")
     return 0

@@ -33,6 +33,24 @@ class BuildConfig:
 
 def build_ivfpq(vectors: np.ndarray, cfg: BuildConfig, ids: np.ndarray | None = None):
     """Train and fill a faiss.IndexIVFPQ on float32[n, d] vectors (ids default to 0..n-1)."""
+    x = check_vectors(vectors)
+    index = train_ivfpq(x, cfg)
+    n = len(x)
+    if ids is None:
+        index.add(x)
+    else:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.shape != (n,):
+            raise InputError(f"ids must be int64[{n}], got shape {ids.shape}")
+        if ids.min(initial=0) < 0 or len(np.unique(ids)) != n:
+            raise InputError("ids must be unique and non-negative")
+        index.add_with_ids(x, ids)
+    return index
+
+
+def train_ivfpq(vectors: np.ndarray, cfg: BuildConfig):
+    """A trained, empty faiss.IndexIVFPQ: coarse centroids and PQ codebooks from a sample of float32[n, d]
+    vectors (``cfg.train_size`` rows drawn with ``cfg.seed``)."""
     import faiss
 
     x = check_vectors(vectors)
@@ -57,15 +75,6 @@ def build_ivfpq(vectors: np.ndarray, cfg: BuildConfig, ids: np.ndarray | None = 
     train = x if not cfg.train_size or n <= cfg.train_size else x[np.sort(rng.choice(n, cfg.train_size, replace=False))]
     log.info("training IVF%d,PQ%d on %d vectors of dim %d", cfg.nlist, cfg.m, len(train), d)
     index.train(train)
-    if ids is None:
-        index.add(x)
-    else:
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if ids.shape != (n,):
-            raise InputError(f"ids must be int64[{n}], got shape {ids.shape}")
-        if ids.min(initial=0) < 0 or len(np.unique(ids)) != n:
-            raise InputError("ids must be unique and non-negative")
-        index.add_with_ids(x, ids)
     return index
 
 
