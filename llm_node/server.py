@@ -32,7 +32,8 @@ from concurrent.futures import Future
 import numpy as np
 import torch
 
-from host.net.server import RpcServer, serve_node
+from host.net.lifecycle import serve_node
+from host.net.server import RpcServer
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError

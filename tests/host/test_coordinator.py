@@ -57,6 +57,15 @@ async def serving(index, shards=None, backend="reference", lut_bits=16, k=10):
             await n.close()
 
 
+async def until(cond, limit_s: float = 20.0) -> None:
+    """Wait for ``cond()`` (a state the coordinator reaches on its own), failing after a generous bound."""
+    for _ in range(int(limit_s / 0.02)):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
 def _local(index, queries, nprobe, params):
     return LocalSearcher(index, params, backend="reference").search(queries, nprobe)
 
@@ -128,7 +137,7 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
 
     async def main():
         async with serving(index) as (addrs, nodes):
-            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=5))
+            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=5, probe_interval_s=0.05))
             await coord.connect()
             first = await coord.search(queries, 4)
             scan = nodes[1].backend.search
@@ -141,10 +150,13 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
                 await pending
             # the lost connection is reported as such, not found later by the 5 s deadline
             assert e.value.code == E_UNAVAILABLE and "no answer within" not in str(e.value)
-            with pytest.raises(RpcError, match="cannot connect"):
-                await coord.search(queries, 4)              # still down: clear error, no hang
+            await until(lambda: "cannot connect" in coord.health()[1]["reason"])   # probed while down
+            with pytest.raises(RpcError, match=r"shard 1: no replica in service \(.*cannot connect") as e:
+                await coord.search(queries, 4)              # still down: clear error naming the shard, no hang
+            assert e.value.code == E_UNAVAILABLE
             nodes[1] = MemoryNode.open(index.path, 1, config=MemoryNodeConfig(backend="reference"))
-            await nodes[1].start("127.0.0.1", port)         # back: the coordinator reconnects
+            await nodes[1].start("127.0.0.1", port)         # back: the probes re-admit it
+            await until(lambda: coord.health()[1]["up"])
             again = await coord.search(queries, 4)
             await coord.close()
             return first, again
