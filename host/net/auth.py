@@ -71,7 +71,7 @@ async def authenticate(call, secret: bytes, address: str) -> None:
         return
     nonce = _nonce(hello, "nonce")
     if not hmac.compare_digest(hello.get("proof") or b"", _mac(secret, b"server", cnonce, nonce)):
-        raise RpcError(E_AUTH, f"{address} does not know the shared secret")
+        raise RpcError(E_AUTH, f"{address} could not prove the shared secret: the secrets differ")
     await call(T_AUTH, {"mac": _mac(secret, b"client", nonce, cnonce)})
 
 

@@ -32,6 +32,7 @@ from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
+DEADLINE_MARGIN_S = 0.01
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class CoordinatorConfig:
     probe_interval_s: float = 0.5
     probe_timeout_s: float = 1.0  # a replica silent this long is ejected
     deadline_s: float | None = None   # default deadline of a request that brings none
+    secret: str | None = None         # shared secret for the memory nodes (host.net.auth); None: $ANOLE_SECRET
 
     def __post_init__(self):
         if (self.max_batch < 1 or self.max_wait_s < 0 or self.max_inflight_batches < 1 or self.timeout_s <= 0
@@ -124,7 +126,7 @@ class Coordinator:
     async def _open(self, node: Replica) -> dict:
         host, port = parse_address(node.address)
         client = await RpcClient.connect(host, port, timeout=self.config.timeout_s,
-                                         connect_timeout=self.config.connect_timeout_s)
+                                         connect_timeout=self.config.connect_timeout_s, secret=self.config.secret)
         try:
             info = await client.call(wire.T_INFO)
             problem = self._check_node(info, node)
@@ -190,8 +192,9 @@ class Coordinator:
     async def _run_group(self, nprobe: int, k: int, items: list) -> None:
         t_start = time.perf_counter()
         try:
+            due = batch_deadline(items)              # node calls end a little earlier, with the shard's name
             res = await self.search_batch(np.concatenate([j.queries[lo:hi] for j, lo, hi in items]), nprobe, k,
-                                          deadline=batch_deadline(items))
+                                          deadline=None if due is None else due - DEADLINE_MARGIN_S)
         except Exception as e:  # noqa: BLE001 - every waiting request gets the error
             self.stats["errors"] += 1
             for j, _, _ in items:

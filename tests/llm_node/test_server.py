@@ -110,6 +110,10 @@ def test_disconnect_mid_stream_frees_blocks(node, cancel):
     ({"prompt_ids": np.array([1.5])}, "integer array"),
     ({"prompt_ids": [1, 2], "top_p": 0.0}, "top_p"),
     ({"prompt_ids": [1, 2], "max_tokens": "many"}, "max_tokens must be int"),
+    ({"prompt_ids": [1, 2], "temperature": float("inf")}, "temperature must be finite"),
+    ({"prompt_ids": [1, 2], "top_p": float("nan")}, "top_p must be finite"),
+    ({"prompt_ids": np.arange(100) % 50, "max_tokens": 40}, r"max_tokens=40 does not fit.*at most 28"),
+    ({"prompt_ids": [1, 2], "deadline_s": 0.0}, "deadline_s must be a number of seconds > 0"),
     ({"prompt": "hello"}, "tokenizer"),
     ({}, "exactly one of"),
 ])
