@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host.net.frames import parse_address
-from host.spec.errors import InputError
+from host.spec.errors import AnoleError, InputError
 
 
 @dataclass(slots=True)
@@ -36,7 +36,10 @@ class Topology:
             for a in addrs:
                 if not isinstance(a, str):
                     raise InputError(f"shard {shard}: a replica address must be 'host:port', not {a!r}")
-                parse_address(a)
+                try:
+                    parse_address(a)
+                except AnoleError as e:
+                    raise InputError(f"shard {shard}: {e}") from None
                 if a in seen:
                     raise InputError(f"{a} is listed twice (shards {seen[a]} and {shard})")
                 seen[a] = shard

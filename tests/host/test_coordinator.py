@@ -3,6 +3,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,10 +103,13 @@ def test_remote_search_one_shot(indexes, queries):
 
     async def main():
         async with serving(index, k=10) as (addrs, _):
-            return await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
-                                           queries, 4, params, CoordinatorConfig(max_batch=16))
+            t0 = time.perf_counter()
+            got = await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
+                                          queries, 4, params, CoordinatorConfig(max_batch=16))
+            return got, time.perf_counter() - t0
 
-    got = asyncio.run(main())
+    got, elapsed = asyncio.run(main())
+    assert got.timings["total"] <= elapsed       # over max_batch (3 slices): wall time, not a sum over slices
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.dist, want.dist)
 
@@ -212,11 +216,11 @@ def test_concurrent_clients_are_batched(indexes, small_data):
     assert stats["requests"] == 8 and stats["batches"] < 8 and max(g.timings["batch"] for g in got) <= 64
 
 
-def _spawn(*args) -> tuple[subprocess.Popen, str]:
+def _spawn(*args, port: int = 0) -> tuple[subprocess.Popen, str]:
     """Start `python -m host.cli serve ...`; returns the process and its 'host:port' once listening."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="2")
-    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", "0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
@@ -253,6 +257,16 @@ def test_real_processes(indexes, queries, tmp_path):
             with pytest.raises(RpcError, match=rf"memory node {addrs[1]}"):
                 c.call(wire.T_SEARCH, wire.search_request(queries, 8, 10))
             assert c.call(wire.T_INFO)["nodes"] == addrs
+        taken = int(addrs[0].split(":")[1])                  # a port in use: one line, before the index loads
+        late = subprocess.run([sys.executable, "-m", "host.cli", "serve", "memory-node", "--index", str(index.path),
+                               "--shard", "0", "--port", str(taken)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                              capture_output=True, text=True, timeout=60)
+        assert late.returncode == 2 and f"cannot listen on 127.0.0.1:{taken}" in late.stderr
+        assert "Traceback" not in late.stderr and "memory node: shard" not in late.stderr
+        for proc, _ in (procs[0], procs[2]):                # SIGTERM, then SIGINT: drained, exit 0, logged
+            proc.send_signal(signal.SIGTERM if proc is procs[0][0] else signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and "draining" in err and "drained" in err, err[-2000:]
     finally:
         for p, _ in procs:
             p.kill()

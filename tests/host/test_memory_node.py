@@ -81,6 +81,8 @@ def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_dat
         "rows differ": wire.scan_request(queries, lists[:-1], 5),
         "nprobe 0": wire.scan_request(queries, lists[:, :0], 5),
         "nan": wire.scan_request(np.where(queries > 0.5, np.nan, queries), lists, 5),
+        "list twice": wire.scan_request(queries, np.concatenate([lists[:, :1], lists[:, :-1]], axis=1), 5),
+        "deadline 0": {**wire.scan_request(queries, lists, 5), "deadline_s": 0},
         "missing": {"queries": queries},
         "empty": {},
     }
@@ -99,7 +101,8 @@ def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_dat
     for name, r in zip(bad, res[1:-1]):
         assert isinstance(r, RemoteError) and r.code == E_BAD_REQUEST, (name, r)
     assert "unknown list id -1" in str(res[3]) and "dimension 31" in str(res[1])
-    assert stats["errors"] == len(bad) and stats["requests"] == 2
+    assert f"row 0 probes list {lists[0, 0]} twice" in str(res[1 + list(bad).index("list twice")])
+    assert stats["errors"] == len(bad) - 1 and stats["requests"] == 2     # the deadline is refused before the node
 
 
 def test_node_rejects_wrong_shard_and_multi_shard_index(small_index):
