@@ -44,9 +44,9 @@ def register(sub, groups):
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a node (default 30)")
     p.add_argument("--deadline", type=float, default=None,
                    help="default deadline in seconds of a request that brings none (default: none)")
-    p.add_argument("--probe-interval", type=float, default=0.5, help="seconds between health probes (default 0.5)")
-    p.add_argument("--probe-timeout", type=float, default=1.0,
-                   help="a replica silent this long to a probe is ejected (default 1)")
+    p.add_argument("--probe-interval", type=float, default=0.25, help="seconds between health probes (default 0.25)")
+    p.add_argument("--probe-timeout", type=float, default=0.5,
+                   help="a replica silent this long to a probe is ejected (default 0.5)")
     p.add_argument("--max-queued", type=int, default=1 << 20,
                    help="queries waiting at most; more get a BUSY error (default 1048576)")
     p.add_argument("--max-inflight", type=int, default=64, help="requests in flight per client connection (default 64)")

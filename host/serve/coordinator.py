@@ -45,8 +45,8 @@ class CoordinatorConfig:
     max_queued: int = 1 << 20     # queries waiting; more: E_BUSY
     timeout_s: float = 30.0       # per node call
     connect_timeout_s: float = 5.0
-    probe_interval_s: float = 0.5
-    probe_timeout_s: float = 1.0  # a replica silent this long is ejected
+    probe_interval_s: float = 0.25
+    probe_timeout_s: float = 0.5  # a replica silent this long is ejected
     deadline_s: float | None = None   # default deadline of a request that brings none
     secret: str | None = None         # shared secret for the memory nodes (host.net.auth); None: $ANOLE_SECRET
 

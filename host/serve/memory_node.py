@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.backends import make_backend
+from host.backends.base import ShardResult
 from host.index.index_dir import IndexDir, load_index
 from host.net.lifecycle import bind, serve_node
 from host.net.server import RpcServer
@@ -40,9 +41,10 @@ class MemoryNodeConfig:
     max_connections: int = 256
     drain_timeout_s: float = 30.0          # SIGTERM/SIGINT: finish requests in flight for at most this long
     secret: str | None = None              # shared secret (host.net.auth); None: $ANOLE_SECRET or open
+    chunk_probes: int = 1024               # (query, probed list) pairs per scan slice; requests take turns per slice
 
     def __post_init__(self):
-        if (self.threads < 0 or self.max_nq < 1 or self.max_frame < 1024 or self.max_connections < 1
+        if (self.threads < 0 or self.max_nq < 1 or self.chunk_probes < 1 or self.max_frame < 1024 or self.max_connections < 1
                 or not self.drain_timeout_s >= 0 or (self.idle_timeout_s is not None and not self.idle_timeout_s > 0)):
             raise InputError(f"bad memory node limits: threads={self.threads}, max_nq={self.max_nq}, "
                              f"max_frame={self.max_frame}, max_connections={self.max_connections}, "
@@ -64,6 +66,7 @@ class MemoryNode:
         self.fingerprint = wire.index_fingerprint(index.manifest)
         self._sizes = index.shards[0].list_sizes()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"scan{shard}")
+        self._turn = asyncio.Lock()             # FIFO: a large request re-queues behind others after each slice
         self.stats = {"requests": 0, "queries": 0, "codes": 0, "scan_s": 0.0, "errors": 0}
         self.server = RpcServer(max_frame=config.max_frame, read_timeout=config.read_timeout_s,
                                 idle_timeout=config.idle_timeout_s, max_connections=config.max_connections,
@@ -122,7 +125,7 @@ class MemoryNode:
             self.stats["errors"] += 1
             raise
         t0 = time.perf_counter()
-        res = await asyncio.get_running_loop().run_in_executor(self._pool, self.backend.search, queries, lists)
+        res = await self._scan_in_turns(queries, lists)
         scan_s = time.perf_counter() - t0
         codes = int(self._sizes[lists].sum())
         st = self.stats
@@ -131,6 +134,20 @@ class MemoryNode:
         st["codes"] += codes
         st["scan_s"] += scan_s
         return wire.scan_response(res, k, scan_s, codes)
+
+    async def _scan_in_turns(self, queries: np.ndarray, lists: np.ndarray) -> ShardResult:
+        """Scan in slices of about ``chunk_probes`` (query, list) pairs, taking turns with other requests, so a
+        small request waits for one slice of a large one, not all of it."""
+        step = max(1, self.config.chunk_probes // lists.shape[1])
+        loop, parts = asyncio.get_running_loop(), []
+        for lo in range(0, len(queries), step):
+            async with self._turn:
+                parts.append(await loop.run_in_executor(self._pool, self.backend.search, queries[lo: lo + step],
+                                                        lists[lo: lo + step]))
+        if len(parts) == 1:
+            return parts[0]
+        return ShardResult(dist=np.concatenate([p.dist for p in parts]), ids=np.concatenate([p.ids for p in parts]),
+                           scale=np.concatenate([p.scale for p in parts]))
 
 
 def warmup(node: MemoryNode, nq: int = 2) -> None:
