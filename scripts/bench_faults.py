@@ -2,10 +2,11 @@
 an `anole serve coordinator` process on loopback, under a bounded load of concurrent clients; faults are
 injected phase by phase and every answer is checked against LocalSearcher on the same index.
 
-Phases: baseline; kill -9 of one replica; its restart; SIGSTOP of one replica (of shard 1); SIGCONT;
-head-of-line: one 20,000-query request (nprobe 128) beside the single-query clients; kill -9 and restart
-of the coordinator.  Network delay/loss/partition (tc netem in namespaces) is not run by this script:
-it says so and skips.  Per phase: requests sent, correct, failed with a clear error within the deadline,
+Phases: baseline; kill -9 of one replica; its restart; SIGSTOP of one replica (of shard 1); SIGCONT; as
+root: a partition of the replica that runs in a network namespace this script creates (its veth link goes
+down), healed, then netem delay and loss on that link (skipped, saying why, where the kernel lacks netem);
+head-of-line: one 20,000-query request (nprobe 128) beside the single-query clients; kill -9 and restart of
+the coordinator.  Per phase: requests sent, correct, failed with a clear error within the deadline,
 wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.  Targets (issue 19): SIGSTOP phase p99
 < 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.  --plot writes latency over time.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,10 +40,10 @@ from host.serve.coordinator_server import client_search  # noqa: E402
 from host.spec.scan_params import ScanParams  # noqa: E402
 
 
-def spawn(*args: str, port: int = 0) -> tuple[subprocess.Popen, str]:
+def spawn(*args: str, port: int = 0, prefix: tuple = ()) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", str(port)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "host.cli", "serve", *args, "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
@@ -49,18 +51,63 @@ def spawn(*args: str, port: int = 0) -> tuple[subprocess.Popen, str]:
     return proc, line.split()[-1]
 
 
-class Cluster:
-    """The processes; replicas[s][r] = [proc, address]."""
+class Link:
+    """A network namespace joined to this one by a veth pair this script creates (root only): a replica
+    runs inside; ``partition`` takes the link down, ``netem`` shapes it (needs the kernel's netem qdisc)."""
 
-    def __init__(self, path: Path, backend: str):
-        self.path, self.backend = path, backend
-        self.replicas = [[list(self.node(s)) for _ in range(2)] for s in range(2)]
+    def __init__(self):
+        tag = os.getpid() % 10_000
+        self.ns, self.host_if, self.ns_if, a = f"anolebf{tag}", f"abf{tag}h", f"abf{tag}n", 100 + os.getpid() % 100
+        self.ip = f"10.{a}.7.2"
+        for cmd in (["netns", "add", self.ns], ["link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if],
+                    ["link", "set", self.ns_if, "netns", self.ns], ["addr", "add", f"10.{a}.7.1/30", "dev", self.host_if],
+                    ["link", "set", self.host_if, "up"]):
+            self.run("ip", *cmd)
+        for cmd in (["addr", "add", f"{self.ip}/30", "dev", self.ns_if], ["link", "set", self.ns_if, "up"],
+                    ["link", "set", "lo", "up"]):
+            self.run("ip", "netns", "exec", self.ns, "ip", *cmd)
+
+    @staticmethod
+    def run(*cmd: str) -> str | None:
+        """None on success, else the tool's error."""
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return None if r.returncode == 0 else (r.stderr.strip() or f"rc {r.returncode}")
+
+    def partition(self, cut: bool) -> None:
+        self.run("ip", "link", "set", self.host_if, "down" if cut else "up")
+
+    def netem(self, *spec: str) -> str | None:
+        return self.run("tc", "qdisc", "replace", "dev", self.host_if, "root", "netem", *spec) if spec else \
+            self.run("tc", "qdisc", "del", "dev", self.host_if, "root")
+
+    def close(self) -> None:
+        self.run("ip", "link", "del", self.host_if)
+        self.run("ip", "netns", "del", self.ns)
+
+
+def make_link() -> tuple[Link | None, str | None]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return None, "needs root and iproute2"
+    try:
+        return Link(), None
+    except (subprocess.SubprocessError, OSError) as e:
+        return None, f"cannot create a namespace: {e}"
+
+
+class Cluster:
+    """The processes; replicas[s][r] = [proc, address]; replica 1 of shard 1 runs behind ``link`` if any."""
+
+    def __init__(self, path: Path, backend: str, link: Link | None):
+        self.path, self.backend, self.link = path, backend, link
+        self.replicas = [[list(self.node(s, inside=(s, r) == (1, 1))) for r in range(2)] for s in range(2)]
         self.topology = ",".join(f"{s}={'|'.join(a for _, a in rs)}" for s, rs in enumerate(self.replicas))
         self.coord, self.coord_addr = self.coordinator()
 
-    def node(self, shard: int, port: int = 0):
+    def node(self, shard: int, port: int = 0, inside: bool = False):
+        where = ("--host", self.link.ip) if inside and self.link else ()
         return spawn("memory-node", "--index", str(self.path), "--shard", str(shard), "--backend", self.backend,
-                     "--threads", "1", port=port)
+                     "--threads", "1", *where, port=port,
+                     prefix=("ip", "netns", "exec", self.link.ns) if where else ())
 
     def coordinator(self, port: int = 0):
         return spawn("coordinator", "--index", str(self.path), "--memory-nodes", self.topology, port=port)
@@ -81,6 +128,7 @@ class Load:
         self.queries, self.want, self.nprobe, self.deadline_s = queries, want, nprobe, deadline_s
         self.records: list[tuple[str, float, float, str]] = []     # phase, start, latency, outcome
         self.phase = "baseline"
+        self.errors: dict[tuple[str, str], int] = {}
 
     async def client(self, host: str, port: int, seed: int, stop: asyncio.Event, limit: int) -> None:
         rng, conn = np.random.default_rng(seed), None
@@ -97,6 +145,8 @@ class Load:
             except RpcError as e:
                 late = time.perf_counter() - t0 > self.deadline_s + 0.5
                 outcome = "lost" if late else "failed"
+                key = (phase, e.message.split(":")[-1].strip()[:60])
+                self.errors[key] = self.errors.get(key, 0) + 1
                 if conn is not None and conn.closed:
                     conn = None
                     await asyncio.sleep(0.05)
@@ -122,7 +172,7 @@ async def run(args, cluster: Cluster, load: Load, big: np.ndarray, big_want: np.
     async def phase(name: str, action=None):
         load.phase = name
         if action:
-            action()
+            await asyncio.to_thread(action)      # a restart waits for the process: off the clients' loop
         await asyncio.sleep(args.phase_s)
 
     def signal_node(s, r, sig):
@@ -139,6 +189,15 @@ async def run(args, cluster: Cluster, load: Load, big: np.ndarray, big_want: np.
     plan = [("baseline", None), ("kill -9 replica", signal_node(0, 1, signal.SIGKILL)),
             ("restart replica", lambda: (cluster.replicas[0][1][0].wait(), cluster.restart_node(0, 1))),
             ("SIGSTOP replica", signal_node(1, 0, signal.SIGSTOP)), ("SIGCONT replica", signal_node(1, 0, signal.SIGCONT))]
+    link = cluster.link
+    if link is not None:
+        plan += [("partition replica", lambda: link.partition(True)), ("heal partition", lambda: link.partition(False))]
+        if (why := link.netem("delay", "200ms")) is None:
+            link.netem()
+            plan += [("netem delay 200 ms", lambda: link.netem("delay", "200ms")),
+                     ("netem loss 20 %", lambda: link.netem("loss", "20%")), ("netem off", lambda: link.netem())]
+        else:
+            print(f"netem phases (delay, loss): skipped: tc netem fails here: {why}", flush=True)
     for name, action in plan:
         await phase(name, action)
     await asyncio.gather(hol_phase(), asyncio.sleep(args.phase_s))
@@ -176,16 +235,23 @@ def main() -> int:
     local = LocalSearcher(index, ScanParams(m=index.m, lut_bits=16, k=10), backend=args.backend)
     queries, big = x[args.n: args.n + 1000], x[args.n + 1000:]
     want, big_want = local.search(queries, args.nprobe).ids, local.search(big, 128).ids
-    print("netem phases (delay/loss/partition): skipped: this script does not create namespaces or run tc",
-          flush=True)
-    cluster = Cluster(path, args.backend)
+    link, why = make_link()
+    if link is None:
+        print(f"network phases (partition, netem delay/loss): skipped: {why}", flush=True)
+    cluster = None
     try:
+        cluster = Cluster(path, args.backend, link)
         load = Load(queries, want, args.nprobe, args.deadline_s)
         results = asyncio.run(run(args, cluster, load, big, big_want))
     finally:
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
+        if link is not None:
+            link.close()
     for name, r in results:
         print(f"{name:32s} " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+    for (phase, why), n in sorted(load.errors.items()):
+        print(f"  {phase}: {n} x {why}")
     rep = dict(results)
     base, stop, hol = rep["baseline"]["p90"], rep["SIGSTOP replica"], rep["head-of-line"]
     wrong = sum(r.get("wrong", 0) for _, r in results)

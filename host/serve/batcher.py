@@ -1,10 +1,10 @@
 """Fair, bounded dynamic batching for the coordinator.
 
 Requests wait as jobs; each fan-out batch (at most ``max_batch`` queries) is filled by water-filling over
-the waiting jobs, smallest remainder first, so a small request rides in the next batch however large the
-requests before it are: a large request is cut into slices that interleave with small ones.  Batches made
-only of slices of large requests ("bulk") hold at most ``max_inflight - 1`` of the ``max_inflight`` fan-out
-slots, so a small request finds a free slot.  More than ``max_queued`` queries waiting: E_BUSY.  A job whose
+the waiting small jobs (at most ``max_batch`` queries), smallest remainder first, so a small request rides
+in the next batch however large the requests before it are; large requests are cut into slices that go in
+batches of their own ("bulk") when no small one waits.  Bulk batches hold at most ``max_inflight - 1`` of the
+``max_inflight`` fan-out slots, so a small request finds a free slot.  More than ``max_queued`` queries waiting: E_BUSY.  A job whose
 deadline passes while it waits is dropped with E_DEADLINE.
 """
 from __future__ import annotations
@@ -100,17 +100,21 @@ class FairBatcher:
             asyncio.create_task(self._run(batch, bulk))
 
     def _take(self) -> list[tuple[Job, int, int]]:
-        """Water-fill ``max_batch`` over the waiting jobs, smallest remainder first; drop expired ones."""
+        """Water-fill ``max_batch`` over the waiting small jobs, smallest first, or when there are none over the
+        large ones (batches never mix the two: a small request never waits for a slice of a large one)."""
         now = asyncio.get_running_loop().time()
         for j in [j for j in self.jobs if j.deadline is not None and j.deadline <= now]:
             self.jobs.remove(j)
             self.queued -= j.left
             j.fail(RpcError(E_DEADLINE, "deadline passed while the request waited in the coordinator's queue"))
-        jobs, space, batch = sorted(self.jobs, key=lambda j: j.left), self.max_batch, []
+        small = [j for j in self.jobs if len(j.queries) <= self.max_batch]
+        if not small and self.inflight_bulk >= max(1, self.max_inflight - 1):
+            return []
+        jobs, space, batch = sorted(small or self.jobs, key=lambda j: j.left), self.max_batch, []
         for i, j in enumerate(jobs):
-            take = min(j.left, max(1, space // (len(jobs) - i)))
-            if take <= 0 or space <= 0:
+            if space <= 0:
                 break
+            take = min(j.left, max(1, space // (len(jobs) - i)))
             batch.append((j, j.sent, j.sent + take))
             j.sent += take
             space -= take
