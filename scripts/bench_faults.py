@@ -59,8 +59,10 @@ class Link:
         tag = os.getpid() % 10_000
         self.ns, self.host_if, self.ns_if, a = f"anolebf{tag}", f"abf{tag}h", f"abf{tag}n", 100 + os.getpid() % 100
         self.ip = f"10.{a}.7.2"
-        for cmd in (["netns", "add", self.ns], ["link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if],
-                    ["link", "set", self.ns_if, "netns", self.ns], ["addr", "add", f"10.{a}.7.1/30", "dev", self.host_if],
+        for cmd in (["netns", "add", self.ns],
+                    ["link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if],
+                    ["link", "set", self.ns_if, "netns", self.ns],
+                    ["addr", "add", f"10.{a}.7.1/30", "dev", self.host_if],
                     ["link", "set", self.host_if, "up"]):
             self.run("ip", *cmd)
         for cmd in (["addr", "add", f"{self.ip}/30", "dev", self.ns_if], ["link", "set", self.ns_if, "up"],
@@ -188,7 +190,8 @@ async def run(args, cluster: Cluster, load: Load, big: np.ndarray, big_want: np.
 
     plan = [("baseline", None), ("kill -9 replica", signal_node(0, 1, signal.SIGKILL)),
             ("restart replica", lambda: (cluster.replicas[0][1][0].wait(), cluster.restart_node(0, 1))),
-            ("SIGSTOP replica", signal_node(1, 0, signal.SIGSTOP)), ("SIGCONT replica", signal_node(1, 0, signal.SIGCONT))]
+            ("SIGSTOP replica", signal_node(1, 0, signal.SIGSTOP)),
+            ("SIGCONT replica", signal_node(1, 0, signal.SIGCONT))]
     link = cluster.link
     if link is not None:
         plan += [("partition replica", lambda: link.partition(True)), ("heal partition", lambda: link.partition(False))]

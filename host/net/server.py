@@ -98,7 +98,8 @@ class Connection:
 
     def __init__(self, server: RpcServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.server, self.handlers, self.reader, self.writer = server, server._handlers, reader, writer
-        self.max_frame, self.read_timeout, self.idle_timeout = server.max_frame, server.read_timeout, server.idle_timeout
+        self.max_frame, self.read_timeout = server.max_frame, server.read_timeout
+        self.idle_timeout = server.idle_timeout
         self.tasks: dict[int, asyncio.Task] = {}   # by request id
         self.slots = asyncio.Semaphore(server.max_inflight)
         self.auth = ServerAuth(server.secret)

@@ -1,11 +1,11 @@
 """Fair, bounded dynamic batching for the coordinator.
 
 Requests wait as jobs; each fan-out batch (at most ``max_batch`` queries) is filled by water-filling over
-the waiting small jobs (at most ``max_batch`` queries), smallest remainder first, so a small request rides
+the waiting small jobs (those of at most ``max_batch`` queries), smallest remainder first, so a small request rides
 in the next batch however large the requests before it are; large requests are cut into slices that go in
 batches of their own ("bulk") when no small one waits.  Bulk batches hold at most ``max_inflight - 1`` of the
-``max_inflight`` fan-out slots, so a small request finds a free slot.  More than ``max_queued`` queries waiting: E_BUSY.  A job whose
-deadline passes while it waits is dropped with E_DEADLINE.
+``max_inflight`` fan-out slots, so a small request finds a free slot.  More than ``max_queued`` queries
+waiting: E_BUSY.  A job whose deadline passes while it waits is dropped with E_DEADLINE.
 """
 from __future__ import annotations
 

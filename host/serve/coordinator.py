@@ -22,10 +22,10 @@ from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.net import deadline as dl
 from host.net.client import RpcClient
-from host.net.frames import E_INTERNAL, E_UNAVAILABLE, RpcError, parse_address
+from host.net.frames import E_INTERNAL, RpcError, parse_address
 from host.serve import wire
 from host.serve.batcher import FairBatcher, batch_deadline
-from host.serve.replicas import Prober, Replica, ReplicaSet
+from host.serve.replicas import Prober, Replica, ReplicaSet, replica_sets
 from host.serve.topology import Topology, parse_topology
 from host.spec import reference
 from host.spec.errors import InputError
@@ -94,23 +94,8 @@ class Coordinator:
                 log.warning("%s is not in service yet: %s", r.name, res.message)
             else:
                 r.admit(first=True)
-        by_shard: dict[int, list[Replica]] = {}
-        for r in self.nodes:
-            by_shard.setdefault(r.shard, []).append(r)
-        if not self.topology.declared:
-            twice = [rs for rs in by_shard.values() if len(rs) > 1]
-            if twice:
-                raise InputError(f"{twice[0][0].address} and {twice[0][1].address} both serve shard "
-                                 f"{twice[0][0].shard}; give replicas as SHARD=H:P|H:P")
-            self.topology.check_index(int(self.index.manifest["nshards"]), self.index.path)
-            missing = sorted(set(range(int(self.index.manifest["nshards"]))) - set(by_shard))
-            if missing:
-                raise InputError(f"no memory node serves shard(s) {missing} of {self.index.path}; "
-                                 "results would be incomplete")
-        for s, rs in by_shard.items():
-            if not any(r.up for r in rs):
-                raise RpcError(E_UNAVAILABLE, f"shard {s}: no replica reachable ({'; '.join(f'{r.address}: {r.reason}' for r in rs)})")
-        self.shards = {s: ReplicaSet(s, rs) for s, rs in sorted(by_shard.items())}
+        self.shards = replica_sets(self.nodes, self.topology.declared, int(self.index.manifest["nshards"]),
+                                   self.index.path)
         node_params = {ScanParams.from_dict(r.info["params"]) for r in self.nodes if r.info is not None}
         if len(node_params) > 1:
             raise InputError(f"memory nodes run different kernel parameters: {sorted(map(str, node_params))}")

@@ -41,10 +41,11 @@ class MemoryNodeConfig:
     max_connections: int = 256
     drain_timeout_s: float = 30.0          # SIGTERM/SIGINT: finish requests in flight for at most this long
     secret: str | None = None              # shared secret (host.net.auth); None: $ANOLE_SECRET or open
-    chunk_probes: int = 1024               # (query, probed list) pairs per scan slice; requests take turns per slice
+    chunk_probes: int = 2048               # (query, probed list) pairs per scan slice; requests take turns per slice
 
     def __post_init__(self):
-        if (self.threads < 0 or self.max_nq < 1 or self.chunk_probes < 1 or self.max_frame < 1024 or self.max_connections < 1
+        if (self.threads < 0 or self.max_nq < 1 or self.chunk_probes < 1 or self.max_frame < 1024
+                or self.max_connections < 1
                 or not self.drain_timeout_s >= 0 or (self.idle_timeout_s is not None and not self.idle_timeout_s > 0)):
             raise InputError(f"bad memory node limits: threads={self.threads}, max_nq={self.max_nq}, "
                              f"max_frame={self.max_frame}, max_connections={self.max_connections}, "

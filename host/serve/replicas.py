@@ -122,6 +122,26 @@ class ReplicaSet:
         raise type(last)(last.code, f"shard {self.shard}: no replica could answer: {'; '.join(errors)}")
 
 
+def replica_sets(replicas: list[Replica], declared: bool, nshards: int, where) -> dict[int, ReplicaSet]:
+    """Group connected replicas by shard.  InputError: a shard of the index nobody serves, or (``declared``
+    False: the old one-node-per-shard list) two nodes serving one shard; RpcError: a shard none reaches."""
+    by_shard: dict[int, list[Replica]] = {}
+    for r in replicas:
+        by_shard.setdefault(r.shard, []).append(r)
+    twice = [rs for rs in by_shard.values() if len(rs) > 1]
+    if not declared and twice:
+        raise InputError(f"{twice[0][0].address} and {twice[0][1].address} both serve shard {twice[0][0].shard}; "
+                         "give replicas as SHARD=H:P|H:P")
+    missing = sorted(set(range(nshards)) - set(by_shard))
+    if missing:
+        raise InputError(f"no memory node serves shard(s) {missing} of {where}; results would be incomplete")
+    for s, rs in by_shard.items():
+        if not any(r.up for r in rs):
+            down = "; ".join(f"{r.address}: {r.reason}" for r in rs)
+            raise RpcError(E_UNAVAILABLE, f"shard {s}: no replica reachable ({down})")
+    return {s: ReplicaSet(s, rs) for s, rs in sorted(by_shard.items())}
+
+
 class Prober:
     """Probes every replica each ``interval`` s: pings those in service, reconnects the others."""
 

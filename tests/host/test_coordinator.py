@@ -141,7 +141,8 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
 
     async def main():
         async with serving(index) as (addrs, nodes):
-            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=5, probe_interval_s=0.05))
+            coord = Coordinator(load_index(index.path, shards=[]), addrs,
+                                config=CoordinatorConfig(timeout_s=5, probe_interval_s=0.05))
             await coord.connect()
             first = await coord.search(queries, 4)
             scan = nodes[1].backend.search
@@ -259,8 +260,8 @@ def test_real_processes(indexes, queries, tmp_path):
             assert c.call(wire.T_INFO)["nodes"] == addrs
         taken = int(addrs[0].split(":")[1])                  # a port in use: one line, before the index loads
         late = subprocess.run([sys.executable, "-m", "host.cli", "serve", "memory-node", "--index", str(index.path),
-                               "--shard", "0", "--port", str(taken)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                              capture_output=True, text=True, timeout=60)
+                               "--shard", "0", "--port", str(taken)], cwd=ROOT, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
         assert late.returncode == 2 and f"cannot listen on 127.0.0.1:{taken}" in late.stderr
         assert "Traceback" not in late.stderr and "memory node: shard" not in late.stderr
         for proc, _ in (procs[0], procs[2]):                # SIGTERM, then SIGINT: drained, exit 0, logged
