@@ -257,7 +257,8 @@ def test_real_processes(indexes, queries, tmp_path):
             procs[1][0].wait()
             with pytest.raises(RpcError, match=rf"memory node {addrs[1]}"):
                 c.call(wire.T_SEARCH, wire.search_request(queries, 8, 10))
-            assert c.call(wire.T_INFO)["nodes"] == addrs
+            info = c.call(wire.T_INFO)
+            assert info["nodes"] == addrs and [h["up"] for h in info["health"]] == [True, False]
         taken = int(addrs[0].split(":")[1])                  # a port in use: one line, before the index loads
         late = subprocess.run([sys.executable, "-m", "host.cli", "serve", "memory-node", "--index", str(index.path),
                                "--shard", "0", "--port", str(taken)], cwd=ROOT, capture_output=True, text=True,
