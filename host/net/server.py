@@ -173,9 +173,10 @@ class Connection:
                 raise RpcError(E_AUTH, "this server requires a shared secret (host.net.auth): authenticate first")
             await self.send(T_AUTH, F_RESPONSE, rid, self.auth.handle(decode_fields(payload)))
         except (RpcError, WireFormatError) as e:
-            log.warning("authentication failed for a peer: %s", e)
             await self.error(rid, E_AUTH, getattr(e, "message", str(e)))
-            self.writer.close()
+            if self.server.secret is not None:
+                log.warning("authentication failed for a peer: %s", e)
+                self.writer.close()
 
     async def send(self, msg_type: int, flags: int, rid: int, fields: dict) -> None:
         """Write one frame; ConnectionError once the peer is gone."""

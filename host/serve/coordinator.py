@@ -198,7 +198,10 @@ class Coordinator:
                            deadline: float | None = None) -> SearchResult:
         """One fan-out without batching: coarse search, T_SCAN to one replica per shard, merge, de-quantize."""
         t0 = time.perf_counter()
-        lists = self._coarse(queries, nprobe)
+        if len(queries) >= 256:                      # a large batch: off the event loop, small requests go on
+            lists = await asyncio.to_thread(self._coarse, queries, nprobe)
+        else:
+            lists = self._coarse(queries, nprobe)
         t1 = time.perf_counter()
         request = wire.scan_request(queries, lists.astype(np.int64), k)
         parse = lambda fields: wire.parse_scan_response(fields, len(queries), k)  # noqa: E731

@@ -41,7 +41,7 @@ class MemoryNodeConfig:
     max_connections: int = 256
     drain_timeout_s: float = 30.0          # SIGTERM/SIGINT: finish requests in flight for at most this long
     secret: str | None = None              # shared secret (host.net.auth); None: $ANOLE_SECRET or open
-    chunk_probes: int = 2048               # (query, probed list) pairs per scan slice; requests take turns per slice
+    chunk_probes: int = 1024               # (query, probed list) pairs per scan slice; requests take turns per slice
 
     def __post_init__(self):
         if (self.threads < 0 or self.max_nq < 1 or self.chunk_probes < 1 or self.max_frame < 1024
