@@ -268,8 +268,8 @@ def main() -> int:
     lost = sum(r.get("lost", 0) for _, r in results)
     print(f"bench_faults: wrong {wrong} lost {lost} (target 0); "
           f"SIGSTOP p99 {stop['p99']:.0f} ms, max {stop['max']:.0f} ms (target < 1000); "
-          f"head-of-line single-query p90 {hol['p90']:.1f} ms = {hol['p90'] / base:.1f}x the quiet p90 {base:.1f} ms (before/after) "
-          f"(target <= 5x); big request {rep['big request'].get('s', float('nan')):.1f} s, "
+          f"head-of-line single-query p90 {hol['p90']:.1f} ms = {hol['p90'] / base:.1f}x the quiet p90 {base:.1f} ms "
+          f"(mean of before and after; target <= 5x); big request {rep['big request'].get('s', float('nan')):.1f} s, "
           f"correct={rep['big request'].get('ok')}")
     if args.plot:
         plot(load.records, args.plot)
