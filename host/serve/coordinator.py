@@ -22,10 +22,10 @@ from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.net import deadline as dl
 from host.net.client import RpcClient
-from host.net.frames import E_INTERNAL, RpcError, parse_address
+from host.net.frames import E_INTERNAL, E_TIMEOUT, RpcError, parse_address
 from host.serve import wire
 from host.serve.batcher import FairBatcher, batch_deadline
-from host.serve.replicas import Prober, Replica, ReplicaSet, replica_sets
+from host.serve.replicas import Prober, Replica, ReplicaSet, identity_problem, replica_sets
 from host.serve.topology import Topology, parse_topology
 from host.spec import reference
 from host.spec.errors import InputError
@@ -83,15 +83,22 @@ class Coordinator:
 
     async def connect(self) -> None:
         """Connect to every replica and check that together they serve exactly this index's shards."""
-        results = await asyncio.gather(*(self._open(r) for r in self.nodes), return_exceptions=True)
+        async def bounded(r: Replica) -> dict:          # a hung node accepts the connection, then says nothing
+            try:
+                async with asyncio.timeout(self.config.connect_timeout_s):
+                    return await self._open(r)
+            except TimeoutError:
+                raise RpcError(E_TIMEOUT, f"no INFO answer within {self.config.connect_timeout_s} s") from None
+
+        results = await asyncio.gather(*(bounded(r) for r in self.nodes), return_exceptions=True)
         for r, res in zip(self.nodes, results):
-            if isinstance(res, InputError) or (isinstance(res, BaseException) and not self.topology.declared):
-                raise res if isinstance(res, InputError) else RpcError(res.code, f"{r.name}: {res.message}")
-            if isinstance(res, BaseException):
-                if not isinstance(res, RpcError):
-                    raise res
+            if isinstance(res, RpcError):                  # unreachable: fatal in the old form, else out of service
+                if not self.topology.declared:
+                    raise RpcError(res.code, f"{r.name}: {res.message}")
                 r.eject(res.message)
                 log.warning("%s is not in service yet: %s", r.name, res.message)
+            elif isinstance(res, BaseException):           # a wrong index, shard or parameters: refused
+                raise res
             else:
                 r.admit(first=True)
         self.shards = replica_sets(self.nodes, self.topology.declared, int(self.index.manifest["nshards"]),
@@ -114,7 +121,8 @@ class Coordinator:
                                          connect_timeout=self.config.connect_timeout_s, secret=self.config.secret)
         try:
             info = await client.call(wire.T_INFO)
-            problem = self._check_node(info, node)
+            problem = identity_problem(info, node.shard, self.fingerprint, self.index.path, self.config.max_batch,
+                                       self.params)
         except (KeyError, TypeError, AttributeError) as e:
             await client.close()
             raise InputError(f"memory node {node.address}: malformed INFO answer ({e!r})") from None
@@ -126,21 +134,6 @@ class Coordinator:
             raise InputError(f"memory node {node.address}: {problem}")
         node.attach(client, info)
         return info
-
-    def _check_node(self, info: dict, node: Replica) -> str | None:
-        if info.get("role") != "memory-node":
-            return f"is a {info.get('role')!r}, not a memory node"
-        if info.get("fingerprint") != self.fingerprint:
-            return (f"serves index {info.get('fingerprint')}, but {self.index.path} is {self.fingerprint} "
-                    "(a different index or a rebuilt one)")
-        if node.shard is not None and info["shard"] != node.shard:
-            return f"serves shard {info['shard']}, but it is listed (or served before) as shard {node.shard}"
-        if info["max_nq"] < self.config.max_batch:
-            return f"takes at most {info['max_nq']} queries per request; lower the coordinator's max_batch to that"
-        p, theirs = self.params, info["params"]
-        if p is not None and (p.lut_bits != theirs["lut_bits"] or p.m != theirs["m"] or p.k > theirs["k"]):
-            return f"runs {theirs}; the coordinator needs m={p.m}, lut_bits={p.lut_bits}, k >= {p.k}"
-        return None
 
     async def search(self, queries: np.ndarray, nprobe: int, k: int | None = None,
                      deadline: float | None = None) -> SearchResult:

@@ -122,6 +122,24 @@ class ReplicaSet:
         raise type(last)(last.code, f"shard {self.shard}: no replica could answer: {'; '.join(errors)}")
 
 
+def identity_problem(info: dict, shard: int | None, fingerprint: str, where, max_batch: int, params) -> str | None:
+    """Why a node's INFO answer disqualifies it as a replica of ``shard`` (None: not known yet) of the index
+    ``fingerprint`` for a coordinator sending ``max_batch`` queries with ``params`` (None: any); None if fine."""
+    if info.get("role") != "memory-node":
+        return f"is a {info.get('role')!r}, not a memory node"
+    if info.get("fingerprint") != fingerprint:
+        return (f"serves index {info.get('fingerprint')}, but {where} is {fingerprint} "
+                "(a different index or a rebuilt one)")
+    if shard is not None and info["shard"] != shard:
+        return f"serves shard {info['shard']}, but it is listed (or served before) as shard {shard}"
+    if info["max_nq"] < max_batch:
+        return f"takes at most {info['max_nq']} queries per request; lower the coordinator's max_batch to that"
+    theirs, p = info["params"], params
+    if p is not None and (p.lut_bits != theirs["lut_bits"] or p.m != theirs["m"] or p.k > theirs["k"]):
+        return f"runs {theirs}; the coordinator needs m={p.m}, lut_bits={p.lut_bits}, k >= {p.k}"
+    return None
+
+
 def replica_sets(replicas: list[Replica], declared: bool, nshards: int, where) -> dict[int, ReplicaSet]:
     """Group connected replicas by shard.  InputError: a shard of the index nobody serves, or (``declared``
     False: the old one-node-per-shard list) two nodes serving one shard; RpcError: a shard none reaches."""
