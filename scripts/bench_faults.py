@@ -10,7 +10,11 @@ the coordinator.  Per phase: requests sent, correct, failed with a clear error w
 wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.  Targets (issue 19): SIGSTOP phase p99
 < 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.  --plot writes latency over time.
 
-    python scripts/bench_faults.py --phase-s 4 --plot build/bench_faults.png
+    python scripts/bench_faults.py --plot build/bench_faults.png
+    ...
+    bench_faults: wrong 0 lost 0 (target 0); SIGSTOP p99 30 ms, max 634 ms (target < 1000); head-of-line
+    single-query p90 94.1 ms = 5.0x the quiet p90 19.0 ms (mean of before and after; target <= 5x);
+    big request 31.0 s, correct=True          (2 shared cores, load average 12-20; docs/operations.md)
 """
 from __future__ import annotations
 
