@@ -25,7 +25,8 @@ from host.net.client import RpcClient
 from host.net.frames import E_INTERNAL, E_TIMEOUT, RpcError, parse_address
 from host.serve import wire
 from host.serve.batcher import FairBatcher, batch_deadline
-from host.serve.replicas import Prober, Replica, ReplicaSet, identity_problem, replica_sets
+from host.net.replicas import Prober, ReplicaSet
+from host.serve.replicas import MemoryReplica, identity_problem, replica_sets
 from host.serve.topology import Topology, parse_topology
 from host.spec import reference
 from host.spec.errors import InputError
@@ -72,7 +73,7 @@ class Coordinator:
         self.index, self.params, self.config = index, params, config or CoordinatorConfig()
         self.topology.check_index(int(index.manifest["nshards"]), index.path)
         self.fingerprint = wire.index_fingerprint(index.manifest)
-        self.nodes = [Replica(a, s if self.topology.declared else None)
+        self.nodes = [MemoryReplica(a, s if self.topology.declared else None)
                       for s, addrs in self.topology.shards.items() for a in addrs]
         self.shards: dict[int, ReplicaSet] = {}
         self._quantizer = faiss.IndexFlatL2(index.d)
@@ -83,7 +84,7 @@ class Coordinator:
 
     async def connect(self) -> None:
         """Connect to every replica and check that together they serve exactly this index's shards."""
-        async def bounded(r: Replica) -> dict:          # a hung node accepts the connection, then says nothing
+        async def bounded(r: MemoryReplica) -> dict:    # a hung node accepts the connection, then says nothing
             try:
                 async with asyncio.timeout(self.config.connect_timeout_s):
                     return await self._open(r)
@@ -115,7 +116,7 @@ class Coordinator:
         log.info("coordinator: %d memory nodes serve the %d shards of %s", len(self.nodes), len(self.shards),
                  self.index.path)
 
-    async def _open(self, node: Replica) -> dict:
+    async def _open(self, node: MemoryReplica) -> dict:
         host, port = parse_address(node.address)
         client = await RpcClient.connect(host, port, timeout=self.config.timeout_s,
                                          connect_timeout=self.config.connect_timeout_s, secret=self.config.secret)
@@ -234,7 +235,7 @@ class Coordinator:
 
     async def node_stats(self) -> list[dict]:
         """Each replica's counters (requests, queries, codes, scan_s, errors); those out of service give {}."""
-        async def one(r: Replica) -> dict:
+        async def one(r: MemoryReplica) -> dict:
             return await r.client.call(wire.T_STATS) if r.usable else {}
         return list(await asyncio.gather(*(one(r) for r in self.nodes)))
 

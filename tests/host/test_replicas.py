@@ -1,6 +1,6 @@
-"""host.serve.replicas through a Coordinator: failover, ejection and re-admission of a hung replica, no
-replica left, identity checks, deadlines reaching the nodes, drain telling the coordinator, one log line
-per outage.  Every answer is compared with LocalSearcher (reference backend)."""
+"""host.net.replicas and host.serve.replicas through a Coordinator: failover, ejection and re-admission of a
+hung replica, no replica left, identity checks, deadlines reaching the nodes, drain telling the coordinator,
+one log line per outage.  Every answer is compared with LocalSearcher (reference backend)."""
 import asyncio
 import contextlib
 import logging
@@ -108,7 +108,7 @@ def test_hung_replica_is_ejected_requests_fail_over_then_readmitted(index2, smal
             await proxy.close()
             return np.concatenate([g.ids for g in got]), more, again, hung
 
-    with caplog.at_level(logging.INFO, logger="host.serve.replicas"):
+    with caplog.at_level(logging.INFO, logger="host.net.replicas"):
         ids, more, again, hung = asyncio.run(main())
     for got in (ids, more.ids, again.ids):
         np.testing.assert_array_equal(got, want.ids)
