@@ -24,8 +24,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def serve_node(node, host: str, port: int, on_ready=None, *, drain_timeout: float = 30.0,
                      sock: socket.socket | None = None) -> None:
-    """Start ``node`` (async start/serve_forever/drain/close), call ``on_ready(host, port)`` once it listens,
-    serve until cancelled or SIGTERM/SIGINT; on a signal drain it (at most ``drain_timeout`` s), then close."""
+    """Start ``node`` (async start/serve_forever/close, and drain if it can), call ``on_ready(host, port)`` once
+    it listens, serve until cancelled or SIGTERM/SIGINT; on a signal drain it (at most ``drain_timeout`` s),
+    then close."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     caught: list[str] = []
@@ -48,11 +49,13 @@ async def serve_node(node, host: str, port: int, on_ready=None, *, drain_timeout
         serving, stopping = asyncio.create_task(node.serve_forever()), asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if stop.is_set():
+        if stop.is_set() and hasattr(node, "drain"):
             log.info("%s: draining: no new connections, finishing requests in flight (at most %.1f s)",
                      caught[0], drain_timeout)
             left = await node.drain(drain_timeout)
             log.info("drained%s; closing", f", {left} request(s) cut off at the drain timeout" if left else "")
+        elif stop.is_set():
+            log.info("%s: closing", caught[0])
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
     finally:

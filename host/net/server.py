@@ -13,6 +13,7 @@ from host.net.codec import (F_RESPONSE, F_STREAM, T_AUTH, T_CANCEL, T_END, T_ERR
 from host.net.frames import (E_AUTH, E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_INTERNAL,
                              E_TOO_LARGE, E_UNAVAILABLE, E_UNKNOWN_TYPE, E_VERSION, RpcError, encode_frame,
                              read_header)
+from host.net.lifecycle import serve_node  # noqa: F401 - its former home; callers may import it from here
 from host.spec.errors import AnoleError
 
 log = logging.getLogger(__name__)
