@@ -1,6 +1,7 @@
 """Replicas of one service: which are in service, failover of a call, health probes, ejection, re-admission.
 
-A replica is ejected when a call to it fails or times out, its health probe (T_PING) gets no answer within
+A replica is ejected when a call to it fails (no answer, a lost connection, a malformed answer; an INTERNAL or
+BUSY answer only moves the call to another replica) or times out, its health probe (T_PING) gets no answer within
 the probe timeout, or it announces that it drains (T_GOAWAY); calls waiting on it at that moment move to
 another replica at once.  The probe loop reconnects ejected replicas (through the owner's ``open``, which
 checks their identity again) and re-admits them once they answer.  Both transitions are logged once.  A call
@@ -16,8 +17,8 @@ import logging
 
 from host.net import deadline as dl
 from host.net.client import RpcClient
-from host.net.frames import (E_AUTH, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_TOO_LARGE, E_UNAVAILABLE,
-                             E_UNKNOWN_TYPE, RemoteError, RpcError)
+from host.net.frames import (E_AUTH, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_INTERNAL, E_TOO_LARGE,
+                             E_UNAVAILABLE, E_UNKNOWN_TYPE, RemoteError, RpcError)
 from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class ReplicaSet:
                 last = type(e)(e.code, e.message if e.message.startswith(r.name) else f"{r.name}: {e.message}")
                 if e.code == E_DEADLINE or (isinstance(e, RemoteError) and e.code in NOT_REPLICA_FAULTS):
                     raise type(e)(e.code, f"{self.label}: {last.message}") from None
-                if e.code != E_BUSY:
+                if not (isinstance(e, RemoteError) and e.code in (E_BUSY, E_INTERNAL)):   # it answered: still up
                     r.eject(e.message)
             errors.append(last.message)
         if last is None:
