@@ -105,15 +105,16 @@ def memory_node(args) -> int:
 
 
 def coordinator(args) -> int:
+    secret = _secret(args)
     cfg = CoordinatorConfig(max_batch=args.max_batch, max_wait_s=args.max_wait_ms / 1e3, timeout_s=args.timeout,
                             deadline_s=args.deadline, probe_interval_s=args.probe_interval,
-                            probe_timeout_s=args.probe_timeout, max_queued=args.max_queued, secret=_secret(args))
+                            probe_timeout_s=args.probe_timeout, max_queued=args.max_queued, secret=secret)
     topology = parse_topology(args.memory_nodes)
     check_drain_timeout(args.drain_timeout)
     if args.max_connections < 1 or args.max_inflight < 1 or not args.idle_timeout > 0:
         raise InputError("--max-connections and --max-inflight must be >= 1 and --idle-timeout > 0")
     options = {"max_connections": args.max_connections, "idle_timeout": args.idle_timeout,
-               "max_inflight": args.max_inflight, "secret": _secret(args)}
+               "max_inflight": args.max_inflight, "secret": secret}
     run_coordinator(args.index, topology, args.host, args.port, cfg, on_ready=_ready("coordinator"),
                     drain_timeout=args.drain_timeout, server_options=options)
     return 0

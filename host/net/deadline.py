@@ -18,7 +18,8 @@ def now() -> float:
 
 
 def after(seconds: float | None) -> float | None:
-    """A deadline ``seconds`` from now (event-loop clock), None for none; InputError-like RpcError if <= 0."""
+    """A deadline ``seconds`` from now (event-loop clock), None for none; RpcError(E_BAD_REQUEST) unless a
+    finite number > 0."""
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
@@ -36,7 +37,8 @@ def current() -> float | None:
     return _current.get()
 
 
-def bind(deadline: float | None) -> None:
+def set_current(deadline: float | None) -> None:
+    """Make ``deadline`` the one ``current()`` returns in this task (the server does, per request)."""
     _current.set(deadline)
 
 

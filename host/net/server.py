@@ -206,7 +206,7 @@ class Connection:
         except WireFormatError as e:
             return await self.error(rid, E_BAD_PAYLOAD, str(e))
         try:
-            deadline.bind(due := deadline.take(fields))
+            deadline.set_current(due := deadline.take(fields))
             async with asyncio.timeout_at(due):
                 await self.answer(msg_type, rid, handler, stream, fields)
         except TimeoutError:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import time
 
 import numpy as np
 
 from host.net.frames import E_BUSY, E_DEADLINE, RpcError
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(eq=False)
