@@ -12,9 +12,9 @@ wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.  Targets (iss
 
     python scripts/bench_faults.py --plot build/bench_faults.png
     ...
-    bench_faults: wrong 0 lost 0 (target 0); SIGSTOP p99 30 ms, max 634 ms (target < 1000); head-of-line
-    single-query p90 94.1 ms = 5.0x the quiet p90 19.0 ms (mean of before and after; target <= 5x);
-    big request 31.0 s, correct=True          (2 shared cores, load average 12-20; docs/operations.md)
+    bench_faults: wrong 0 lost 0 (target 0); SIGSTOP p99 55 ms, max 730 ms (target < 1000); head-of-line
+    single-query p90 52.5 ms = 2.4x the quiet p90 21.6 ms (mean of before and after; target <= 5x);
+    big request 21.9 s, correct=True          (2 shared cores, load average 9-13; docs/operations.md)
 """
 from __future__ import annotations
 
