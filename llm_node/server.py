@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
@@ -34,7 +35,8 @@ import numpy as np
 import torch
 
 from host.net.latency import LatencyWindow
-from host.net.server import RpcServer, serve_node
+from host.net.lifecycle import bind, serve_node
+from host.net.server import RpcServer
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
@@ -72,6 +74,8 @@ def parse_generate(fields: dict, tokenizer: Tokenizer | None) -> tuple[list[int]
             if not ok:
                 raise RequestError(f"{name} must be {kind.__name__}, not {value!r}")
             kw[name] = kind(value)
+            if kind is float and not math.isfinite(kw[name]):
+                raise RequestError(f"{name} must be finite, not {value!r}")
     if fields.get("stop_token_ids") is not None:
         kw["stop_token_ids"] = _int_list(fields["stop_token_ids"], "stop_token_ids")
     return ids, SamplingParams(**kw)
@@ -210,11 +214,15 @@ class LLMNode:
         self._mixers: dict[int, StepMixer] = {}
         self._step_group = StepGroup()           # used by the engine thread only
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        return await self.server.start(host, port)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, sock=None) -> tuple[str, int]:
+        return await self.server.start(host, port, sock=sock)
 
     async def serve_forever(self) -> None:
         await self.server.serve_forever()
+
+    async def drain(self, timeout: float) -> int:
+        """Stop accepting, tell the clients (T_GOAWAY), let running generations finish (at most ``timeout`` s)."""
+        return await self.server.drain(timeout)
 
     async def close(self) -> None:
         await self.server.close()
@@ -246,6 +254,10 @@ class LLMNode:
 
     async def _generate(self, fields: dict):
         ids, params = parse_generate(await self._tokenize(fields), self.tokenizer)
+        room = self.engine.max_model_len - len(ids)
+        if 0 < room < params.max_tokens:               # a prompt too long is the engine's error
+            raise RequestError(f"max_tokens={params.max_tokens} does not fit: the prompt has {len(ids)} tokens and "
+                               f"max_model_len is {self.engine.max_model_len}; ask for at most {room}")
         loop, items = asyncio.get_running_loop(), asyncio.Queue()
         emit = lambda item: loop.call_soon_threadsafe(items.put_nowait, item)  # noqa: E731
         mixer = None
@@ -313,7 +325,12 @@ def warmup(engine: LLMEngine, timeout_s: float = 600.0) -> None:
         engine.step()
 
 
-def run_llm_node(engine: LLMEngine, host: str, port: int, on_ready=None) -> None:
-    """Warm up, then serve until interrupted; on_ready(host, port) is called once listening."""
+def run_llm_node(engine: LLMEngine, host: str, port: int, on_ready=None, drain_timeout: float = 30.0) -> None:
+    """Warm up, then serve until SIGTERM/SIGINT, then drain (at most ``drain_timeout`` s); on_ready(host, port)
+    is called once listening.  A port in use fails with a one-line InputError (before the warm-up)."""
+    sock = bind(host, port)
     warmup(engine)
-    asyncio.run(serve_node(LLMNode(engine), host, port, on_ready))
+    try:
+        asyncio.run(serve_node(LLMNode(engine), host, port, on_ready, drain_timeout=drain_timeout, sock=sock))
+    finally:
+        sock.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
@@ -34,17 +33,13 @@ class ObservedCoordinator(Coordinator):
         super().__init__(*args, **kw)
         self.metrics, self.datastore = metrics, datastore
 
-    async def _scan(self, node, request, nq, k):
-        t0 = time.perf_counter()
-        try:
-            res, scan_s = await super()._scan(node, request, nq, k)
-        except BaseException:
-            self.metrics.node_errors.labels(self.datastore, node.address).inc()
-            raise
-        labels = (self.datastore, node.address, str(node.info["shard"]))
-        self.metrics.node_scan.labels(*labels).observe(scan_s)
-        self.metrics.node_rpc.labels(*labels).observe(time.perf_counter() - t0)
-        return res, scan_s
+    def _observe_scan(self, replica, seconds: float, result, error: Exception | None) -> None:
+        if error is not None:
+            self.metrics.node_errors.labels(self.datastore, replica.address).inc()
+            return
+        labels = (self.datastore, replica.address, str(replica.info["shard"]))
+        self.metrics.node_scan.labels(*labels).observe(result[1])
+        self.metrics.node_rpc.labels(*labels).observe(seconds)
 
 
 class Backend:
@@ -238,6 +233,5 @@ class Backend:
         llm = await ask(self.llm, address=self.config.llm_node) if self.llm is not None else None
         nodes = {kind: [(n.address, await ask(n.client, wire.T_STATS, shard=(n.info or {}).get("shard")))
                         for n in coord.nodes] for kind, (_, coord) in self.stores.items()}
-        queues = {kind: coord._queue.qsize() if coord._queue is not None else 0
-                  for kind, (_, coord) in self.stores.items()}
+        queues = {kind: coord.queued for kind, (_, coord) in self.stores.items()}
         return {"llm": llm, "nodes": nodes, "queues": queues}

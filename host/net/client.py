@@ -5,13 +5,18 @@ import asyncio
 import itertools
 from typing import AsyncIterator, Iterator
 
-from host.net.codec import T_CANCEL, T_END, T_ERROR, WireFormatError, decode_fields
-from host.net.frames import (E_INTERNAL, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE, RemoteError, RpcError, encode_frame,
-                             read_header)
+from host.net import deadline as dl
+from host.net.auth import authenticate, resolve
+from host.net.codec import T_CANCEL, T_END, T_ERROR, T_GOAWAY, T_PING, WireFormatError, decode_fields
+from host.net.frames import (E_DEADLINE, E_INTERNAL, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE, RemoteError, RpcError,
+                             encode_frame, read_header)
 
 
 class RpcClient:
-    """One TCP connection to an RpcServer; concurrent calls are multiplexed by request id."""
+    """One TCP connection to an RpcServer; concurrent calls are multiplexed by request id.
+
+    ``draining`` turns True when the server announced it is leaving (T_GOAWAY); answers to the requests
+    already sent still arrive, ``on_goaway()`` (if set) is called once."""
 
     def __init__(self, reader, writer, address: str, timeout: float | None, max_frame: int):
         self._reader, self._writer, self.address = reader, writer, address
@@ -19,35 +24,68 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future | asyncio.Queue] = {}
         self._closed: RpcError | None = None
+        self.draining, self.on_goaway = False, None
         self._task = asyncio.create_task(self._read_loop())
 
     @classmethod
     async def connect(cls, host: str, port: int, *, timeout: float | None = 30.0, connect_timeout: float = 5.0,
-                      max_frame: int = 64 << 20) -> "RpcClient":
-        address = f"{host}:{port}"
+                      max_frame: int = 64 << 20, secret: str | bytes | None = None) -> "RpcClient":
+        """Connect; with a ``secret`` (or $ANOLE_SECRET) run the challenge-response of ``host.net.auth``."""
+        address, secret = f"{host}:{port}", resolve(secret)
         try:
             async with asyncio.timeout(connect_timeout):
                 reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
         except (OSError, TimeoutError) as e:
             raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
-        return cls(reader, writer, address, timeout, max_frame)
+        client = cls(reader, writer, address, timeout, max_frame)
+        if secret is not None:
+            try:
+                await authenticate(lambda t, f: client.call(t, f, timeout=connect_timeout), secret, address)
+            except BaseException:
+                await client.close()
+                raise
+        return client
 
     @property
     def closed(self) -> bool:
         return self._closed is not None
 
-    async def call(self, msg_type: int, fields: dict | None = None, *, timeout: float | None = None) -> dict:
-        """Send one request and wait for its response field map."""
+    @property
+    def closed_why(self) -> str | None:
+        """Why the connection ended (None while open)."""
+        return None if self._closed is None else self._closed.message
+
+    async def call(self, msg_type: int, fields: dict | None = None, *, timeout: float | None = None,
+                   deadline: float | None = None) -> dict:
+        """Send one request and wait for its response field map.
+
+        ``deadline`` (event-loop clock, ``host.net.deadline``) travels with the request as ``deadline_s``;
+        past it the call fails with E_DEADLINE, past ``timeout`` with E_TIMEOUT."""
+        wait = timeout or self.timeout
+        if deadline is not None:
+            left = dl.remaining(deadline, self.address)
+            fields = {**(fields or {}), dl.FIELD: left}
+            by_deadline = wait is None or left < wait
+            wait = left if by_deadline else wait
         fut = asyncio.get_running_loop().create_future()
         rid = await self._send(msg_type, fields, fut)
         try:
-            async with asyncio.timeout(timeout or self.timeout):
+            async with asyncio.timeout(wait):
                 return await fut
         except TimeoutError:
             self._cancel(rid)
-            raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
+            if deadline is not None and by_deadline:
+                raise RpcError(E_DEADLINE, f"{self.address}: no answer before the deadline") from None
+            raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {wait} s") from None
+        except asyncio.CancelledError:
+            self._cancel(rid)
+            raise
         finally:
             self._pending.pop(rid, None)
+
+    async def ping(self, timeout: float) -> None:
+        """One T_PING round trip; RpcError if none within ``timeout`` s."""
+        await self.call(T_PING, {}, timeout=timeout)
 
     async def stream(self, msg_type: int, fields: dict | None = None, *,
                      timeout: float | None = None) -> AsyncIterator[dict]:
@@ -104,11 +142,20 @@ class RpcClient:
                     break
                 async with asyncio.timeout(self.timeout):
                     fields = decode_fields(await self._reader.readexactly(length))
+                if msg_type == T_GOAWAY:
+                    self._goaway()
+                    continue
                 self._deliver(self._pending.get(rid), msg_type, fields)
         except (OSError, EOFError, TimeoutError, WireFormatError) as e:
             why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
         finally:
             self._fail_all(why)
+
+    def _goaway(self) -> None:
+        if not self.draining:
+            self.draining = True
+            if self.on_goaway is not None:
+                self.on_goaway()
 
     def _deliver(self, slot, msg_type: int, fields) -> None:
         if msg_type == T_ERROR:

@@ -26,6 +26,8 @@ T_ERROR = 1
 T_END = 2
 T_PING = 3
 T_CANCEL = 4  # client -> server: stop working on request_id (no answer)
+T_GOAWAY = 5  # server -> client (request id 0): draining; send no new requests, reconnect elsewhere
+T_AUTH = 6    # client -> server: shared-secret challenge-response (host.net.auth)
 FIRST_USER_TYPE = 16
 
 MAX_DEPTH = 8

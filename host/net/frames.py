@@ -8,6 +8,7 @@ from host.spec.errors import AnoleError
 
 E_BAD_FRAME, E_VERSION, E_TOO_LARGE, E_BAD_PAYLOAD, E_UNKNOWN_TYPE = 1, 2, 3, 4, 5
 E_BAD_REQUEST, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE = 6, 7, 8, 9
+E_DEADLINE, E_BUSY, E_AUTH = 10, 11, 12
 
 
 class RpcError(AnoleError):

@@ -70,6 +70,12 @@ def parse_scan_request(fields: dict, d: int, nlist: int, kmax: int, max_nq: int)
     bad = (lists < 0) | (lists >= nlist)
     if bad.any():
         raise InputError(f"unknown list id {int(lists[bad][0])}; the index has lists 0..{nlist - 1}")
+    ordered = np.sort(lists, axis=1)
+    twice = ordered[:, 1:] == ordered[:, :-1]
+    if twice.any():
+        row = int(np.flatnonzero(twice.any(axis=1))[0])
+        raise InputError(f"list_ids row {row} probes list {int(ordered[row, 1:][twice[row]][0])} twice; "
+                         "each list at most once per query")
     return q, lists, _int(fields, "k", 1, kmax)
 
 

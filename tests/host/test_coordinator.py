@@ -3,6 +3,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,6 +58,15 @@ async def serving(index, shards=None, backend="reference", lut_bits=16, k=10):
             await n.close()
 
 
+async def until(cond, limit_s: float = 20.0) -> None:
+    """Wait for ``cond()`` (a state the coordinator reaches on its own), failing after a generous bound."""
+    for _ in range(int(limit_s / 0.02)):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
 def _local(index, queries, nprobe, params):
     return LocalSearcher(index, params, backend="reference").search(queries, nprobe)
 
@@ -93,10 +103,13 @@ def test_remote_search_one_shot(indexes, queries):
 
     async def main():
         async with serving(index, k=10) as (addrs, _):
-            return await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
-                                           queries, 4, params, CoordinatorConfig(max_batch=16))
+            t0 = time.perf_counter()
+            got = await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
+                                          queries, 4, params, CoordinatorConfig(max_batch=16))
+            return got, time.perf_counter() - t0
 
-    got = asyncio.run(main())
+    got, elapsed = asyncio.run(main())
+    assert got.timings["total"] <= elapsed       # over max_batch (3 slices): wall time, not a sum over slices
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.dist, want.dist)
 
@@ -128,7 +141,8 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
 
     async def main():
         async with serving(index) as (addrs, nodes):
-            coord = Coordinator(load_index(index.path, shards=[]), addrs, config=CoordinatorConfig(timeout_s=5))
+            coord = Coordinator(load_index(index.path, shards=[]), addrs,
+                                config=CoordinatorConfig(timeout_s=5, probe_interval_s=0.05))
             await coord.connect()
             first = await coord.search(queries, 4)
             scan = nodes[1].backend.search
@@ -141,10 +155,13 @@ def test_node_going_away_mid_query_then_back(indexes, queries):
                 await pending
             # the lost connection is reported as such, not found later by the 5 s deadline
             assert e.value.code == E_UNAVAILABLE and "no answer within" not in str(e.value)
-            with pytest.raises(RpcError, match="cannot connect"):
-                await coord.search(queries, 4)              # still down: clear error, no hang
+            await until(lambda: "cannot connect" in coord.health()[1]["reason"])   # probed while down
+            with pytest.raises(RpcError, match=r"shard 1: no replica in service \(.*cannot connect") as e:
+                await coord.search(queries, 4)              # still down: clear error naming the shard, no hang
+            assert e.value.code == E_UNAVAILABLE
             nodes[1] = MemoryNode.open(index.path, 1, config=MemoryNodeConfig(backend="reference"))
-            await nodes[1].start("127.0.0.1", port)         # back: the coordinator reconnects
+            await nodes[1].start("127.0.0.1", port)         # back: the probes re-admit it
+            await until(lambda: coord.health()[1]["up"])
             again = await coord.search(queries, 4)
             await coord.close()
             return first, again
@@ -200,11 +217,11 @@ def test_concurrent_clients_are_batched(indexes, small_data):
     assert stats["requests"] == 8 and stats["batches"] < 8 and max(g.timings["batch"] for g in got) <= 64
 
 
-def _spawn(*args) -> tuple[subprocess.Popen, str]:
+def _spawn(*args, port: int = 0) -> tuple[subprocess.Popen, str]:
     """Start `python -m host.cli serve ...`; returns the process and its 'host:port' once listening."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="2")
-    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", "0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", *args, "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
@@ -240,7 +257,18 @@ def test_real_processes(indexes, queries, tmp_path):
             procs[1][0].wait()
             with pytest.raises(RpcError, match=rf"memory node {addrs[1]}"):
                 c.call(wire.T_SEARCH, wire.search_request(queries, 8, 10))
-            assert c.call(wire.T_INFO)["nodes"] == addrs
+            info = c.call(wire.T_INFO)
+            assert info["nodes"] == addrs and [h["up"] for h in info["health"]] == [True, False]
+        taken = int(addrs[0].split(":")[1])                  # a port in use: one line, before the index loads
+        late = subprocess.run([sys.executable, "-m", "host.cli", "serve", "memory-node", "--index", str(index.path),
+                               "--shard", "0", "--port", str(taken)], cwd=ROOT, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+        assert late.returncode == 2 and f"cannot listen on 127.0.0.1:{taken}" in late.stderr
+        assert "Traceback" not in late.stderr and "memory node: shard" not in late.stderr
+        for proc, _ in (procs[0], procs[2]):                # SIGTERM, then SIGINT: drained, exit 0, logged
+            proc.send_signal(signal.SIGTERM if proc is procs[0][0] else signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and "draining" in err and "drained" in err, err[-2000:]
     finally:
         for p, _ in procs:
             p.kill()

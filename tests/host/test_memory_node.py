@@ -1,6 +1,7 @@
 """host.serve.memory_node: one shard over TCP equals the reference backend; bad input never hurts the node."""
 import asyncio
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -81,6 +82,8 @@ def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_dat
         "rows differ": wire.scan_request(queries, lists[:-1], 5),
         "nprobe 0": wire.scan_request(queries, lists[:, :0], 5),
         "nan": wire.scan_request(np.where(queries > 0.5, np.nan, queries), lists, 5),
+        "list twice": wire.scan_request(queries, np.concatenate([lists[:, :1], lists[:, :-1]], axis=1), 5),
+        "deadline 0": {**wire.scan_request(queries, lists, 5), "deadline_s": 0},
         "missing": {"queries": queries},
         "empty": {},
     }
@@ -99,7 +102,8 @@ def test_bad_requests_get_errors_and_node_keeps_serving(small_index, request_dat
     for name, r in zip(bad, res[1:-1]):
         assert isinstance(r, RemoteError) and r.code == E_BAD_REQUEST, (name, r)
     assert "unknown list id -1" in str(res[3]) and "dimension 31" in str(res[1])
-    assert stats["errors"] == len(bad) and stats["requests"] == 2
+    assert f"row 0 probes list {lists[0, 0]} twice" in str(res[1 + list(bad).index("list twice")])
+    assert stats["errors"] == len(bad) - 1 and stats["requests"] == 2     # the deadline is refused before the node
 
 
 def test_node_rejects_wrong_shard_and_multi_shard_index(small_index):
@@ -180,3 +184,33 @@ def test_backend_opt_parsing():
     assert parse_options(["device=csim", "lanes=4", "x=-2"]) == {"device": "csim", "lanes": 4, "x": -2}
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_options(["device"])
+
+
+def test_small_scan_overtakes_a_large_one(small_index, small_data):
+    """With slices of 16 (query, list) pairs a 1-query scan sent after a 64-query one (32 slices) is answered
+    first; the sliced answer equals the reference backend's on the whole batch."""
+    queries = small_data[1][:64]
+    lists = small_index.coarse_search(queries, 8)
+    want = make_backend("reference", small_index, small_index.shards[0], ScanParams(m=small_index.m)).search(
+        queries, lists)
+
+    async def main():
+        node = MemoryNode.open(small_index.path, 0, config=MemoryNodeConfig(backend="reference", chunk_probes=16))
+        scan = node.backend.search
+        node.backend.search = lambda q, lst: (time.sleep(0.01), scan(q, lst))[1]
+        _, port = await node.start("127.0.0.1", 0)
+        client = await RpcClient.connect("127.0.0.1", port, timeout=20)
+        big = asyncio.create_task(client.call(wire.T_SCAN, wire.scan_request(queries, lists, 10)))
+        await asyncio.sleep(0.05)
+        small = asyncio.create_task(client.call(wire.T_SCAN, wire.scan_request(queries[:1], lists[:1], 10)))
+        done, _ = await asyncio.wait({big, small}, return_when=asyncio.FIRST_COMPLETED)
+        first_small, big_done_then = small in done, big.done()
+        res = await big
+        await client.close()
+        await node.close()
+        return first_small, big_done_then, res
+
+    first_small, big_done_then, res = asyncio.run(main())
+    assert first_small and not big_done_then
+    np.testing.assert_array_equal(res["ids"], want.ids[:, :10])
+    np.testing.assert_array_equal(res["dist"], want.dist[:, :10])

@@ -258,7 +258,7 @@ _frames = st.builds(
 @given(st.lists(_frames | st.binary(max_size=64), min_size=1, max_size=4))
 def test_server_survives_hypothesis_frames(threaded_server, chunks):
     for t, _, f in _exchange(threaded_server, b"".join(chunks)):
-        assert t in (codec.T_ERROR, codec.T_PING, codec.T_END) or 16 <= t <= 21
+        assert t in (codec.T_ERROR, codec.T_PING, codec.T_END, codec.T_AUTH) or 16 <= t <= 21
         if t == codec.T_ERROR:
             assert isinstance(f["code"], int) and isinstance(f["message"], str)
     with SyncClient("127.0.0.1", threaded_server) as c:

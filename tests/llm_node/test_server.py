@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from host.net.client import SyncClient
-from host.net.frames import E_BAD_REQUEST, RemoteError
+from host.net.client import RpcClient, SyncClient
+from host.net.frames import E_BAD_REQUEST, RemoteError, RpcError
 from llm_node.config import EngineConfig
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams
@@ -110,6 +110,10 @@ def test_disconnect_mid_stream_frees_blocks(node, cancel):
     ({"prompt_ids": np.array([1.5])}, "integer array"),
     ({"prompt_ids": [1, 2], "top_p": 0.0}, "top_p"),
     ({"prompt_ids": [1, 2], "max_tokens": "many"}, "max_tokens must be int"),
+    ({"prompt_ids": [1, 2], "temperature": float("inf")}, "temperature must be finite"),
+    ({"prompt_ids": [1, 2], "top_p": float("nan")}, "top_p must be finite"),
+    ({"prompt_ids": np.arange(100) % 50, "max_tokens": 40}, r"max_tokens=40 does not fit.*at most 28"),
+    ({"prompt_ids": [1, 2], "deadline_s": 0.0}, "deadline_s must be a number of seconds > 0"),
     ({"prompt": "hello"}, "tokenizer"),
     ({}, "exactly one of"),
 ])
@@ -173,3 +177,28 @@ def test_async_client(node, reference):
     streams, scored = asyncio.run(go())
     assert [s[-1]["token_ids"].tolist() for s in streams] == [reference([7, 8, 3], 5), reference([7, 8, 4], 5)]
     assert scored["logprobs"].shape == (2,) and scored["hidden"].shape == (3, 64)
+
+
+def test_drain_lets_running_generations_finish(llama_checkpoint, reference):
+    """SIGTERM's path (LLMNode.drain): the stream in flight completes, the client is told, no new connection."""
+    async def main():
+        engine = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=KV_BLOCKS, max_model_len=128))
+        node = LLMNode(engine)
+        _, port = await node.start("127.0.0.1", 0)
+        client = await RpcClient.connect("127.0.0.1", port)
+        items = []
+        async for item in client.stream(T_GENERATE, greedy_request([5, 6, 7], 12)):
+            items.append(item)
+            if len(items) == 1:
+                drained = asyncio.create_task(node.drain(60.0))
+        left = await drained
+        told = client.draining
+        with pytest.raises(RpcError, match="cannot connect"):
+            await RpcClient.connect("127.0.0.1", port, connect_timeout=2)
+        await client.close()
+        await node.close()
+        return items, left, told
+
+    items, left, told = asyncio.run(main())
+    assert left == 0 and told
+    assert items[-1]["token_ids"].tolist() == reference([5, 6, 7], 12)
