@@ -10,7 +10,7 @@ from abc import abstractmethod
 
 import numpy as np
 
-from host.board.device import Buffer, Device
+from host.board.device import Buffer, MmioDevice
 from host.spec import regmap
 from host.spec.errors import BoardError
 
@@ -68,7 +68,7 @@ class SimMemory:
         raise BoardError(f"bus address {addr:#x} is outside every allocated buffer")
 
 
-class SoftDevice(Device):
+class SoftDevice(MmioDevice):
     """Register file and control state machine of an `ap_ctrl_hs` kernel around `execute`.
 
     ``busy_reads``: how many reads of CTRL report the kernel still running after ap_start, so that the
