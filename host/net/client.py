@@ -26,9 +26,9 @@ class RpcClient:
                       max_frame: int = 64 << 20) -> "RpcClient":
         address = f"{host}:{port}"
         try:
-            async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        except (OSError, TimeoutError) as e:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20),
+                                                    connect_timeout)
+        except (OSError, asyncio.TimeoutError) as e:
             raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
         return cls(reader, writer, address, timeout, max_frame)
 
@@ -41,9 +41,8 @@ class RpcClient:
         fut = asyncio.get_running_loop().create_future()
         rid = await self._send(msg_type, fields, fut)
         try:
-            async with asyncio.timeout(timeout or self.timeout):
-                return await fut
-        except TimeoutError:
+            return await asyncio.wait_for(fut, timeout or self.timeout)
+        except asyncio.TimeoutError:
             self._cancel(rid)
             raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
         finally:
@@ -60,9 +59,8 @@ class RpcClient:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(timeout or self.timeout):
-                        item = await queue.get()
-                except TimeoutError:
+                    item = await asyncio.wait_for(queue.get(), timeout or self.timeout)
+                except asyncio.TimeoutError:
                     raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
                 if isinstance(item, Exception):
                     done = True
@@ -102,10 +100,9 @@ class RpcClient:
                 if length > self.max_frame:
                     why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
                     break
-                async with asyncio.timeout(self.timeout):
-                    fields = decode_fields(await self._reader.readexactly(length))
+                fields = decode_fields(await asyncio.wait_for(self._reader.readexactly(length), self.timeout))
                 self._deliver(self._pending.get(rid), msg_type, fields)
-        except (OSError, EOFError, TimeoutError, WireFormatError) as e:
+        except (OSError, EOFError, asyncio.TimeoutError, WireFormatError) as e:
             why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
         finally:
             self._fail_all(why)

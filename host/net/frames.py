@@ -39,10 +39,8 @@ async def read_header(reader: asyncio.StreamReader, idle: float | None, timeout:
     """-> (version, msg_type, flags, request_id, length), or None at a clean EOF.
 
     Waits ``idle`` for the first byte, then ``timeout`` for the rest of the header."""
-    async with asyncio.timeout(idle):
-        first = await reader.read(1)
+    first = await asyncio.wait_for(reader.read(1), idle)
     if not first:
         return None
-    async with asyncio.timeout(timeout):
-        raw = first + await reader.readexactly(HEADER_SIZE - 1)
+    raw = first + await asyncio.wait_for(reader.readexactly(HEADER_SIZE - 1), timeout)
     return unpack_header(raw)

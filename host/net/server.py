@@ -83,7 +83,7 @@ class Connection:
         try:
             while await self.handle_next_frame():
                 pass
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError) as e:
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, asyncio.CancelledError) as e:
             log.debug("connection closed: %r", e)  # CancelledError: server shutting down
         finally:
             for t in self.tasks.values():
@@ -108,15 +108,15 @@ class Connection:
             await self.error(rid, E_TOO_LARGE, f"payload of {length} bytes exceeds the limit of {self.max_frame}")
             await self.skip(length)
             return True
-        async with asyncio.timeout(self.read_timeout):
-            payload = await self.reader.readexactly(length)
+        payload = await asyncio.wait_for(self.reader.readexactly(length), self.read_timeout)
         await self.dispatch(msg_type, flags, rid, payload)
         return True
 
     async def skip(self, length: int) -> None:
-        async with asyncio.timeout(self.read_timeout):
+        async def drain(length: int) -> None:
             while length:
                 length -= len(await self.reader.readexactly(min(length, 1 << 20)))
+        await asyncio.wait_for(drain(length), self.read_timeout)
 
     async def dispatch(self, msg_type: int, flags: int, rid: int, payload: bytes) -> None:
         if msg_type == T_PING:

@@ -1,0 +1,25 @@
+"""Run by test_board_install.py in a venv holding numpy only: the board-side path end to end.
+
+argv: index dir, shard, stand-in xclbin, output .npz. Imports the memory node with the xrt backend on the
+pyxrt stand-in (HLS C model units, prebuilt), scans, and writes the results plus the heavy modules seen.
+"""
+import sys
+
+import numpy as np
+
+from host.backends.board_backend import HAVE_NUMBA
+from host.board import pyxrt_standin
+from host.serve.memory_node import MemoryNode, MemoryNodeConfig
+from host.spec.scan_params import ScanParams
+
+index_dir, shard, xclbin, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sys.modules["pyxrt"] = pyxrt_standin.as_module()
+cfg = MemoryNodeConfig(backend="xrt", threads=2, backend_options={"xclbin": xclbin})
+node = MemoryNode.open(index_dir, shard, lut_bits=16, k=10, config=cfg)
+assert node.params == ScanParams(m=node.index.m, lut_bits=16, k=10)
+queries = np.load(out + ".in.npy")
+lists = np.load(out + ".lists.npy")
+res = node.backend.search(queries, lists)
+heavy = [m for m in ("faiss", "numba", "torch", "amaranth", "cocotb", "cocotb_tools", "scipy") if m in sys.modules]
+np.savez(out, dist=res.dist, ids=res.ids, scale=res.scale, heavy=np.array(heavy, dtype=object),
+         units=len(node.backend.devices), numba=HAVE_NUMBA)
