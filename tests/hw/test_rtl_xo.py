@@ -11,11 +11,21 @@ import pytest
 
 from host.spec import regmap
 from host.spec.scan_params import ScanParams
-from hw.flow.rtl_xo import DEFAULT_CLOCK_HZ, TCL, prepare
+from hw.flow.axi_verilog import kernel_xml
+from hw.flow.rtl_xo import DEFAULT_CLOCK_HZ, TCL, regs_tcl
 
 
-def test_kernel_xml_kinds_and_vlnv(tmp_path):
-    rtl = prepare(ScanParams(m=8, lanes=4, k=10), tmp_path)
+@pytest.fixture
+def rtl(tmp_path):
+    """The packaging inputs package_xo.tcl reads (what hw.flow.rtl_xo.prepare writes, without the Verilog)."""
+    d = tmp_path / "rtl"
+    d.mkdir()
+    (d / "kernel.xml").write_text(kernel_xml(ScanParams(m=8, lanes=4, k=10)))
+    (d / "regs.tcl").write_text(regs_tcl())
+    return d
+
+
+def test_kernel_xml_kinds_and_vlnv(rtl):
     kernel = ET.parse(rtl / "kernel.xml").getroot().find("kernel")
     assert kernel.get("vlnv") == regmap.RTL_VLNV and kernel.get("name") == regmap.KERNEL_NAME
     kinds = {a.get("name"): a.get("addressQualifier") for a in kernel.iter("arg")}
@@ -39,8 +49,7 @@ proc exit {code} { puts "EXIT $code"; foreach l $::log { puts $l }; ::tcl::exit_
 
 @pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh not installed")
 @pytest.mark.parametrize("packaged,code", [(regmap.RTL_VLNV, 0), ("anole:kernel:anole_scan_axi:1.0", 1)])
-def test_package_xo_tcl(packaged, code, tmp_path):
-    rtl = prepare(ScanParams(m=8, lanes=4, k=10), tmp_path)
+def test_package_xo_tcl(packaged, code, rtl, tmp_path):
     script = (f"{STUB}\nset ::vlnv_override {packaged}\nset argv [list {rtl} {tmp_path}/a.xo {tmp_path}/pack]\n"
               f"set argc 3\nsource {TCL}\nexit 0\n")
     r = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, timeout=30)
