@@ -55,6 +55,7 @@ def test_memory_node_on_a_numpy_only_board(numpy_only_python, small_index, small
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "board selftest xrt/board on 4 compute unit(s)" in r.stdout and "bit-exact" in r.stdout
     got = np.load(out, allow_pickle=True)
     assert list(got["heavy"]) == [] and not got["numba"] and int(got["units"]) == 4
     want = ReferenceBackend(small_index, small_index.shards[0], params).search(queries, lists)
