@@ -2,7 +2,7 @@
 
 Everything up to Vivado runs here: the Verilog, `kernel.xml` and `regs.tcl` (the register map for the IP
 packager, from host/spec/regmap.py) are written first; then `vivado -mode batch` runs
-hw/vitis/package_xo.tcl (ipx::package_project + package_xo). Without Vivado on PATH the step stops with
+hw/flow/vitis/package_xo.tcl (ipx::package_project + package_xo). Without Vivado on PATH the step stops with
 `ToolMissing` saying what to install, and the generated inputs stay in place.
 """
 from __future__ import annotations
