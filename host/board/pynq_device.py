@@ -83,8 +83,8 @@ class PynqDevice(MmioDevice):
 
     name = "pynq"
 
-    def __init__(self, pynq, ip, device):
-        self._pynq, self.ip, self._device = pynq, ip, device
+    def __init__(self, pynq, overlay, ip):
+        self._pynq, self.overlay, self.ip = pynq, overlay, ip
 
     def write_reg(self, offset: int, value: int) -> None:
         self.ip.write(offset, int(value))
@@ -93,7 +93,13 @@ class PynqDevice(MmioDevice):
         return int(self.ip.read(offset))
 
     def alloc(self, shape, dtype, arg: str | None = None) -> PynqBuffer:
-        buf = self._pynq.allocate(shape=shape, dtype=np.dtype(dtype), target=self._device)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        try:
+            buf = self._pynq.allocate(shape=shape, dtype=np.dtype(dtype), target=self.overlay.device)
+        except (RuntimeError, MemoryError) as e:
+            raise BoardError(f"pynq cannot allocate {nbytes} bytes of contiguous memory for {arg} ({e}); split "
+                             f"the index into more shards or enlarge the CMA pool (cma= on the kernel command "
+                             f"line)") from None
         buf[...] = 0
         return PynqBuffer(buf)
 
@@ -128,5 +134,5 @@ def open_overlay(bitstream: str | Path | None, download: bool = True, cus: int =
     for name in names[: cus or len(names)]:
         ip = reduce(getattr, name.split("/"), overlay)           # pynq instantiates the bound driver
         check_register_map(name, ip.register_offsets())
-        units.append(PynqDevice(pynq, ip, overlay.device))
+        units.append(PynqDevice(pynq, overlay, ip))
     return units

@@ -67,8 +67,9 @@ class SimZynq(pynq.Device):
     kernel instance mapped at that address, buffers live in one simulated DDR, and the bitstream's metadata
     is read by pynq's own Zynq .hwh parser. No `_probe_`, so pynq never picks it up on its own."""
 
-    def __init__(self, params: ScanParams):
+    def __init__(self, params: ScanParams, cma_bytes: int = 128 << 20):
         super().__init__("sim-zynq")
+        self.cma_left = cma_bytes
         self.capabilities = {"REGISTER_RW": True}
         self.arch = ZYNQ_ARCH
         self.ps_regs: dict[int, bytes] = {}          # PS registers (the PL clock dividers pynq programs)
@@ -113,6 +114,10 @@ class SimZynq(pynq.Device):
         unit.write_reg(off, int.from_bytes(data, "little"))
 
     def allocate(self, shape, dtype, **kwargs):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if nbytes > self.cma_left:
+            raise RuntimeError("Failed to allocate memory!")       # what pynq's CMA allocator raises
+        self.cma_left -= nbytes
         sim = self.memory.allocate(shape, dtype)
         host = np.zeros(max(sim.nbytes, 1), np.uint8)
         self._host[sim.physical_address] = host
@@ -170,6 +175,8 @@ def test_pynq_refuses_other_kernels(overlay, small_index, tmp_path):
         b = make_backend("pynq", small_index, shard, ScanParams(m=small_index.m, k=20), bitstream=overlay(1),
                          pynq_device=SimZynq(p))
         b.search(np.zeros((1, small_index.d), np.float32), np.zeros((1, 1), np.int64))
+    with pytest.raises(BoardError, match="cannot allocate .* for codes.*more shards"):
+        make_backend("pynq", small_index, shard, p, bitstream=overlay(1), pynq_device=SimZynq(p, cma_bytes=4096))
     (tmp_path / "only.bit").write_bytes(b"\0")
     with pytest.raises(BoardError, match="needs both only.bit and only.hwh"):
         make_backend("pynq", small_index, shard, p, bitstream=str(tmp_path / "only.bit"), pynq_device=SimZynq(p))
