@@ -15,6 +15,7 @@ from abc import abstractmethod
 import numpy as np
 
 from host.backends.base import ShardBackend, ShardResult
+from host.board.csim_device import HlsCsimDevice
 from host.board.device import Device
 from host.board.driver import KernelDriver
 from host.spec import reference
@@ -39,7 +40,6 @@ def quantized_tables(index, queries: np.ndarray, list_ids: np.ndarray, lut_bits:
 def virtual_units(device: str, params, cus: int, **options) -> list[Device]:
     """``cus`` software compute units: the HLS C model ("csim") or the RTL under Verilator ("rtl")."""
     if device == "csim":
-        from host.board.csim_device import HlsCsimDevice  # lazy: g++ build tooling, not on board images
         return [HlsCsimDevice(params, **options) for _ in range(cus)]
     from host.board.rtl_device import RtlDevice  # lazy: amaranth and cocotb, not on board images
     return [RtlDevice(params, **options) for _ in range(cus)]
