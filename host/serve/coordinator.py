@@ -171,9 +171,9 @@ class Coordinator:
             deadline = time.perf_counter() + self.config.max_wait_s
             while n < self.config.max_batch:
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
-                        item = self._queue.get_nowait() if not self._queue.empty() else await self._queue.get()
-                except TimeoutError:
+                    item = self._queue.get_nowait() if not self._queue.empty() else \
+                        await asyncio.wait_for(self._queue.get(), max(0.0, deadline - time.perf_counter()))
+                except asyncio.TimeoutError:
                     break
                 if n + len(item[0]) > self.config.max_batch:
                     carry = item
