@@ -1,6 +1,7 @@
 """The pynq backend through the real pynq package (Overlay, DefaultIP/bindto, register_map, MMIO,
 PynqBuffer, the .hwh parser) with only pynq's lowest layer, the `pynq.Device`, replaced by a simulated
-Zynq whose kernel instances run the HLS C model on one shared memory.
+Zynq whose kernel instances run the HLS C model on one shared memory (or, in the sweep, the RTL kernel
+under Verilator).
 
 cocotbpynq (PyPI 0.2.0) was evaluated for this and not used: it replaces the whole pynq package (its own
 Overlay, DefaultIP and MMIO classes), so the real PYNQ driver path would not run; it is also GPL-3.0.
@@ -131,6 +132,31 @@ class SimZynq(pynq.Device):
         self._host[bo][offset: offset + size] = self.memory.device_bytes(bo)[offset: offset + size]
 
 
+class SimZynqRtl(SimZynq):
+    """The same lowest layer with the RTL kernel (anole_scan_axi under Verilator, host/board/rtl_device.py)
+    as the overlay's one kernel instance: its AXI RAM is the board's memory."""
+
+    def download(self, bitstream, parser=None):
+        from host.board.rtl_device import RtlDevice
+        bases = [ip["phys_addr"] for ip in parser.ip_dict.values() if ip.get("type") in pynq.AnoleScanIP.bindto]
+        assert len(bases) == 1, "one simulated RTL kernel per board"
+        self.rtl = self.units[bases[0]] = RtlDevice(self.params)
+        self.post_download(bitstream, parser)
+
+    def allocate(self, shape, dtype, **kwargs):
+        addr = self.rtl.alloc(shape, dtype).physical_address
+        host = np.zeros(max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1), np.uint8)
+        self._host[addr] = host
+        return pynq.buffer.PynqBuffer(shape, dtype, buffer=host, device=self, device_address=addr, bo=addr,
+                                      coherent=False)
+
+    def flush(self, bo, offset, ptr, size):
+        self.rtl.write_mem(bo + offset, self._host[bo][offset: offset + size].tobytes())
+
+    def invalidate(self, bo, offset, ptr, size):
+        self._host[bo][offset: offset + size] = np.frombuffer(self.rtl.read_mem(bo + offset, size), np.uint8)
+
+
 @pytest.fixture
 def overlay(tmp_path):
     def make(units, **hwh):
@@ -180,3 +206,25 @@ def test_pynq_refuses_other_kernels(overlay, small_index, tmp_path):
     (tmp_path / "only.bit").write_bytes(b"\0")
     with pytest.raises(BoardError, match="needs both only.bit and only.hwh"):
         make_backend("pynq", small_index, shard, p, bitstream=str(tmp_path / "only.bit"), pynq_device=SimZynq(p))
+
+
+@pytest.mark.sweep
+def test_pynq_driver_on_the_rtl_kernel(overlay, small_index, small_data):
+    """The real pynq driver path against the RTL kernel in simulation (what cocotbpynq aims at, with pynq's
+    own Overlay/DefaultIP/MMIO): bit-exact with the reference. Minutes under Verilator, so in the sweep."""
+    pytest.importorskip("cocotbext.axi", reason="the RTL board needs cocotbext-axi")
+    _, queries = small_data
+    queries = queries[:6]
+    lists = small_index.coarse_search(queries, 4)
+    p = ScanParams(m=small_index.m, k=10, lanes=4)            # the RTL build shared with test_board_rtl.py
+    shard = small_index.shards[0]
+    board = SimZynqRtl(p)
+    b = make_backend("pynq", small_index, shard, p, bitstream=overlay(1, vlnv=regmap.RTL_VLNV), pynq_device=board)
+    try:
+        got = b.search(queries, lists)
+    finally:
+        b.close()
+        board.rtl.close()
+    want = ReferenceBackend(small_index, shard, p).search(queries, lists)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.dist, want.dist)
