@@ -8,6 +8,7 @@ from typing import AsyncIterator, Iterator
 from host.net.codec import T_CANCEL, T_END, T_ERROR, WireFormatError, decode_fields
 from host.net.frames import (E_INTERNAL, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE, RemoteError, RpcError, encode_frame,
                              read_header)
+from host.net.timeouts import within
 
 
 class RpcClient:
@@ -26,8 +27,8 @@ class RpcClient:
                       max_frame: int = 64 << 20) -> "RpcClient":
         address = f"{host}:{port}"
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20),
-                                                    connect_timeout)
+            async with within(connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
         except (OSError, asyncio.TimeoutError) as e:
             raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
         return cls(reader, writer, address, timeout, max_frame)
@@ -41,7 +42,8 @@ class RpcClient:
         fut = asyncio.get_running_loop().create_future()
         rid = await self._send(msg_type, fields, fut)
         try:
-            return await asyncio.wait_for(fut, timeout or self.timeout)
+            async with within(timeout or self.timeout):
+                return await fut
         except asyncio.TimeoutError:
             self._cancel(rid)
             raise RpcError(E_TIMEOUT, f"{self.address}: no answer within {timeout or self.timeout} s") from None
@@ -59,7 +61,8 @@ class RpcClient:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout or self.timeout)
+                    async with within(timeout or self.timeout):
+                        item = await queue.get()
                 except asyncio.TimeoutError:
                     raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
                 if isinstance(item, Exception):
@@ -100,7 +103,8 @@ class RpcClient:
                 if length > self.max_frame:
                     why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
                     break
-                fields = decode_fields(await asyncio.wait_for(self._reader.readexactly(length), self.timeout))
+                async with within(self.timeout):
+                    fields = decode_fields(await self._reader.readexactly(length))
                 self._deliver(self._pending.get(rid), msg_type, fields)
         except (OSError, EOFError, asyncio.TimeoutError, WireFormatError) as e:
             why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")

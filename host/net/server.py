@@ -9,6 +9,7 @@ from host.net.codec import (F_RESPONSE, F_STREAM, T_CANCEL, T_END, T_ERROR, T_PI
                             decode_fields)
 from host.net.frames import (E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_INTERNAL, E_TOO_LARGE, E_UNKNOWN_TYPE,
                              E_VERSION, RpcError, encode_frame, read_header)
+from host.net.timeouts import within
 from host.spec.errors import AnoleError
 
 log = logging.getLogger(__name__)
@@ -108,15 +109,15 @@ class Connection:
             await self.error(rid, E_TOO_LARGE, f"payload of {length} bytes exceeds the limit of {self.max_frame}")
             await self.skip(length)
             return True
-        payload = await asyncio.wait_for(self.reader.readexactly(length), self.read_timeout)
+        async with within(self.read_timeout):
+            payload = await self.reader.readexactly(length)
         await self.dispatch(msg_type, flags, rid, payload)
         return True
 
     async def skip(self, length: int) -> None:
-        async def drain(length: int) -> None:
+        async with within(self.read_timeout):
             while length:
                 length -= len(await self.reader.readexactly(min(length, 1 << 20)))
-        await asyncio.wait_for(drain(length), self.read_timeout)
 
     async def dispatch(self, msg_type: int, flags: int, rid: int, payload: bytes) -> None:
         if msg_type == T_PING:

@@ -22,6 +22,7 @@ from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.net.client import RpcClient
 from host.net.frames import E_INTERNAL, RpcError, parse_address
+from host.net.timeouts import within
 from host.serve import wire
 from host.spec import reference
 from host.spec.errors import InputError
@@ -171,8 +172,8 @@ class Coordinator:
             deadline = time.perf_counter() + self.config.max_wait_s
             while n < self.config.max_batch:
                 try:
-                    item = self._queue.get_nowait() if not self._queue.empty() else \
-                        await asyncio.wait_for(self._queue.get(), max(0.0, deadline - time.perf_counter()))
+                    async with within(max(0.0, deadline - time.perf_counter())):
+                        item = self._queue.get_nowait() if not self._queue.empty() else await self._queue.get()
                 except asyncio.TimeoutError:
                     break
                 if n + len(item[0]) > self.config.max_batch:
