@@ -11,5 +11,10 @@ CLOCK_MHZ_u55c    := 300
 CLOCK_MHZ_pynq-z2 := 100
 CLOCK_MHZ_zcu104  := 200
 CLOCK_MHZ_kv260   := 200
+# Vivado board parts of the PYNQ boards (their board files must be installed: PYNQ-Z2 from TUL, the others
+# ship with Vivado or come from the Xilinx board store).
+BOARD_PART_pynq-z2 := tul.com.tw:pynq-z2:part0:1.0
+BOARD_PART_zcu104  := xilinx.com:zcu104:part0:1.1
+BOARD_PART_kv260   := xilinx.com:kv260_som:part0:1.4
 ALVEO_BOARDS := u250 u280 u55c
 PYNQ_BOARDS  := pynq-z2 zcu104 kv260

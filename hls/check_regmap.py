@@ -1,6 +1,9 @@
 """Compare the register map Vitis HLS generated (x<kernel>_hw.h) with host/spec/regmap.py.
 
-    python hls/check_regmap.py build/hls/<tag>/<board>/anole_scan_prj/.../xanole_scan_hw.h
+    python hls/check_regmap.py PATH...
+
+Each PATH is the header itself, a directory holding it (the csynth project, v++'s --temp_dir) or a kernel
+object (.xo, a zip); the first header found is checked. Every flow target of hls/Makefile runs this.
 
 Exit 0 when every register the driver uses sits where the driver expects it, 1 with the differences.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,11 +44,33 @@ def differences(text: str) -> list[str]:
     return out
 
 
+def find_header(paths: list[str]) -> tuple[str, str] | None:
+    """(where, text) of the first x<kernel>_hw.h in ``paths`` (files, directories, .xo archives)."""
+    name = f"x{regmap.KERNEL_NAME}_hw.h"
+    for path in map(Path, paths):
+        if path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                hit = next((n for n in z.namelist() if n.endswith("/" + name)), None)
+                if hit:
+                    return f"{path}:{hit}", z.read(hit).decode()
+        elif path.is_file():
+            return str(path), path.read_text()
+        elif path.is_dir():
+            hit = next(iter(sorted(path.rglob(name))), None)
+            if hit:
+                return str(hit), hit.read_text()
+    return None
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not Path(argv[0]).is_file():
-        print("usage: check_regmap.py PATH/xanole_scan_hw.h (csynth did not produce one?)", file=sys.stderr)
+    found = find_header(argv) if argv else None
+    if found is None:
+        print(f"check_regmap: no x{regmap.KERNEL_NAME}_hw.h in {' '.join(argv) or '(no path)'}; did the HLS "
+              f"step run?", file=sys.stderr)
         return 2
-    diff = differences(Path(argv[0]).read_text())
+    where, text = found
+    argv = [where]
+    diff = differences(text)
     for line in diff:
         print(f"check_regmap: {line}", file=sys.stderr)
     if diff:

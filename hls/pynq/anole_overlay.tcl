@@ -1,24 +1,32 @@
 # Vivado block design of the anole PYNQ overlay: Zynq PS + the anole_scan HLS IP (exported by
-# `make -C hls ip`), the kernel's AXI4-Lite slave on the PS's general-purpose master, its four AXI4
-# masters (m_axi_gmem0..3, host/spec/regmap.py M_AXI_BUNDLES) on the PS's high-performance ports.
+# `make -C hls ip` into IP_DIR = anole_scan_prj/solution/impl/ip), the kernel's AXI4-Lite slave on the PS's
+# general-purpose master, its four AXI4 masters (m_axi_gmem0..3, host/spec/regmap.py M_AXI_BUNDLES) on the
+# PS's high-performance ports. The project is created for the board part (BOARD_PART, hls/boards.mk), so
+# apply_board_preset configures the PS (DDR, MIO, clocks) as the board needs.
 # Writes OUT_DIR/anole.bit and OUT_DIR/anole.hwh (same basename: pynq.Overlay loads both).
 #
-#   vivado -mode batch -source anole_overlay.tcl -tclargs BOARD PART IP_DIR OUT_DIR CLOCK_MHZ
+#   vivado -mode batch -source anole_overlay.tcl -tclargs BOARD PART BOARD_PART IP_DIR OUT_DIR CLOCK_MHZ
 #   BOARD: pynq-z2 (Zynq-7000) | zcu104 | kv260 (Zynq UltraScale+); run by `make -C hls overlay BOARD=...`.
 
-if {$argc != 5} {
-    puts stderr "usage: vivado -mode batch -source anole_overlay.tcl -tclargs BOARD PART IP_DIR OUT_DIR CLOCK_MHZ"
+if {$argc != 6} {
+    puts stderr "usage: vivado -mode batch -source anole_overlay.tcl -tclargs BOARD PART BOARD_PART IP_DIR OUT_DIR CLOCK_MHZ"
     exit 2
 }
-lassign $argv board part ip_dir out_dir clock_mhz
+lassign $argv board part board_part ip_dir out_dir clock_mhz
 set bundles {gmem0 gmem1 gmem2 gmem3}
 set kernel_vlnv xilinx.com:hls:anole_scan:1.0
 if {![file isdirectory $ip_dir]} {
-    puts stderr "anole_overlay: no HLS IP in $ip_dir; run `make -C hls ip BOARD=$board` first"
+    puts stderr "anole_overlay: no HLS IP repository $ip_dir; run `make -C hls ip BOARD=$board` first"
     exit 2
 }
 
 create_project -force anole_overlay [file join $out_dir vivado] -part $part
+if {[lsearch -exact [get_board_parts -quiet $board_part] $board_part] < 0} {
+    puts stderr "anole_overlay: Vivado has no board files for $board_part; install them (PYNQ-Z2: TUL's board\
+        files into <Vivado>/data/boards/board_files; ZCU104/KV260: Vivado's board store) and rerun"
+    exit 2
+}
+set_property board_part $board_part [current_project]
 set_property ip_repo_paths [list $ip_dir] [current_project]
 update_ip_catalog
 create_bd_design anole

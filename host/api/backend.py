@@ -15,6 +15,7 @@ from host.api.errors import ApiError
 from host.api.metrics import ApiMetrics
 from host.api.text import ChatTemplate
 from host.net.frames import E_BAD_REQUEST, RpcError, parse_address
+from host.net.timeouts import within
 from host.ralm.datastore import load_datastore
 from host.ralm.flows import RalmConfig, RalmCoordinator, RalmError
 from host.serve import wire
@@ -225,10 +226,10 @@ class Backend:
         """The nodes' INFO / STATS now (None for a node that does not answer within 2 s)."""
         async def ask(client, msg_type=None, **extra):
             try:
-                async with asyncio.timeout(2.0):
+                async with within(2.0):
                     out = await (client.info() if msg_type is None else client.call(msg_type))
                 return {**out, **extra}
-            except (RpcError, OSError, TimeoutError, AttributeError):
+            except (RpcError, OSError, asyncio.TimeoutError, AttributeError):
                 return None
         llm = await ask(self.llm, address=self.config.llm_node) if self.llm is not None else None
         nodes = {kind: [(n.address, await ask(n.client, wire.T_STATS, shard=(n.info or {}).get("shard")))

@@ -115,12 +115,13 @@ async def run_choice(backend: Backend, job: Job, index: int, put) -> dict:
 async def respond(backend: Backend, job: Job, log_fields: dict):
     """The JSON response, or the SSE stream (errors before the first event still get their HTTP status)."""
     if not job.stream:
+        tasks = [asyncio.ensure_future(run_choice(backend, job, i, lambda _: None)) for i in range(job.n)]
         try:
-            async with asyncio.TaskGroup() as group:     # a failed choice cancels its siblings
-                tasks = [group.create_task(run_choice(backend, job, i, lambda _: None)) for i in range(job.n)]
-        except* ApiError as errors:
-            raise errors.exceptions[0] from None
-        results = [t.result() for t in tasks]
+            results = await asyncio.gather(*tasks)
+        except BaseException:                        # a failed choice cancels its siblings
+            for t in tasks:
+                t.cancel()
+            raise
         completion = sum(r["tokens"] for r in results)
         _account(backend, job, log_fields, completion)
         choices = [choice(r["index"], r["text"], r["finish_reason"], job.chat) for r in results]

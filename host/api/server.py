@@ -11,6 +11,7 @@ from host.api.app import create_app
 from host.api.backend import Backend
 from host.api.config import ApiConfig
 from host.net.server import serve_node
+from host.net.timeouts import within
 from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class ApiServer:
                                 timeout_graceful_shutdown=5, server_header=False)
         self._uv = uvicorn.Server(config)
         self._task = asyncio.create_task(self._uv.serve(sockets=[sock]))
-        async with asyncio.timeout(30):
+        async with within(30):
             while not self._uv.started:
                 if self._task.done():
                     await self._task

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
+import os
+import shutil
+from pathlib import Path
 
 from host.board.hls_build import build_csim
 from host.board.soft_device import SoftDevice
@@ -11,6 +15,18 @@ from host.spec.layout import KernelLayout
 from host.spec.scan_params import ScanParams
 
 log = logging.getLogger(__name__)
+_copies = itertools.count()
+
+
+def load_private(path: Path) -> ctypes.CDLL:
+    """Load a private copy of the C model: its static arrays (the kernel's table memory) are one compute
+    unit's state, so every unit needs its own, and units then run concurrently (ctypes drops the GIL)."""
+    copy = path.with_name(f"{path.stem}.{os.getpid()}.{next(_copies)}{path.suffix}")
+    shutil.copyfile(path, copy)
+    try:
+        return ctypes.CDLL(str(copy))
+    finally:
+        copy.unlink()
 
 _SHIM_ERRORS = {-1: "tables buffer too small", -2: "lists buffer too small", -3: "results buffer too small",
                 -4: "a list descriptor reaches past the codes/ids buffers"}
@@ -26,7 +42,7 @@ class HlsCsimDevice(SoftDevice):
         self.params = params
         self.layout = KernelLayout(params)
         path = build_csim(params) / "libanole_scan.so"
-        self._lib = ctypes.CDLL(str(path))
+        self._lib = load_private(path)
         u8p, u64 = ctypes.POINTER(ctypes.c_uint8), ctypes.c_uint64
         self._lib.anole_scan_bytes.argtypes = [u8p, u64, u8p, u64, u8p, u64, u8p, u64, u8p, u64,
                                                ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint)]

@@ -1,9 +1,19 @@
-"""The MMIO/buffer layer under `KernelDriver`: what a board (or a simulated board) must provide."""
+"""The device layer under `KernelDriver`: buffers, one kernel launch, and the register-level protocol.
+
+`Device` is what every compute unit provides (buffers in its memory banks, `launch`). `MmioDevice` is a
+device reached through the kernel's AXI4-Lite registers (PYNQ boards, the software and RTL boards): its
+`launch` runs the `ap_ctrl_hs` handshake and reads the `config` output register. An XRT compute unit is a
+plain `Device`: pyxrt binds no register access, so XRT starts the kernel and waits for it.
+"""
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 
 import numpy as np
+
+from host.spec import regmap
+from host.spec.errors import BoardError
 
 
 class Buffer(ABC):
@@ -33,22 +43,19 @@ class Buffer(ABC):
 
 
 class Device(ABC):
-    """One kernel instance on a board: 32-bit registers of its AXI4-Lite slave and buffer allocation."""
+    """One compute unit of the scan kernel: buffer allocation in its banks and kernel launches."""
 
     name = "device"
-
-    @abstractmethod
-    def write_reg(self, offset: int, value: int) -> None:
-        """Write a 32-bit register at byte ``offset`` of the kernel's control interface."""
-
-    @abstractmethod
-    def read_reg(self, offset: int) -> int:
-        """Read a 32-bit register."""
 
     @abstractmethod
     def alloc(self, shape, dtype, arg: str | None = None) -> Buffer:
         """A zeroed device buffer of ``shape`` and ``dtype``; ``arg`` names the kernel argument it feeds
         (for memory-bank placement on Alveo cards)."""
+
+    @abstractmethod
+    def launch(self, buffers: dict[str, Buffer], nq: int, nprobe: int, timeout_s: float) -> int | None:
+        """Run the kernel once on ``buffers`` (every name of regmap.POINTER_ARGS) and wait for it; returns
+        the `config` output word where the device can read it, else None."""
 
     def close(self) -> None:
         """Release the board."""
@@ -58,3 +65,39 @@ class Device(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class MmioDevice(Device):
+    """A compute unit driven through the 32-bit registers of its AXI4-Lite slave (host/spec/regmap.py)."""
+
+    @abstractmethod
+    def write_reg(self, offset: int, value: int) -> None:
+        """Write a 32-bit register at byte ``offset`` of the kernel's control interface."""
+
+    @abstractmethod
+    def read_reg(self, offset: int) -> int:
+        """Read a 32-bit register."""
+
+    def launch(self, buffers: dict[str, Buffer], nq: int, nprobe: int, timeout_s: float) -> int:
+        if not self.read_reg(regmap.CTRL) & regmap.AP_IDLE:
+            raise BoardError(f"{self.name}: the kernel is not idle (a previous launch hung?); reload the bitstream")
+        for name, buf in buffers.items():
+            addr = buf.physical_address
+            self.write_reg(regmap.ARG_OFFSETS[name], addr & 0xFFFF_FFFF)
+            self.write_reg(regmap.ARG_OFFSETS[name] + 4, addr >> 32)
+        self.write_reg(regmap.ARG_OFFSETS["nq"], nq)
+        self.write_reg(regmap.ARG_OFFSETS["nprobe"], nprobe)
+        self.write_reg(regmap.CTRL, regmap.AP_START)
+        self.wait_done(timeout_s, f"{nq} queries x {nprobe} probes")
+        return self.read_reg(regmap.ARG_OFFSETS["config"])
+
+    def wait_done(self, timeout_s: float, what: str) -> None:
+        """Poll CTRL until ap_done (clear on read), backing off after 64 polls."""
+        deadline = time.monotonic() + timeout_s
+        polls = 0
+        while not self.read_reg(regmap.CTRL) & regmap.AP_DONE:
+            polls += 1
+            if time.monotonic() > deadline:
+                raise BoardError(f"{self.name}: the kernel did not finish within {timeout_s} s ({what})")
+            if polls > 64:
+                time.sleep(1e-4)

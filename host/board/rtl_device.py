@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from host.board.device import Buffer, Device
+from host.board.device import Buffer, MmioDevice
 from host.board.soft_device import BASE_ADDRESS, PAGE
 from host.spec.errors import BoardError
 from host.spec.scan_params import ScanParams
@@ -44,7 +44,7 @@ class RtlBuffer(Buffer):
         self.array.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
 
 
-class RtlDevice(Device):
+class RtlDevice(MmioDevice):
     """`Device` whose registers and memory are the simulated RTL kernel (data_bits: AXI4 master width)."""
 
     name = "rtl"

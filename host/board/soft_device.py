@@ -6,11 +6,12 @@ reads stale data here exactly as on a board.
 """
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 
 import numpy as np
 
-from host.board.device import Buffer, Device
+from host.board.device import Buffer, MmioDevice
 from host.spec import regmap
 from host.spec.errors import BoardError
 
@@ -49,26 +50,31 @@ class SimMemory:
     def __init__(self):
         self._next = BASE_ADDRESS
         self._blocks: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()            # compute units allocate and read concurrently
 
     def allocate(self, shape, dtype) -> SimBuffer:
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        addr = self._next
-        self._blocks[addr] = np.zeros(max(nbytes, 1), np.uint8)
-        self._next += -(-max(nbytes, 1) // PAGE) * PAGE
+        with self._lock:
+            addr = self._next
+            self._blocks[addr] = np.zeros(max(nbytes, 1), np.uint8)
+            self._next += -(-max(nbytes, 1) // PAGE) * PAGE
         return SimBuffer(self, shape, dtype, addr)
 
     def release(self, addr: int) -> None:
-        del self._blocks[addr]
+        with self._lock:
+            del self._blocks[addr]
 
     def device_bytes(self, addr: int) -> np.ndarray:
         """uint8 view of device memory from bus address ``addr`` to the end of its allocation."""
-        for base, block in self._blocks.items():
+        with self._lock:
+            blocks = list(self._blocks.items())
+        for base, block in blocks:
             if base <= addr < base + block.size:
                 return block[addr - base:]
         raise BoardError(f"bus address {addr:#x} is outside every allocated buffer")
 
 
-class SoftDevice(Device):
+class SoftDevice(MmioDevice):
     """Register file and control state machine of an `ap_ctrl_hs` kernel around `execute`.
 
     ``busy_reads``: how many reads of CTRL report the kernel still running after ap_start, so that the

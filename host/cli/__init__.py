@@ -2,14 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from host.cli import api, board, cluster, demo, hw, index, llm, rago, ralm, sched, search, serve, sim
 from host.spec.errors import AnoleError
 
 # Each module defines register(subparsers); its parsers set_defaults(func=handler(args) -> int).
-COMMAND_MODULES = [index, search, demo, serve, cluster, board, rago, ralm, llm, api, sched, hw, sim]
+COMMANDS = ["index", "search", "demo", "serve", "cluster", "board", "rago", "ralm", "llm", "api", "sched", "hw", "sim"]
+FIRST_PARTY = ("host", "hw", "sim", "llm_node", "hls", "scripts")
+
+
+def command_modules() -> tuple[list, dict[str, str]]:
+    """The command modules that import here, and {command: missing package} for the others: a board image
+    (`pip install anole[board]`: numpy and pynq/pyxrt only) has `serve` and `board` but not the simulators."""
+    modules, missing = [], {}
+    for name in COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"host.cli.{name}"))
+        except ModuleNotFoundError as e:
+            if not e.name or e.name.split(".")[0] in FIRST_PARTY:
+                raise
+            missing[name] = e.name
+    return modules, missing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,9 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
-    for module in COMMAND_MODULES:
+    modules, missing = command_modules()
+    for module in modules:
         module.register(sub, groups)
+    for name, package in missing.items():
+        if name not in groups:
+            p = sub.add_parser(name, help=f"(needs {package}: pip install anole[host])", add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(func=_missing(name, package))
     return parser
+
+
+def _missing(name: str, package: str):
+    def run(args) -> int:
+        raise AnoleError(f"`anole {name}` needs {package}, which this install lacks: pip install anole[host]")
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

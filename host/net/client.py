@@ -10,6 +10,7 @@ from host.net.auth import authenticate, resolve
 from host.net.codec import T_CANCEL, T_END, T_ERROR, T_GOAWAY, T_PING, WireFormatError, decode_fields
 from host.net.frames import (E_DEADLINE, E_INTERNAL, E_TIMEOUT, E_TOO_LARGE, E_UNAVAILABLE, RemoteError, RpcError,
                              encode_frame, read_header)
+from host.net.timeouts import within
 
 
 class RpcClient:
@@ -33,9 +34,9 @@ class RpcClient:
         """Connect; with a ``secret`` (or $ANOLE_SECRET) run the challenge-response of ``host.net.auth``."""
         address, secret = f"{host}:{port}", resolve(secret)
         try:
-            async with asyncio.timeout(connect_timeout):
+            async with within(connect_timeout):
                 reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        except (OSError, TimeoutError) as e:
+        except (OSError, asyncio.TimeoutError) as e:
             raise RpcError(E_UNAVAILABLE, f"cannot connect to {address}: {e or 'timed out'}") from None
         client = cls(reader, writer, address, timeout, max_frame)
         if secret is not None:
@@ -70,9 +71,9 @@ class RpcClient:
         fut = asyncio.get_running_loop().create_future()
         rid = await self._send(msg_type, fields, fut)
         try:
-            async with asyncio.timeout(wait):
+            async with within(wait):
                 return await fut
-        except TimeoutError:
+        except asyncio.TimeoutError:
             self._cancel(rid)
             if deadline is not None and by_deadline:
                 raise RpcError(E_DEADLINE, f"{self.address}: no answer before the deadline") from None
@@ -98,9 +99,9 @@ class RpcClient:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(timeout or self.timeout):
+                    async with within(timeout or self.timeout):
                         item = await queue.get()
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     raise RpcError(E_TIMEOUT, f"{self.address}: stream stalled for {timeout or self.timeout} s") from None
                 if isinstance(item, Exception):
                     done = True
@@ -140,13 +141,13 @@ class RpcClient:
                 if length > self.max_frame:
                     why = RpcError(E_TOO_LARGE, f"{self.address} sent a frame of {length} bytes")
                     break
-                async with asyncio.timeout(self.timeout):
+                async with within(self.timeout):
                     fields = decode_fields(await self._reader.readexactly(length))
                 if msg_type == T_GOAWAY:
                     self._goaway()
                     continue
                 self._deliver(self._pending.get(rid), msg_type, fields)
-        except (OSError, EOFError, TimeoutError, WireFormatError) as e:
+        except (OSError, EOFError, asyncio.TimeoutError, WireFormatError) as e:
             why = RpcError(E_UNAVAILABLE, f"connection to {self.address} lost: {type(e).__name__} {e}")
         finally:
             self._fail_all(why)

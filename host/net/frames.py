@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from host.net.codec import HEADER_SIZE, encode_fields, pack_header, unpack_header
+from host.net.timeouts import within
 from host.spec.errors import AnoleError
 
 E_BAD_FRAME, E_VERSION, E_TOO_LARGE, E_BAD_PAYLOAD, E_UNKNOWN_TYPE = 1, 2, 3, 4, 5
@@ -40,10 +41,10 @@ async def read_header(reader: asyncio.StreamReader, idle: float | None, timeout:
     """-> (version, msg_type, flags, request_id, length), or None at a clean EOF.
 
     Waits ``idle`` for the first byte, then ``timeout`` for the rest of the header."""
-    async with asyncio.timeout(idle):
+    async with within(idle):
         first = await reader.read(1)
     if not first:
         return None
-    async with asyncio.timeout(timeout):
+    async with within(timeout):
         raw = first + await reader.readexactly(HEADER_SIZE - 1)
     return unpack_header(raw)

@@ -20,6 +20,7 @@ from host.net import deadline as dl
 from host.net.client import RpcClient
 from host.net.frames import (E_AUTH, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_INTERNAL, E_TOO_LARGE,
                              E_UNAVAILABLE, E_UNKNOWN_TYPE, RemoteError, RpcError)
+from host.net.timeouts import within
 from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -157,14 +158,14 @@ class Prober:
     async def probe(self, r: Replica) -> None:
         try:
             if r.client is None or r.client.closed or (r.client.draining and not r.up):
-                async with asyncio.timeout(self.timeout):
+                async with within(self.timeout):
                     await self.open(r)
             elif r.client.draining:
                 r.eject("it is draining (shutting down)")
                 return
             await r.client.ping(self.timeout)
             r.admit()
-        except (RpcError, InputError, TimeoutError) as e:
+        except (RpcError, InputError, asyncio.TimeoutError) as e:
             reason = f"health probe: {e or f'no answer within {self.timeout} s'}"
             if (isinstance(e, InputError) or getattr(e, "code", None) == E_AUTH) and reason != r.reason:
                 log.warning("refusing %s: %s", r.name, e)          # a wrong index, shard or secret: once

@@ -13,6 +13,7 @@ from host.net.codec import (F_RESPONSE, F_STREAM, T_AUTH, T_CANCEL, T_END, T_ERR
 from host.net.frames import (E_AUTH, E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_INTERNAL,
                              E_TOO_LARGE, E_UNAVAILABLE, E_UNKNOWN_TYPE, E_VERSION, RpcError, encode_frame,
                              read_header)
+from host.net.timeouts import within, within_at
 from host.net.lifecycle import serve_node  # noqa: F401 - its former home; callers may import it from here
 from host.spec.errors import AnoleError
 
@@ -113,7 +114,7 @@ class Connection:
         try:
             while await self.handle_next_frame():
                 pass
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, asyncio.CancelledError) as e:
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, asyncio.CancelledError) as e:
             log.debug("connection closed: %r", e)  # CancelledError: server shutting down
         finally:
             for t in self.tasks.values():
@@ -138,13 +139,13 @@ class Connection:
             await self.error(rid, E_TOO_LARGE, f"payload of {length} bytes exceeds the limit of {self.max_frame}")
             await self.skip(length)
             return True
-        async with asyncio.timeout(self.read_timeout):
+        async with within(self.read_timeout):
             payload = await self.reader.readexactly(length)
         await self.dispatch(msg_type, flags, rid, payload)
         return True
 
     async def skip(self, length: int) -> None:
-        async with asyncio.timeout(self.read_timeout):
+        async with within(self.read_timeout):
             while length:
                 length -= len(await self.reader.readexactly(min(length, 1 << 20)))
 
@@ -207,9 +208,9 @@ class Connection:
             return await self.error(rid, E_BAD_PAYLOAD, str(e))
         try:
             deadline.set_current(due := deadline.take(fields))
-            async with asyncio.timeout_at(due):
+            async with within_at(due):
                 await self.answer(msg_type, rid, handler, stream, fields)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             await self.error(rid, E_DEADLINE, "the request's deadline passed; its work was dropped")
         except RpcError as e:
             await self.error(rid, e.code, e.message)

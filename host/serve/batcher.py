@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from host.net.frames import E_BUSY, E_DEADLINE, RpcError
+from host.net.timeouts import within_at
 
 
 @dataclasses.dataclass(eq=False)
@@ -64,9 +65,9 @@ class FairBatcher:
             self.queued += len(queries)
             self._cond.notify_all()
         try:
-            async with asyncio.timeout_at(deadline):
+            async with within_at(deadline):
                 await job.done
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise RpcError(E_DEADLINE, f"deadline passed with {job.answered} of {len(queries)} queries answered") \
                 from None
         finally:

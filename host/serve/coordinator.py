@@ -23,6 +23,7 @@ from host.index.index_dir import IndexDir
 from host.net import deadline as dl
 from host.net.client import RpcClient
 from host.net.frames import E_INTERNAL, E_TIMEOUT, RpcError, parse_address
+from host.net.timeouts import within
 from host.serve import wire
 from host.serve.batcher import FairBatcher, batch_deadline
 from host.net.replicas import Prober, ReplicaSet
@@ -86,9 +87,9 @@ class Coordinator:
         """Connect to every replica and check that together they serve exactly this index's shards."""
         async def bounded(r: MemoryReplica) -> dict:    # a hung node accepts the connection, then says nothing
             try:
-                async with asyncio.timeout(self.config.connect_timeout_s):
+                async with within(self.config.connect_timeout_s):
                     return await self._open(r)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 raise RpcError(E_TIMEOUT, f"no INFO answer within {self.config.connect_timeout_s} s") from None
 
         results = await asyncio.gather(*(bounded(r) for r in self.nodes), return_exceptions=True)

@@ -59,3 +59,21 @@ def _check_offsets() -> None:
 
 
 _check_offsets()
+
+HLS_VLNV = f"xilinx.com:hls:{KERNEL_NAME}:1.0"
+"""VLNV of the HLS kernel as `export_design -format ip_catalog` packages it (PYNQ overlays bind by it)."""
+RTL_VLNV = f"anole:kernel:{KERNEL_NAME}:1.0"
+"""VLNV of the RTL kernel as hw/flow/vitis/package_xo.tcl packages it; kernel.xml names the same."""
+
+
+def hwh_register_names() -> dict[str, int]:
+    """{register name: offset} as Vivado's hardware handoff (.hwh) names the slave's registers (what
+    pynq's `register_map` exposes): CTRL, GIER, IP_IER, IP_ISR, <pointer>_1/_2, <scalar>, config_ctrl."""
+    names = {"CTRL": CTRL, "GIER": GIE, "IP_IER": IER, "IP_ISR": ISR}
+    for name in POINTER_ARGS:
+        names[f"{name}_1"] = ARG_OFFSETS[name]
+        names[f"{name}_2"] = ARG_OFFSETS[name] + 4
+    for name in SCALAR_ARGS + OUTPUT_ARGS:
+        names[name] = ARG_OFFSETS[name]
+    names["config_ctrl"] = CONFIG_CTRL
+    return names

@@ -25,7 +25,10 @@ def describe(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS) -> dict:
 
 
 def kernel_xml(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS) -> str:
-    """The `kernel.xml` of the Vitis RTL kernel (`package_xo -kernel_xml`): ports and arguments."""
+    """The `kernel.xml` of the Vitis RTL kernel (`package_xo -kernel_xml`): ports and arguments.
+
+    addressQualifier is XRT's argument kind: 1 for the AXI4 master pointers, 0 for every scalar (a stream
+    would be 4). The VLNV is the one package_xo.tcl gives the packaged IP (host/spec/regmap.py RTL_VLNV)."""
     ports = [f'      <port name="{CONTROL}" mode="slave" range="0x{regmap.ADDR_SPACE:X}" dataWidth="32" '
              f'portType="addressable" base="0x0"/>']
     ports += [f'      <port name="m_axi_{b}" mode="master" range="0xFFFFFFFFFFFFFFFF" dataWidth="{data_bits}" '
@@ -36,15 +39,13 @@ def kernel_xml(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS) -> str:
         if name in regmap.POINTER_ARGS:
             port, size, kind, typ = f"m_axi_{regmap.M_AXI_BUNDLES[name]}", 8, 1, "void*"
         else:
-            port, size, kind, typ = CONTROL, 4, 0, "uint"
-            if name in regmap.OUTPUT_ARGS:
-                kind = 4
+            port, size, kind, typ = CONTROL, 4, 0, "uint"        # scalars (inputs and `config`) are 0
         args.append(f'      <arg name={quoteattr(name)} addressQualifier="{kind}" id="{index}" port="{port}" '
                     f'size="0x{size:X}" offset="0x{off:X}" hostOffset="0x0" hostSize="0x{size:X}" type="{typ}"/>')
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<root versionMajor="1" versionMinor="6">',
-        f'  <kernel name="{regmap.KERNEL_NAME}" language="ip_c" vlnv="anole:kernel:{regmap.KERNEL_NAME}:1.0" '
+        f'  <kernel name="{regmap.KERNEL_NAME}" language="ip_c" vlnv="{regmap.RTL_VLNV}" '
         'attributes="" preferredWorkGroupSizeMultiple="0" workGroupSize="1" interrupt="true" hwControlProtocol="ap_ctrl_hs">',
         "    <ports>", *ports, "    </ports>",
         "    <args>", *args, "    </args>",

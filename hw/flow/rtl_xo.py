@@ -2,7 +2,7 @@
 
 Everything up to Vivado runs here: the Verilog, `kernel.xml` and `regs.tcl` (the register map for the IP
 packager, from host/spec/regmap.py) are written first; then `vivado -mode batch` runs
-hw/vitis/package_xo.tcl (ipx::package_project + package_xo). Without Vivado on PATH the step stops with
+hw/flow/vitis/package_xo.tcl (ipx::package_project + package_xo). Without Vivado on PATH the step stops with
 `ToolMissing` saying what to install, and the generated inputs stay in place.
 """
 from __future__ import annotations
@@ -18,6 +18,8 @@ from hw.axi_kernel import bundles
 from hw.flow.axi_verilog import DEFAULT_DATA_BITS, TOP, emit_axi
 
 TCL = Path(__file__).resolve().parent / "vitis" / "package_xo.tcl"
+DEFAULT_CLOCK_HZ = 300_000_000
+"""ap_clk of the Alveo platforms' default kernel clock (FREQ_HZ on the packaged ap_clk interface)."""
 VIVADO_MSG = ("Install AMD Vivado/Vitis 2023.2 or newer (the RTL kernel flow needs `vivado` for "
               "ipx::package_project and package_xo) and run 'source <Vitis>/settings64.sh'.")
 
@@ -26,8 +28,9 @@ class ToolMissing(AnoleError):
     """A vendor tool the step needs is not on PATH."""
 
 
-def regs_tcl() -> str:
-    """Tcl variables for package_xo.tcl: kernel/top names, bundles, and {name offset bytes bundle} per register."""
+def regs_tcl(clock_hz: int = DEFAULT_CLOCK_HZ) -> str:
+    """Tcl variables for package_xo.tcl: kernel/top names, IP VLNV, ap_clk frequency, bundles, and
+    {name offset bytes bundle} per register."""
     regs = [f"{{CTRL 0x{regmap.CTRL:02X} 4 {{}}}}", f"{{GIER 0x{regmap.GIE:02X} 4 {{}}}}",
             f"{{IP_IER 0x{regmap.IER:02X} 4 {{}}}}", f"{{IP_ISR 0x{regmap.ISR:02X} 4 {{}}}}"]
     for name, off in regmap.ARG_OFFSETS.items():
@@ -35,7 +38,9 @@ def regs_tcl() -> str:
             regs.append(f"{{{name} 0x{off:02X} 8 {regmap.M_AXI_BUNDLES[name]}}}")
         else:
             regs.append(f"{{{name} 0x{off:02X} 4 {{}}}}")
+    vendor, library, name, version = regmap.RTL_VLNV.split(":")
     return "\n".join([f"set ANOLE_KERNEL {regmap.KERNEL_NAME}", f"set ANOLE_TOP {TOP}",
+                      f"set ANOLE_VLNV {{{vendor} {library} {name} {version}}}", f"set ANOLE_FREQ_HZ {clock_hz}",
                       f"set ANOLE_ADDR_SPACE 0x{regmap.ADDR_SPACE:X}", f"set ANOLE_BUNDLES {{{' '.join(bundles())}}}",
                       "set ANOLE_REGS {", *(f"    {r}" for r in regs), "}", ""])
 

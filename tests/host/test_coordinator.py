@@ -245,9 +245,9 @@ def test_real_processes(indexes, queries, tmp_path):
         common = ["search", "--index", str(index.path), "--queries", str(tmp_path / "q.fvecs"), "--nprobe", "8"]
         assert cli_main([*common, "--memory-nodes", ",".join(addrs), "--out", str(tmp_path / "r.npz")]) == 0
         assert cli_main([*common, "--backend", "reference", "--out", str(tmp_path / "l.npz")]) == 0
-        remote, local = np.load(tmp_path / "r.npz"), np.load(tmp_path / "l.npz")
-        np.testing.assert_array_equal(remote["ids"], local["ids"])
-        np.testing.assert_array_equal(remote["distances"], local["distances"])
+        with np.load(tmp_path / "r.npz") as remote, np.load(tmp_path / "l.npz") as local:
+            np.testing.assert_array_equal(remote["ids"], local["ids"])
+            np.testing.assert_array_equal(remote["distances"], local["distances"])
         procs.append(_spawn("coordinator", "--index", str(index.path), "--memory-nodes", ",".join(addrs)))
         host, port = procs[-1][1].split(":")
         with SyncClient(host, int(port)) as c:
@@ -273,3 +273,4 @@ def test_real_processes(indexes, queries, tmp_path):
         for p, _ in procs:
             p.kill()
             p.wait()
+            p.stdout.close()

@@ -17,6 +17,9 @@ def test_board_selftest(small_index, capsys):
     args = ["board", "selftest", "--index", str(small_index.path), "--shard", "1", "--queries", "16"]
     assert main([*args, "--device", "csim", "--params", "k=20", "lanes=2"]) == 0
     assert "bit-exact with the reference" in capsys.readouterr().out
+    assert main([*args, "--device", "csim", "--cus", "3", "--params", "k=20", "lanes=2"]) == 0
+    out = capsys.readouterr().out
+    assert "on 3 compute unit(s)" in out and "bit-exact with the reference" in out
     assert main([*args, "--backend", "xrt"]) == 2
     err = capsys.readouterr().err
     assert "anole: error:" in err and "pyxrt" in err and "device='csim'" in err

@@ -84,8 +84,8 @@ def test_bad_descriptor_is_refused(small_index):
     dev = HlsCsimDevice(p, busy_reads=0)
     drv = KernelDriver(dev, p, shard)
     drv.scan(np.zeros((1, 1, p.m, 256), np.uint16), np.zeros((1, 1), np.int64))     # allocates buffers
-    drv._bufs["lists"].array[0] = np.uint64(1 << 31)                               # beat far outside
-    drv._bufs["lists"].sync_to_device()
+    drv.units[0]._bufs["lists"].array[0] = np.uint64(1 << 31)                               # beat far outside
+    drv.units[0]._bufs["lists"].sync_to_device()
     dev.write_reg(regmap.ARG_OFFSETS["nq"], 1)
     with pytest.raises(BoardError, match="descriptor"):
         dev.write_reg(regmap.CTRL, regmap.AP_START)
