@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from host.net.timeouts import _timeout, within
+from host.net.timeouts import _timeout, within, within_at
 
 
 def outcomes(limit) -> list[str]:
@@ -45,3 +45,15 @@ def test_same_outcomes_as_asyncio_timeout():
     assert want == ["timeout", "done", "unlimited", "timeout", "7", "timeout", "cancelled"]
     assert outcomes(_timeout) == want
     assert within is asyncio.timeout                      # Python 3.11+: the real one is used
+
+
+def test_within_at_is_within_from_now(monkeypatch):
+    """The 3.10 path of within_at (an absolute event-loop time) gives the same outcomes as asyncio.timeout_at."""
+    def relative(at_fn):
+        def limit(delay):
+            return at_fn(None if delay is None else asyncio.get_running_loop().time() + delay)
+        return limit
+    want = outcomes(relative(asyncio.timeout_at))
+    assert outcomes(relative(within_at)) == want
+    monkeypatch.delattr(asyncio, "timeout_at")
+    assert outcomes(relative(within_at)) == want
