@@ -4,8 +4,8 @@ A ServerActor runs the same function as `anole serve` (``run_memory_node``, ``ru
 ``run_llm_node``) in a thread of the actor's process and reports where it listens; clients then talk to
 that address over TCP, never through Ray. If the server stops after it was ready the actor process exits,
 so Ray restarts it (``max_restarts``) on a host that has its resources. A restarted server takes its
-previous port again when it lands on the same host; when a memory node moves, the registry restarts the
-coordinators, which read the new addresses when they start.
+previous port again when it lands on the same host; when a memory node or an LLM node moves, the registry
+restarts the servers that use it (coordinators, the API), which read the new addresses when they start.
 """
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ import logging
 import os
 import threading
 import traceback
+from pathlib import Path
 
 from host.cluster.ray_env import REGISTRY
-from host.cluster.topology import CoordinatorSpec, LLMNodeSpec, MemoryNodeSpec, Topology
+from host.cluster.topology import ApiSpec, CoordinatorSpec, LLMNodeSpec, MemoryNodeSpec, Topology
 from host.index.index_dir import load_index
 from host.serve.coordinator import CoordinatorConfig
 from host.serve.coordinator_server import run_coordinator
 from host.serve.memory_node import MemoryNodeConfig, run_memory_node
 
 log = logging.getLogger(__name__)
+
+USERS = {"memory-node": ("coordinator", "api"), "llm-node": ("api",)}
+"""role -> the roles of the servers that connect to it (restarted when it moves)."""
 
 
 class Registry:
@@ -43,14 +47,15 @@ class Registry:
         old = self.servers.get(name)
         starts = (old or {}).get("starts", 0) + 1
         self.servers[name] = dict(record, role=role, starts=starts)
-        if role == "memory-node" and old and old["address"] != record["address"]:
-            for c in self.topology.coordinators:   # they read the memory nodes' addresses when they start
-                if c.name in self.servers:
-                    ray.kill(ray.get_actor(c.name, namespace=self.topology.namespace), no_restart=False)
+        if old and old["address"] != record["address"]:
+            for user, user_role, _ in self.topology.servers():   # they read the addresses when they start
+                if user_role in USERS.get(role, ()) and user in self.servers:
+                    ray.kill(ray.get_actor(user, namespace=self.topology.namespace), no_restart=False)
 
     def shard_addresses(self) -> list[str]:
-        """One address per shard, replica 0 (the coordinator takes one node per shard today)."""
-        return [self.servers[s.name(0)]["address"] for s in self.topology.shards]
+        """Every registered replica of each shard, as the coordinator takes them: ``["0=h:p|h:p", "1=h:p"]``."""
+        return [f"{s.shard}=" + "|".join(self.servers[s.name(r)]["address"] for r in range(s.replicas)
+                                          if s.name(r) in self.servers) for s in self.topology.shards]
 
     def records(self) -> dict[str, dict]:
         return dict(self.servers)
@@ -128,11 +133,34 @@ class ServerActor:
             cfg = CoordinatorConfig(max_batch=spec.max_batch, max_wait_s=spec.max_wait_ms / 1e3,
                                     timeout_s=spec.timeout)
             return lambda: run_coordinator(topo.index, addresses, bind, port, cfg, on_ready=self._on_ready)
+        if isinstance(spec, ApiSpec):
+            return self._api_target(spec, port)
         assert isinstance(spec, LLMNodeSpec), spec
         engine = llm_engine(spec)
         from llm_node.server import run_llm_node  # lazy: torch, only on LLM hosts
 
         return lambda: run_llm_node(engine, bind, port, on_ready=self._on_ready)
+
+    def _api_target(self, spec: ApiSpec, port: int):
+        """`anole serve api` over the topology's LLM node and, for its datastore, every memory-node replica."""
+        import ray  # lazy: only ever runs inside a Ray actor
+
+        from host.api.config import ApiConfig  # lazy: torch, only on the API's host
+        from host.api.server import run_api  # lazy: torch, only on the API's host
+        from host.ralm.flows import RalmConfig  # lazy: torch, only on the API's host
+
+        llm = ray.get(self.registry.previous.remote(spec.llm_node))["address"]
+        nodes = ray.get(self.registry.shard_addresses.remote()) if spec.datastore else []
+        cfg = ApiConfig(model=Path(spec.model), llm_node=llm, served_model_name=spec.served_model_name,
+                        knn=spec.knn and Path(spec.knn), knn_nodes=nodes if spec.knn else [],
+                        chunks=spec.chunks and Path(spec.chunks), chunk_nodes=nodes if spec.chunks else [],
+                        retrieval=spec.retrieval, ralm=RalmConfig(**spec.ralm_options()), max_n=spec.max_n,
+                        max_body_mb=spec.max_body_mb)
+        embedder = None
+        if spec.chunks:
+            from host.ralm.corpus import Embedder  # lazy: torch (MiniLM)
+            embedder = Embedder()
+        return lambda: run_api(cfg, self.topology.bind, port, embedder, on_ready=self._on_ready)
 
 
 def llm_engine(spec: LLMNodeSpec):

@@ -6,15 +6,15 @@ import time
 
 from host.cluster.actors import Registry, ServerActor
 from host.cluster.ray_env import REGISTRY, connect, wait_for_resources
-from host.cluster.topology import Topology
+from host.cluster.topology import ROLES, Topology
 from host.ralm.cluster import ClusterError
 
 log = logging.getLogger(__name__)
 
 
 def up(topology: Topology, address: str | None = "auto") -> list[dict]:
-    """Start every server of ``topology``: memory nodes, then LLM nodes, then coordinators (which read the
-    memory nodes' addresses from the registry). On any failure what was started is taken down again."""
+    """Start every server of ``topology``: memory nodes, LLM nodes, coordinators, the API (each reads the
+    addresses of those it uses from the registry). On any failure what was started is taken down again."""
     ray = connect(address)
     ns = topology.namespace
     if _handle(ray, REGISTRY, ns) is not None:
@@ -23,7 +23,7 @@ def up(topology: Topology, address: str | None = "auto") -> list[dict]:
                        topology.wait_s)
     ray.remote(Registry).options(name=REGISTRY, namespace=ns, lifetime="detached", num_cpus=0).remote(topology)
     try:
-        for role in ("memory-node", "llm-node", "coordinator"):
+        for role in ROLES:
             _start(ray, topology, [s for s in topology.servers() if s[1] == role])
             if role == "memory-node":
                 _check_shards(ray, topology)

@@ -14,8 +14,10 @@
       - {name: llm0, model: build/llm/demo, device: cuda, num_gpus: 1, scheduler: fcfs}
     coordinators:
       - {name: coordinator, port: 7000, max_batch: 256}
+    api: {port: 8000, llm_node: llm0}   # the HTTP front door (`anole serve api`), optional; with `knn: DIR`
+                                        # or `chunks: DIR` (a datastore whose DIR/index is `index`) it retrieves
 
-Replicas of a shard all start; the coordinator takes one node per shard today (replica 0).
+Every replica of every shard starts; the coordinators and the API get them all (``0=h:p|h:p,1=...``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ import yaml
 
 from host.cluster.ray_env import REGISTRY
 from host.spec.errors import InputError
+
+ROLES = ("memory-node", "llm-node", "coordinator", "api")
+"""The order in which `up` starts the servers: each finds the addresses of those it needs in the registry."""
 
 
 @dataclass(slots=True)
@@ -102,8 +107,48 @@ class CoordinatorSpec:
 
 
 @dataclass(slots=True)
+class ApiSpec:
+    """The HTTP front door: `anole serve api` options. Its LLM node (``llm_node``: a name of the topology's,
+    default the first) and its memory nodes (those of the topology's shards, serving the datastore ``knn`` or
+    ``chunks`` whose ``index`` the topology deploys) are discovered; ``model`` defaults to the LLM node's."""
+
+    name: str = "api"
+    port: int = 0
+    llm_node: str | None = None
+    model: str | None = None
+    served_model_name: str | None = None
+    knn: str | None = None
+    chunks: str | None = None
+    retrieval: str | None = None
+    nprobe: int | None = None
+    k: int | None = None
+    lam: float | None = None
+    knn_temperature: float | None = None
+    interval: int | None = None
+    max_n: int = 8
+    max_body_mb: float = 16.0
+    placement: Placement = field(default_factory=Placement)
+
+    def __post_init__(self):
+        if self.knn and self.chunks:
+            raise InputError("the API can retrieve from the topology's one index: give `knn` or `chunks`, not both")
+        if not 0 <= self.port < 65536:
+            raise InputError(f"api: bad port {self.port}")
+
+    @property
+    def datastore(self) -> str | None:
+        return self.knn or self.chunks
+
+    def ralm_options(self) -> dict:
+        """The RalmConfig fields given (the others keep RalmConfig's defaults)."""
+        given = {"nprobe": self.nprobe, "k": self.k, "lam": self.lam, "knn_temperature": self.knn_temperature,
+                 "interval": self.interval}
+        return {k: v for k, v in given.items() if v is not None}
+
+
+@dataclass(slots=True)
 class Topology:
-    """A whole deployment: index, memory nodes per shard, LLM nodes, coordinators."""
+    """A whole deployment: index, memory nodes per shard, LLM nodes, coordinators, the API."""
 
     index: str
     namespace: str = "anole"
@@ -113,6 +158,7 @@ class Topology:
     shards: list[MemoryNodeSpec] = field(default_factory=list)
     llm_nodes: list[LLMNodeSpec] = field(default_factory=list)
     coordinators: list[CoordinatorSpec] = field(default_factory=list)
+    api: ApiSpec | None = None
 
     def __post_init__(self):
         if not self.shards:
@@ -126,12 +172,28 @@ class Topology:
             raise InputError(f"server names must be distinct (and not {REGISTRY!r}): {names[:-1]}")
         if self.wait_s <= 0 or self.max_restarts < 0:
             raise InputError(f"wait_s must be > 0 and max_restarts >= 0, not {self.wait_s}, {self.max_restarts}")
+        if self.api is not None:
+            self._check_api(self.api)
+
+    def _check_api(self, api: ApiSpec) -> None:
+        """The API's LLM node is one of the topology's; its datastore's index is the one the memory nodes serve."""
+        llms = {x.name: x for x in self.llm_nodes}
+        if not llms:
+            raise InputError("the API needs an LLM node: list one under `llm_nodes`")
+        api.llm_node = api.llm_node or self.llm_nodes[0].name
+        if api.llm_node not in llms:
+            raise InputError(f"the API's llm_node {api.llm_node!r} is not among the LLM nodes {sorted(llms)}")
+        api.model = api.model or llms[api.llm_node].model
+        if api.datastore and Path(api.datastore, "index").resolve() != Path(self.index).resolve():
+            raise InputError(f"the API's datastore {api.datastore} searches {Path(api.datastore, 'index')}, the "
+                             f"memory nodes serve {self.index}: set `index: {Path(api.datastore, 'index')}`")
 
     def servers(self) -> list[tuple[str, str, object]]:
-        """(actor name, role, spec) of every server, memory nodes first, coordinators last."""
+        """(actor name, role, spec) of every server in ROLES order: those a server needs come before it."""
         out = [(s.name(r), "memory-node", s) for s in self.shards for r in range(s.replicas)]
         out += [(x.name, "llm-node", x) for x in self.llm_nodes]
-        return out + [(c.name, "coordinator", c) for c in self.coordinators]
+        out += [(c.name, "coordinator", c) for c in self.coordinators]
+        return out + ([(self.api.name, "api", self.api)] if self.api is not None else [])
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -143,6 +205,9 @@ def load_topology(path: str | Path) -> Topology:
     if not isinstance(raw, dict) or "index" not in raw:
         raise InputError(f"{path}: a topology is a mapping with at least `index` and `shards`")
     raw["index"] = str(Path(raw["index"]).resolve())   # workers do not share this process's directory
+    for key in ("knn", "chunks"):
+        if isinstance(raw.get("api"), dict) and raw["api"].get(key):
+            raw["api"] = dict(raw["api"], **{key: str(Path(raw["api"][key]).resolve())})
     return parse_topology(raw, str(path))
 
 
@@ -162,6 +227,8 @@ def parse_topology(raw: dict, where: str = "topology") -> Topology:
                      for s, v in sorted(shards.items())]
     raw["llm_nodes"] = [_spec(LLMNodeSpec, x, where) for x in raw.get("llm_nodes") or []]
     raw["coordinators"] = [_spec(CoordinatorSpec, x, where) for x in raw.get("coordinators") or [{}]]
+    if raw.get("api") is not None:
+        raw["api"] = _spec(ApiSpec, raw["api"], where)
     return _spec(Topology, raw, where)
 
 

@@ -187,3 +187,36 @@ def test_llm_node_actor_scores_like_transformers(ray_cluster, index_path, tmp_pa
     finally:
         down("t-llm")
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "t-llm"]
+
+
+def test_every_replica_reaches_the_coordinator_which_fails_over(ray_cluster, index_path, small_data, capsys):
+    import ray
+
+    topo = _topology(index_path, "t-rep", shards={0: {"replicas": 2}, 1: {"resources": {"cpu_host": 1}}})
+    try:
+        records = {r["name"]: r for r in up(parse_topology(topo))}
+        coord, r00, r01, r10 = (records[n]["address"] for n in ("coordinator", "memory-node-0-0", "memory-node-0-1",
+                                                                  "memory-node-1-0"))
+        assert asyncio.run(_call(coord, wire.T_INFO))["topology"] == f"0={r00}|{r01},1={r10}"
+        assert main(["cluster", "status", "--namespace", "t-rep", "--json"]) == 0
+        assert {r["name"] for r in json.loads(capsys.readouterr().out) if r["alive"]} == set(records)
+
+        index = load_index(index_path)
+        queries = small_data[1][:20]
+        want = LocalSearcher(index, ScanParams(m=index.m), backend="reference").search(queries, NPROBE)
+        for i in range(4):                                  # one query per request: the replicas take turns
+            got = _search(coord, queries[i:i + 1])
+            np.testing.assert_array_equal(got.ids, want.ids[i:i + 1])
+        assert all(asyncio.run(_call(a, wire.T_STATS))["requests"] >= 1 for a in (r00, r01))
+
+        ray.kill(ray.get_actor("memory-node-0-0", namespace="t-rep"), no_restart=True)
+        for _ in range(2):                # no retry here: the coordinator itself fails over to memory-node-0-1
+            got = _search(coord, queries)
+            np.testing.assert_array_equal(got.ids, want.ids)
+            np.testing.assert_array_equal(got.dist, want.dist)
+        assert main(["cluster", "status", "--namespace", "t-rep", "--json"]) == 1
+        alive = {r["name"]: r["alive"] for r in json.loads(capsys.readouterr().out)}
+        assert alive == {"memory-node-0-0": False, "memory-node-0-1": True, "memory-node-1-0": True,
+                         "coordinator": True}
+    finally:
+        down("t-rep")
