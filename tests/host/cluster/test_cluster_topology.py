@@ -37,16 +37,32 @@ def test_llm_nodes_take_gpus():
     ({"shards": 1, "coordinators": [{"name": "x"}], "llm_nodes": [{"name": "x", "model": "m"}]}, "distinct"),
     ({"shards": 1, "llm_nodes": [{"name": "memory-node-0-0", "model": "m"}]}, "distinct"),
     ({"shards": 1, "wait_s": 0}, "wait_s must be > 0"),
+    ({"shards": 1, "api": {}}, "the API needs an LLM node"),
+    ({"shards": 1, "api": {"llm_node": "llm9"}, "llm_nodes": [{"name": "llm0", "model": "m"}]},
+     r"llm_node 'llm9' is not among the LLM nodes \['llm0'\]"),
+    ({"shards": 1, "api": {"knn": "/data/knn"}, "llm_nodes": [{"name": "llm0", "model": "m"}]},
+     "searches /data/knn/index, the memory nodes serve /data/idx"),
+    ({"shards": 1, "api": {"knn": "/a", "chunks": "/b"}}, "`knn` or `chunks`, not both"),
 ])
 def test_bad_topology_names_the_mistake(change, message):
     with pytest.raises(InputError, match=message):
         parse_topology(BASE | change)
 
 
+def test_api_comes_last_with_the_first_llm_node_and_its_model():
+    llms = [{"name": "llm0", "model": "/m0"}, {"name": "llm1", "model": "/m1"}]
+    topo = parse_topology(BASE | {"shards": 2, "llm_nodes": llms, "api": {"port": 8000, "k": 4}})
+    assert [r for _, r, _ in topo.servers()][-3:] == ["llm-node", "coordinator", "api"]
+    assert (topo.api.llm_node, topo.api.model, topo.api.ralm_options()) == ("llm0", "/m0", {"k": 4})
+    assert parse_topology(BASE | {"shards": 1, "llm_nodes": llms, "api": {"llm_node": "llm1"}}).api.model == "/m1"
+
+
 def test_relative_index_is_taken_from_the_working_directory(tmp_path, monkeypatch):
-    (tmp_path / "t.yaml").write_text("index: build/idx\nshards: 2\n")
+    (tmp_path / "t.yaml").write_text("index: build/knn/index\nshards: 2\nllm_nodes: [{name: l, model: m}]\n"
+                                     "api: {knn: build/knn}\n")
     monkeypatch.chdir(tmp_path)
-    assert load_topology("t.yaml").index == str(tmp_path / "build" / "idx")
+    topo = load_topology("t.yaml")
+    assert (topo.index, topo.api.knn) == (str(tmp_path / "build" / "knn" / "index"), str(tmp_path / "build" / "knn"))
 
 
 def test_cli_rejects_a_bad_topology_file(tmp_path, capsys):
