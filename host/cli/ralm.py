@@ -38,9 +38,6 @@ def register(sub, groups):
     p.add_argument("--nlist", type=int, default=0, help="IVF lists (default ~4 sqrt(n), a power of two)")
     p.add_argument("--m", type=int, default=0, help="PQ sub-quantizers (default 32 for knn, 48 for chunks)")
     p.add_argument("--shards", type=int, default=2, help="memory-node shards (default 2)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    p.set_defaults(func=build)
-
     p.add_argument("--no-tune", action="store_true", help="skip choosing the settings on the dev split")
     _protocol_args(p)
     p.set_defaults(func=build)

@@ -110,15 +110,24 @@ def knn_keys(engine, token_ids: list[int], window: int, progress: bool = True) -
 def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: DatastoreConfig,
                         window: int | None = None, meta: dict | None = None) -> Path:
     """Type 2: run the LM over a token stream, index its hidden states, store the next tokens."""
-    out = Path(out)
     window = window or engine.max_model_len
     keys, values = knn_keys(engine, token_ids, window)
+    return write_knn_datastore(keys, values, out, cfg, {"window": window, "model_fingerprint":
+                                                        model_fingerprint(engine.config.model), **(meta or {})})
+
+
+def write_knn_datastore(keys: np.ndarray, values: np.ndarray, out: str | Path, cfg: DatastoreConfig,
+                        meta: dict) -> Path:
+    """Type 2 from computed keys float32[n, hidden] and values int64[n]; ``meta`` names the model
+    (``model_fingerprint``) and the window."""
+    out = Path(out)
     if keys.shape[1] % cfg.index.m:
         raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.index.m}")
+    if len(keys) != len(values):
+        raise InputError(f"{len(keys)} keys but {len(values)} values")
     out.mkdir(parents=True, exist_ok=True)
-    values.astype("<i8").tofile(out / "values.i64")
-    _write(out, keys, cfg, {"kind": "knn", "window": window, "model_fingerprint": model_fingerprint(engine.config.model),
-                            **(meta or {})})
+    np.asarray(values).astype("<i8").tofile(out / "values.i64")
+    _write(out, keys, cfg, {"kind": "knn", **meta})
     log.info("kNN-LM datastore: %d keys of dim %d -> %s", len(keys), keys.shape[1], out)
     return out
 

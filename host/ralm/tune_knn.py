@@ -68,7 +68,7 @@ def tune_knn(engine, ds: Datastore, model_dir, dev_ids: np.ndarray, test_ids: np
 
     ``train_ids``: the tokens the datastore holds, for the leakage figures. ``open_retriever(nprobe, k,
     lut_bits)``: a context manager yielding a Retriever (default: in-process over ``ds``). Returns
-    {"tuned": Tuned, "rows": every setting's dev/test perplexity, "test_scores": Scored, ...}."""
+    {"tuned": Tuned, "rows": every setting's dev/test perplexity, "scores": (dev, test) Scored}."""
     if ds.values is None:
         raise InputError(f"{ds.path} is a {ds.meta.get('kind')} datastore; the kNN-LM protocol needs a knn one")
     check_model(ds.meta, model_dir)                          # before any scoring
@@ -87,7 +87,7 @@ def tune_knn(engine, ds: Datastore, model_dir, dev_ids: np.ndarray, test_ids: np
         figures["leakage"] = leakage_figures(train_ids, test, nll, cfg.ngram)
     tuned = Tuned(kind="knn", nprobe=best["nprobe"], lut_bits=best["lut_bits"], k=best["k"], lam=best["lam"],
                   temperature=best["temperature"], figures=figures)
-    return {"tuned": tuned, "rows": rows, "test_scores": test, "found": found}
+    return {"tuned": tuned, "rows": rows, "scores": (dev, test)}
 
 
 def leakage_figures(train_ids: np.ndarray, test: Scored, knn_nll_test: np.ndarray, n: int) -> dict:
