@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -21,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):     # one thread each unless exported: on a shared machine
+    os.environ.setdefault(_var, "1")                       # OpenMP spin-waits make more threads much slower
 
 from host.index.builder import BuildConfig  # noqa: E402
 from host.ralm.corpus import Embedder  # noqa: E402
 from host.ralm.datastore import (DatastoreConfig, build_chunk_datastore, default_nlist, knn_keys,  # noqa: E402
                                  load_datastore, model_fingerprint, write_knn_datastore)
-from host.ralm.splits import dev_test, embedded_chunks, lm_files  # noqa: E402
+from host.ralm.splits import cached_embeddings, dev_test, embedded_chunks, lm_files  # noqa: E402
 from host.ralm.tune_chunks import KINDS, tune_chunks  # noqa: E402
 from host.ralm.tune_knn import retrieve_all, sweep_rows, tune_knn  # noqa: E402
 from host.ralm.tuned import PerplexityConfig, save_tuned  # noqa: E402
@@ -109,6 +112,17 @@ def run_knn(args, engine, model: Path, work: Path, timings: dict) -> dict:
     return out
 
 
+class CachedEmbedder:
+    """MiniLM with every embedding (chunks and questions) cached under the workdir."""
+
+    def __init__(self, work: Path):
+        self.work, self.inner = work, None
+
+    def encode(self, texts, progress=False):
+        self.inner = self.inner or Embedder()
+        return cached_embeddings(list(texts), self.work / "embeddings", self.inner)
+
+
 def run_chunks(args, work: Path, timings: dict) -> dict:
     t0 = time.perf_counter()
     chunks, x = embedded_chunks(work / "embeddings", max_chunks=args.max_chunks)
@@ -116,7 +130,7 @@ def run_chunks(args, work: Path, timings: dict) -> dict:
     if not (out / "datastore.json").is_file():
         build_chunk_datastore(chunks, x, out, DatastoreConfig(BuildConfig(nlist=default_nlist(len(x)), m=48), shards=2))
     ds = load_datastore(out)
-    res = tune_chunks(ds, Embedder(), x, args.questions, args.chunk_nprobes, (16,), args.seed)
+    res = tune_chunks(ds, CachedEmbedder(work), x, args.questions, args.chunk_nprobes, (16,), args.seed)
     save_tuned(out, res["tuned"])
     timings["type1"] = time.perf_counter() - t0
     return {"res": res, "index": ds.index}
@@ -149,9 +163,9 @@ def knn_tables(k: dict, train_log: dict) -> list[str]:
            f"| test targets (leakage, {lk['ngram']}-grams) | share | base LM | kNN-LM |", "|---|---|---|---|"]
     for label, part, share in (("preceded by a 16-gram that occurs verbatim in the training split", "leaked",
                                 lk["fraction"]), ("all others", "clean", 1 - lk["fraction"])):
-        if lk["base_" + part] is not None:
-            out.append(row(label, [f"{100 * share:.1f} %", f"{lk['base_' + part]:.2f}",
-                                   pct(lk["knn_" + part], lk["base_" + part])]))
+        out.append(row(label, [f"{100 * share:.1f} %", f"{lk['base_' + part]:.2f}",
+                               pct(lk["knn_" + part], lk["base_" + part])] if lk["base_" + part] else
+                       [f"{100 * share:.1f} %", "-", "-"]))
     out += ["", "Test perplexity as one setting varies, the others chosen on dev at each point "
             f"(base LM {f['base_test']:.2f}):", ""]
     for name, label, pts in (("fraction", "datastore fraction (keys)", [(f"{x:g} ({n:,})", d, te) for x, n, d, te
@@ -187,7 +201,7 @@ def plot(k: dict, c: dict | None, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: plotting only
 
-    base = k["res"]["tuned"].figures["base_test"]
+    f = k["res"]["tuned"].figures
     panels = [("datastore fraction", [(x, d, te) for x, _, d, te in k["fraction"]], True),
               ("K", k["k"], True), ("lambda", k["lam"], False), ("nprobe", k["nprobe"], True),
               ("lut_bits", k["lut_bits"], False)]
@@ -196,8 +210,12 @@ def plot(k: dict, c: dict | None, path: Path) -> Path:
         xs = [p[0] for p in pts]
         ax.plot(xs, [p[2] for p in pts], "o-", label="kNN-LM, test")
         ax.plot(xs, [p[1] for p in pts], "s--", alpha=0.6, label="kNN-LM, dev")
-        ax.axhline(base, color="gray", ls=":", label="base LM, test")
-        ax.set_xscale("log" if logx else "linear")
+        ax.axhline(f["base_test"], color="gray", ls=":", label="base LM, test")
+        ax.axhline(f["base_dev"], color="gray", ls="-.", alpha=0.5, label="base LM, dev")
+        if logx:
+            ax.set_xscale("log")
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.minorticks_off()
         ax.set_xlabel(name)
         ax.set_ylabel("perplexity")
     axes.flat[0].legend(fontsize=8)
@@ -210,9 +228,13 @@ def plot(k: dict, c: dict | None, path: Path) -> Path:
             ax.axhline(c["res"]["exact"][(kind, "test", 10)], ls=":", color=ax.lines[-1].get_color(),
                        label=f"{kind}, exact")
         ax.set_xscale("log")
+        ax.set_xticks([r["nprobe"] for r in rows], [str(r["nprobe"]) for r in rows])
+        ax.minorticks_off()
         ax.set_xlabel("nprobe")
         ax.set_ylabel("type-1 top-10 hit rate, test")
         ax.legend(fontsize=8)
+    else:
+        ax.axis("off")
     fig.suptitle("RALM quality on the demo GPT-2 (settings chosen on dev, reported on test)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,10 +254,11 @@ def main() -> int:
     p.add_argument("--workdir", default="build/ralm_quality")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-tokens", type=int, default=0, help="datastore: the first N training tokens (default all)")
-    p.add_argument("--fractions", type=csv(float), default=(0.05, 0.1, 0.25, 0.5, 1.0))
+    p.add_argument("--fractions", type=csv(float), default=(0.03, 0.1, 0.3, 1.0))
     p.add_argument("--nprobes", type=csv(int), default=(1, 2, 4, 8, 16, 32, 64))
     p.add_argument("--lut-bits", type=csv(int), default=(8, 10, 12, 14, 16))
-    p.add_argument("--max-chunks", type=int, default=0, help="type-1 corpus size (default all)")
+    p.add_argument("--max-chunks", type=int, default=2000,
+                   help="type-1 corpus: an even sample of the 6,640 chunks, as the demo (default 2000; 0 = all)")
     p.add_argument("--questions", type=int, default=200, help="type-1 questions of each kind, half dev, half test")
     p.add_argument("--chunk-nprobes", type=csv(int), default=(1, 2, 4, 8, 16, 32))
     p.add_argument("--no-type1", action="store_true")

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from host.ralm.datastore import Datastore, check_model
-from host.ralm.evaluate import PerplexityConfig, heldout_scores, knn_nll, knn_sweep, retriever, target_log_probs
+from host.ralm.evaluate import heldout_scores, knn_nll, knn_sweep, retriever, target_log_probs
 from host.ralm.leakage import leaked, split_perplexity
-from host.ralm.tuned import Tuned
+from host.ralm.tuned import PerplexityConfig, Tuned
 from host.spec.errors import InputError
 
 log = logging.getLogger(__name__)
