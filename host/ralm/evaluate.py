@@ -25,10 +25,10 @@ Retriever = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """queries float32[n, d] -> (distances float32[n, k] with inf for empty slots, ids int64[n, k])."""
 
 
-def heldout_scores(engine, token_ids, window: int, max_tokens: int = 0, progress: bool = True):
+def heldout_scores(engine, token_ids, window: int, progress: bool = True):
     """(logits float32[n, V], hidden float32[n, H], next tokens int64[n]) of every position of held-out text
     with a successor, in the half-overlapping windows that ``datastore.knn_keys`` uses (y = token_ids[1:])."""
-    ids = list(token_ids)[: max_tokens + 1] if max_tokens else list(token_ids)
+    ids = list(token_ids)
     if len(ids) < 2:
         raise InputError(f"{len(ids)} held-out token(s): nothing to score")
     parts = list(scored_windows(engine, ids, window, logits=True, desc="score held-out" if progress else None))
@@ -39,10 +39,6 @@ def heldout_scores(engine, token_ids, window: int, max_tokens: int = 0, progress
 def target_log_probs(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """log p_lm(y_i) float32[n] from logits float[n, V]."""
     return torch.log_softmax(logits.float(), -1).gather(1, torch.as_tensor(y)[:, None])[:, 0]
-
-
-def base_perplexity(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float(np.exp(-target_log_probs(logits, y).double().mean().item()))
 
 
 def knn_nll(lm_logp: torch.Tensor, y, dist: np.ndarray, tokens: np.ndarray, lam: float, k: int,

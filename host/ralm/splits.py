@@ -15,15 +15,10 @@ from host.spec.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(train ids, held-out ids) int64 of the corpus the checkpoint in ``model_dir`` was trained on: the same
-    files, the same val_fraction split by file, encoded with its tokenizer (EOS after each file)."""
-    train, files = lm_files(model_dir)
-    return train, np.concatenate(files)
-
-
 def lm_files(model_dir: str | Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(train ids, [held-out ids of each held-out file]) of ``lm_splits``, the held-out part kept per file."""
+    """(train ids int64, [held-out ids int64 of each held-out file]) of the corpus the checkpoint in ``model_dir``
+    was trained on: the same files, the same val_fraction split by file, encoded with its tokenizer (EOS after
+    each file)."""
     from tokenizers import Tokenizer
 
     from llm_node.train import EOS, read_corpus  # lazy: torch
