@@ -141,6 +141,8 @@ def model_fingerprint(model_dir: str | Path) -> dict:
         for p in paths:
             h.update(p.read_bytes())
         return h.hexdigest() if paths else None
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir} is not a model folder (no config.json)")
     cfg = json.loads((model_dir / "config.json").read_text())
     return {"hidden_size": cfg.get("hidden_size", cfg.get("n_embd")),
             "checkpoint_sha256": sha(sorted(model_dir.glob("*.safetensors"))),

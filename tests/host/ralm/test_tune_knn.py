@@ -105,6 +105,8 @@ def test_another_models_datastore_is_refused_before_scoring(setup, tmp_path):
     (tmp_path / "tok" / "tokenizer.json").write_text("{}")
     with pytest.raises(InputError, match="tokenizer_sha256"):
         check_model(ds.meta, tmp_path / "tok")
+    with pytest.raises(InputError, match="no config.json"):
+        check_model(ds.meta, tmp_path / "nowhere")
     with pytest.raises(InputError, match="no model fingerprint"):
         check_model({k: v for k, v in ds.meta.items() if k != "model_fingerprint"}, model)
 
