@@ -61,3 +61,32 @@ def knn_sparse(dist: np.ndarray, tokens: np.ndarray, temperature: float = 1.0) -
     uniq, inverse = torch.unique(t[valid], return_inverse=True)
     p = torch.zeros(len(uniq), dtype=torch.float32).scatter_add_(0, inverse, w[valid])
     return uniq.numpy(), p.numpy()
+
+
+def knn_target_probs(dist: np.ndarray, tokens: np.ndarray, targets, temperature: float = 1.0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p_knn(targets[i]) float32[n], has_neighbour bool[n]) without the [n, vocab] matrix: what
+    ``knn_log_probs(...).exp()`` holds at the targets, for scoring many (k, temperature) settings cheaply."""
+    if temperature <= 0:
+        raise InputError(f"temperature must be > 0, not {temperature}")
+    d = torch.as_tensor(np.asarray(dist, dtype=np.float32))
+    t = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+    y = torch.as_tensor(np.asarray(targets, dtype=np.int64)).reshape(-1, 1)
+    if d.shape != t.shape or d.ndim != 2 or len(y) != len(d):
+        raise InputError(f"need dist, tokens [n, k] and targets [n], got {tuple(d.shape)}, {tuple(t.shape)}, "
+                         f"{tuple(y.shape[:1])}")
+    valid = (t >= 0) & torch.isfinite(d)
+    w = torch.softmax(torch.where(valid, -d / temperature, torch.full_like(d, -torch.inf)), dim=-1).nan_to_num(0.0)
+    return torch.where(valid & (t == y), w, 0.0).sum(dim=-1), valid.any(dim=-1)
+
+
+def mix_target_log_probs(lm_logp: torch.Tensor, p_knn: torch.Tensor, has: torch.Tensor, lam: float) -> torch.Tensor:
+    """log(lambda * p_knn + (1 - lambda) * p_lm) at the targets (float[n] each); rows without neighbours keep
+    log p_lm, as ``interpolate`` does."""
+    if not 0.0 <= lam <= 1.0:
+        raise InputError(f"lambda must be in [0, 1], not {lam}")
+    if lam == 0.0:
+        return lm_logp.float()
+    lm_part = lm_logp.float() + np.log1p(-lam) if lam < 1 else torch.full_like(lm_logp, -torch.inf, dtype=torch.float32)
+    mixed = torch.logaddexp(lm_part, torch.log(p_knn) + np.log(lam))
+    return torch.where(has, mixed, lm_logp.float())

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from host.rago.plan import demo_settings
-from host.ralm.demo import DemoConfig, run
+from host.ralm.demo import run
+from host.ralm.demo_setup import DemoConfig
 from host.spec.errors import InputError
 from llm_node.defaults import DEMO_MODEL
 
@@ -27,12 +28,14 @@ def register(sub, groups):
                    help="docstring chunks in the type-1 datastore, an even sample (default 2000; 0 = all 6640)")
     p.add_argument("--backend", default="cpu", help="memory-node scan backend: cpu (default), verilator, ...")
     p.add_argument("--shards", type=int, default=2, help="memory nodes per datastore (default 2)")
-    p.add_argument("--nprobe", type=int, default=8)
+    tuned = " (default: chosen on the held-out dev split, DATASTORE/tuned.json)"
+    p.add_argument("--nprobe", type=int, default=None, help="IVF lists probed, both datastores" + tuned)
     p.add_argument("--k", type=int, default=None,
-                   help="neighbours per kNN-LM step (default 100; 10 with --backend verilator, whose k=100 top-K "
-                        "core does not compile with this g++)")
-    p.add_argument("--lam", type=float, default=0.15, help="kNN-LM interpolation weight (default 0.15)")
-    p.add_argument("--knn-temperature", type=float, default=1.5, help="softmax temperature of -distance (1.5)")
+                   help="neighbours per kNN-LM step" + tuned + "; at most 10 with --backend verilator, whose k=100 "
+                        "top-K core does not compile with this g++")
+    p.add_argument("--lam", type=float, default=None, help="kNN-LM interpolation weight" + tuned)
+    p.add_argument("--knn-temperature", type=float, default=None, help="softmax temperature of -distance" + tuned)
+    p.add_argument("--lut-bits", type=int, default=None, help="table entry width, both datastores" + tuned)
     p.add_argument("--interval", type=int, default=16, help="type 1: tokens between retrievals (default 16)")
     p.add_argument("--max-tokens", type=int, default=32, help="tokens per request (default 32)")
     p.add_argument("--lanes", type=int, default=4, help="FPGA projection: kernel lanes (default 4)")
@@ -58,9 +61,8 @@ def demo(args) -> int:
                                          plan["max_batch"], plan["max_wait_s"] * 1e3, plan["llm_nodes"])
     run(DemoConfig(workdir=args.workdir, model=args.model, train_minutes=args.train_minutes,
                    knn_tokens=args.knn_tokens, max_chunks=args.max_chunks, backend=args.backend, shards=plan["shards"],
-                   nprobe=args.nprobe,
-                   k=args.k or (10 if args.backend == "verilator" else 100), lam=args.lam,
-                   knn_temperature=args.knn_temperature, interval=args.interval,
+                   nprobe=args.nprobe, k=args.k, lam=args.lam, knn_temperature=args.knn_temperature,
+                   lut_bits=args.lut_bits, interval=args.interval,
                    max_tokens=args.max_tokens, lanes=args.lanes, clock_mhz=args.clock_mhz,
                    rtl_summary=args.rtl_summary, threads=args.threads, plot=not args.no_plot,
                    max_batch=plan["max_batch"], max_wait_s=plan["max_wait_s"]))

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+
+import numpy as np
 
 from host.index.builder import BuildConfig
 from host.cli.common import group
 from host.ralm.corpus import Embedder
-from host.ralm.datastore import (DatastoreConfig, build_chunk_datastore, build_knn_datastore, default_nlist,
-                                 load_datastore)
-from host.ralm.splits import cached_embeddings, embedded_chunks, lm_splits
+from host.ralm.datastore import (DatastoreConfig, build_chunk_datastore, build_knn_datastore, check_model,
+                                 default_nlist, load_datastore)
+from host.ralm.splits import cached_embeddings, dev_test, embedded_chunks, lm_files
+from host.ralm.tuned import PerplexityConfig, save_tuned
 from host.spec.errors import InputError
 from llm_node.defaults import DEMO_MODEL
 
@@ -33,34 +38,61 @@ def register(sub, groups):
     p.add_argument("--nlist", type=int, default=0, help="IVF lists (default ~4 sqrt(n), a power of two)")
     p.add_argument("--m", type=int, default=0, help="PQ sub-quantizers (default 32 for knn, 48 for chunks)")
     p.add_argument("--shards", type=int, default=2, help="memory-node shards (default 2)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-tune", action="store_true", help="skip choosing the settings on the dev split")
+    _protocol_args(p)
     p.set_defaults(func=build)
 
-    p = ralm.add_parser("eval", help="kNN-LM perplexity vs the base LM, or type-1 retrieval hit rate",
-                        description="knn: perplexity of the LM's held-out split under the base LM and under kNN-LM "
-                                    "for every lambda x K x temperature, per nprobe x lut_bits. chunks: hit rate of "
-                                    "questions built from the corpus (the retrieved chunks contain the answer).")
+    p = ralm.add_parser("eval", help="kNN-LM perplexity or type-1 hit rates: chosen on dev, reported on test",
+                        description="knn: the LM's held-out files split into dev and test by file (--seed); lambda x "
+                                    "K x temperature x nprobe x lut_bits chosen by dev perplexity, reported on test "
+                                    "beside the base LM, and the gain with and without test positions whose preceding "
+                                    "16-gram occurs in the datastore's text. chunks: corpus questions split into dev "
+                                    "and test; nprobe x lut_bits chosen by the dev top-10 hit rate; test hit rates "
+                                    "beside exact search. The choice is saved as DATASTORE/tuned.json (the demo's "
+                                    "and the API's defaults).")
     p.add_argument("kind", choices=["knn", "chunks"])
     p.add_argument("--datastore", required=True, help="datastore folder (anole ralm build)")
     p.add_argument("--model", default=str(DEMO_MODEL), help="knn: checkpoint folder")
     p.add_argument("--memory-nodes", default="", help="H:P,...: retrieve through memory nodes (default in-process)")
     p.add_argument("--backend", default="cpu", help="in-process scan backend (default cpu)")
-    p.add_argument("--max-tokens", type=int, default=0, help="knn: held-out tokens scored (default all)")
-    p.add_argument("--lambdas", default="0,0.05,0.1,0.2,0.3,0.5")
-    p.add_argument("--ks", default="8,32,100")
-    p.add_argument("--temperatures", default="0.1,0.3,1,3")
-    p.add_argument("--nprobes", default="8", help="comma list (default 8)")
-    p.add_argument("--lut-bits", default="16", help="comma list (default 16)")
-    p.add_argument("--questions", type=int, default=200, help="chunks: questions (default 200)")
-    p.add_argument("--cache", default=None, help="chunks: where MiniLM embeddings of the chunks are cached, for "
-                                                 "the exact-search reference (default: DATASTORE/../embeddings)")
-    p.add_argument("--threads", type=int, default=0)
+    _protocol_args(p)
+    p.add_argument("--no-save", action="store_true", help="do not write DATASTORE/tuned.json")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=evaluate)
 
 
+def _protocol_args(p) -> None:
+    d = PerplexityConfig.__dataclass_fields__
+    p.add_argument("--lambdas", default=_csv(d["lambdas"].default), help="knn: interpolation weights swept")
+    p.add_argument("--ks", default=_csv(d["ks"].default), help="knn: neighbours swept (1..100)")
+    p.add_argument("--temperatures", default=_csv(d["temperatures"].default), help="knn: softmax temperatures swept")
+    p.add_argument("--nprobes", default=_csv(d["nprobes"].default), help="IVF lists probed, swept")
+    p.add_argument("--lut-bits", default=_csv(d["lut_bits"].default), help="table entry widths swept (8..16)")
+    p.add_argument("--seed", type=int, default=0, help="dev/test split seed (default 0)")
+    p.add_argument("--questions", type=int, default=200, help="chunks: questions of each kind (default 200)")
+    p.add_argument("--cache", default=None, help="chunks: where MiniLM embeddings of the chunks are cached, for "
+                                                 "the exact-search reference (default: DATASTORE/../embeddings)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+
+
+def _csv(xs) -> str:
+    return ",".join(f"{x:g}" for x in xs)
+
+
 def _floats(s: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in s.split(",") if x.strip())
+    try:
+        return tuple(float(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"expected a comma list of numbers, not {s!r}") from None
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in _floats(s))
+
+
+def _protocol(args, window: int = 128) -> PerplexityConfig:
+    return PerplexityConfig(lambdas=_floats(args.lambdas), ks=_ints(args.ks), temperatures=_floats(args.temperatures),
+                            nprobes=_ints(args.nprobes), lut_bits=_ints(args.lut_bits), window=window, seed=args.seed)
 
 
 def _engine(model: str, threads: int):
@@ -76,104 +108,82 @@ def _engine(model: str, threads: int):
 
 def build(args) -> int:
     if args.kind == "knn":
-
+        _protocol(args)                                  # bad sweep flags fail before the long build
         engine = _engine(args.model, args.threads)
-        train, val = lm_splits(args.model)
-        ids = (train if args.split == "train" else val)
+        train, files = lm_files(args.model)
+        ids = train if args.split == "train" else np.concatenate(files)
         ids = ids[: args.max_tokens] if args.max_tokens else ids
-        cfg = DatastoreConfig(BuildConfig(nlist=args.nlist or default_nlist(len(ids)), m=args.m or 32), shards=args.shards)
+        cfg = DatastoreConfig(BuildConfig(nlist=args.nlist or default_nlist(len(ids)), m=args.m or 32),
+                              shards=args.shards)
         out = build_knn_datastore(engine, ids.tolist(), args.out, cfg, window=args.window or None,
                                   meta={"model": str(args.model), "split": args.split})
         print(f"kNN-LM datastore: {len(ids) - 1:,} (hidden state, next token) pairs of the {args.split} split -> {out} "
               f"(IVF{cfg.index.nlist},PQ{cfg.index.m}, {cfg.shards} shards)")
+        if not args.no_tune:
+            _tune_knn(args, engine, load_datastore(out), files, ids)
     else:
         chunks, x = embedded_chunks(Path(args.out).parent / "embeddings", max_chunks=args.max_chunks)
-        cfg = DatastoreConfig(BuildConfig(nlist=args.nlist or default_nlist(len(x)), m=args.m or 48), shards=args.shards)
+        cfg = DatastoreConfig(BuildConfig(nlist=args.nlist or default_nlist(len(x)), m=args.m or 48),
+                              shards=args.shards)
         out = build_chunk_datastore(chunks, x, args.out, cfg)
         print(f"chunk datastore: {len(chunks):,} docstring chunks -> {out} (IVF{cfg.index.nlist},PQ{cfg.index.m}, "
               f"{cfg.shards} shards)")
+        if not args.no_tune:
+            _tune_chunks(args, load_datastore(out), x, Embedder())
     return 0
 
 
 def evaluate(args) -> int:
-    from host.ralm.evaluate import retriever  # lazy: torch
-
-    results = {}
+    ds = load_datastore(args.datastore, shards=[] if args.memory_nodes else None)
     if args.kind == "knn":
-        results = _eval_knn(args, retriever)
+        if ds.values is None:
+            raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval knn needs a knn datastore")
+        check_model(ds.meta, args.model)                 # before the model is loaded or anything scored
+        engine = _engine(args.model, args.threads)
+        train, files = lm_files(args.model)
+        stored = train if ds.meta.get("split", "train") == "train" else np.concatenate(files)
+        results = _tune_knn(args, engine, ds, files, stored[: ds.index.ntotal + 1])
     else:
-        results = _eval_chunks(args, retriever)
+        if ds.chunks is None:
+            raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval chunks needs a chunks datastore")
+        embedder = Embedder()
+        cache = args.cache or Path(args.datastore).parent / "embeddings"      # where `ralm build chunks` put them
+        results = _tune_chunks(args, ds, cached_embeddings([c["text"] for c in ds.chunks], cache, embedder), embedder)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump(results, f, indent=1, default=str)
     return 0
 
 
-def _eval_knn(args, retriever) -> dict:
-    from host.ralm.evaluate import PerplexityConfig, base_perplexity, heldout_scores, knn_sweep  # lazy: torch
+def _opener(args, ds):
+    from host.ralm.evaluate import retriever  # lazy: torch
 
-    ds = load_datastore(args.datastore, shards=[] if args.memory_nodes else None)
-    if ds.values is None:
-        raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval knn needs a knn datastore")
-    engine = _engine(args.model, args.threads)
-    cfg = PerplexityConfig(lambdas=_floats(args.lambdas), ks=tuple(int(k) for k in _floats(args.ks)),
-                           temperatures=_floats(args.temperatures), window=engine.max_model_len)
-    _, val = lm_splits(args.model)
-    logits, hidden, y = heldout_scores(engine, val.tolist(), cfg.window, args.max_tokens)
-    base = base_perplexity(logits, y)
-    print(f"held-out: {len(y):,} tokens of the LM's validation split; datastore: {ds.index.ntotal:,} keys "
-          f"({ds.meta.get('split', '?')} split); base LM perplexity {base:.2f}")
-    rows = []
-    for lut_bits in (int(b) for b in _floats(args.lut_bits)):
-        for nprobe in (int(n) for n in _floats(args.nprobes)):
-            with retriever(ds, nprobe, max(cfg.ks), lut_bits, args.memory_nodes, args.backend) as retrieve:
-                dist, ids = retrieve(hidden)
-            tokens = ds.payload_of(ids)
-            table = knn_sweep(logits, y, dist, tokens, cfg)
-            (lam, k, t), ppl = min(table.items(), key=lambda kv: kv[1])
-            print(f"nprobe {nprobe:3d} lut_bits {lut_bits:2d}: best kNN-LM perplexity {ppl:.2f} at lambda={lam}, "
-                  f"K={k}, T={t} ({100 * (ppl / base - 1):+.1f} % vs base {base:.2f})")
-            rows += [{"nprobe": nprobe, "lut_bits": lut_bits, "lambda": a, "k": b, "temperature": c, "ppl": v}
-                     for (a, b, c), v in table.items()]
-    best = min(rows, key=lambda r: r["ppl"])
-    print(f"best: {best['ppl']:.2f} vs base {base:.2f} at {best}")
-    return {"tokens": len(y), "datastore_keys": ds.index.ntotal, "base_ppl": base, "best": best, "rows": rows}
+    return partial(retriever, ds, memory_nodes=getattr(args, "memory_nodes", ""),
+                   backend=getattr(args, "backend", "cpu"))
 
 
-def _eval_chunks(args, retriever) -> dict:
-    from pathlib import Path
+def _tune_knn(args, engine, ds, files: list, stored) -> dict:
+    from host.ralm.tune_knn import tune_knn  # lazy: torch
 
-    import numpy as np
-
-    from host.ralm.evaluate import corpus_questions  # lazy: torch
-
-    ds = load_datastore(args.datastore, shards=[] if args.memory_nodes else None)
-    if ds.chunks is None:
-        raise InputError(f"{args.datastore} is a {ds.meta['kind']} datastore; eval chunks needs a chunks datastore")
-    embedder = Embedder()
-    out = {}
-    kinds = {kind: corpus_questions(ds.chunks, args.questions, kind) for kind in ("name", "excerpt")}
-    for nprobe in (int(n) for n in _floats(args.nprobes)):
-        with retriever(ds, nprobe, 10, int(_floats(args.lut_bits)[0]), args.memory_nodes, args.backend) as retrieve:
-            def search(qx):
-                return retrieve(qx)[1]
-            out.update(_hit_rates(ds, kinds, embedder, search, f"IVF-PQ nprobe {nprobe}"))
-    cache = args.cache or Path(args.datastore).parent / "embeddings"      # where `ralm build chunks` put them
-    x = cached_embeddings([c["text"] for c in ds.chunks], cache, embedder)
-    out.update(_hit_rates(ds, kinds, embedder, lambda qx: np.argsort(-(qx @ x.T), axis=1)[:, :10],
-                          "exact search (reference)"))
-    return out
+    cfg = _protocol(args, engine.max_model_len)
+    dev, test = dev_test(files, cfg.seed, cfg.dev_fraction)
+    res = _save(args, ds, tune_knn(engine, ds, args.model, dev, test, cfg, train_ids=stored,
+                                   open_retriever=_opener(args, ds)))
+    return {"tuned": asdict(res["tuned"]), "rows": res["rows"]}
 
 
-def _hit_rates(ds, kinds, embedder, search, label) -> dict:
-    from host.ralm.evaluate import hit_rate  # lazy: torch
+def _tune_chunks(args, ds, x, embedder) -> dict:
+    from host.ralm.tune_chunks import tune_chunks  # lazy: torch
 
-    out = {}
-    for kind, qs in kinds.items():
-        ids = search(embedder.encode([q for q, _ in qs]))
-        texts = ds.payload_of(ids)
-        for k in (1, 10):
-            rate = hit_rate(qs, lambda _: [[t for t in row[:k] if t] for row in texts])
-            out[f"{kind}@{k} {label}"] = rate
-            print(f"type-1 hit rate, {kind} questions, top-{k}, {label}: {rate:.3f} ({len(qs)} questions)")
-    return out
+    res = _save(args, ds, tune_chunks(ds, embedder, x, args.questions, _ints(args.nprobes), _ints(args.lut_bits),
+                                      args.seed, open_retriever=_opener(args, ds)))
+    return {"tuned": asdict(res["tuned"]),
+            "rows": [{**r, "rates": {" ".join(map(str, k)): v for k, v in r["rates"].items()}} for r in res["rows"]]}
+
+
+def _save(args, ds, res: dict) -> dict:
+    for line in res["tuned"].lines():
+        print(line)
+    if not getattr(args, "no_save", False):
+        print(f"saved the dev-chosen settings: {save_tuned(ds.path, res['tuned'])}")
+    return res

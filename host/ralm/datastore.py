@@ -8,6 +8,7 @@ state -> next token). Each is an index directory (docs/index-format.md) plus its
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from host.index.builder import BuildConfig, build_ivfpq
 from host.index.index_dir import IndexDir, export_index, load_index
 from host.ralm.corpus import Chunk
+from host.ralm.tuned import TUNED
 from host.spec.errors import IndexFormatError, InputError
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def default_nlist(n: int) -> int:
 
 
 def _write(out: Path, keys: np.ndarray, cfg: DatastoreConfig, meta: dict) -> None:
+    (out / TUNED).unlink(missing_ok=True)          # settings tuned on the old contents no longer hold
     index = build_ivfpq(keys, cfg.index)
     export_index(index, out / "index", cfg.shards, source={"datastore": meta["kind"]})
     (out / "datastore.json").write_text(json.dumps({**meta, "n": len(keys), "dim": keys.shape[1]}, indent=1) + "\n")
@@ -107,16 +110,57 @@ def knn_keys(engine, token_ids: list[int], window: int, progress: bool = True) -
 def build_knn_datastore(engine, token_ids: list[int], out: str | Path, cfg: DatastoreConfig,
                         window: int | None = None, meta: dict | None = None) -> Path:
     """Type 2: run the LM over a token stream, index its hidden states, store the next tokens."""
-    out = Path(out)
     window = window or engine.max_model_len
     keys, values = knn_keys(engine, token_ids, window)
+    return write_knn_datastore(keys, values, out, cfg, {"window": window, "model_fingerprint":
+                                                        model_fingerprint(engine.config.model), **(meta or {})})
+
+
+def write_knn_datastore(keys: np.ndarray, values: np.ndarray, out: str | Path, cfg: DatastoreConfig,
+                        meta: dict) -> Path:
+    """Type 2 from computed keys float32[n, hidden] and values int64[n]; ``meta`` names the model
+    (``model_fingerprint``) and the window."""
+    out = Path(out)
     if keys.shape[1] % cfg.index.m:
         raise InputError(f"hidden size {keys.shape[1]} is not divisible by m={cfg.index.m}")
+    if len(keys) != len(values):
+        raise InputError(f"{len(keys)} keys but {len(values)} values")
     out.mkdir(parents=True, exist_ok=True)
-    values.astype("<i8").tofile(out / "values.i64")
-    _write(out, keys, cfg, {"kind": "knn", "window": window, **(meta or {})})
+    np.asarray(values).astype("<i8").tofile(out / "values.i64")
+    _write(out, keys, cfg, {"kind": "knn", **meta})
     log.info("kNN-LM datastore: %d keys of dim %d -> %s", len(keys), keys.shape[1], out)
     return out
+
+
+def model_fingerprint(model_dir: str | Path) -> dict:
+    """What identifies the LM behind a kNN-LM datastore: hidden size and sha256 of its weights and tokenizer."""
+    model_dir = Path(model_dir)
+
+    def sha(paths):
+        h = hashlib.sha256()
+        for p in paths:
+            h.update(p.read_bytes())
+        return h.hexdigest() if paths else None
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir} is not a model folder (no config.json)")
+    cfg = json.loads((model_dir / "config.json").read_text())
+    return {"hidden_size": cfg.get("hidden_size", cfg.get("n_embd")),
+            "checkpoint_sha256": sha(sorted(model_dir.glob("*.safetensors"))),
+            "tokenizer_sha256": sha([p for p in [model_dir / "tokenizer.json"] if p.is_file()])}
+
+
+def check_model(meta: dict, model_dir: str | Path) -> None:
+    """InputError unless the kNN-LM datastore described by ``meta`` was built from the LM in ``model_dir``."""
+    have = meta.get("model_fingerprint")
+    if not have:
+        raise InputError(f"datastore of {meta.get('model', 'an unknown model')} records no model fingerprint; "
+                         "rebuild it with `anole ralm build knn` to score it")
+    want = model_fingerprint(model_dir)
+    for key in ("hidden_size", "tokenizer_sha256", "checkpoint_sha256"):
+        if have.get(key) != want[key]:
+            raise InputError(f"the datastore was built from another model than {model_dir}: {key} "
+                             f"{have.get(key)} != {want[key]}; rebuild it with `anole ralm build knn --model "
+                             f"{model_dir}`")
 
 
 @dataclass

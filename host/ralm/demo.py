@@ -5,28 +5,22 @@ and caches it under ``workdir``."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from host.index.builder import BuildConfig
 from host.net.frames import parse_address
 from host.ralm.cluster import LocalCluster
 from host.ralm.corpus import Embedder
+from host.ralm.datastore import load_datastore
 from host.ralm.demo_api import api_args, show_api
-from host.ralm.datastore import (DatastoreConfig, build_chunk_datastore, build_knn_datastore, default_nlist,
-                                 load_datastore)
+from host.ralm.demo_setup import DemoConfig, apply_tuned, ensure_datastores, ensure_model
 from host.ralm.report import fpga_projection, latency_table, plot_latency
-from host.ralm.splits import embedded_chunks, lm_splits
 from host.serve.coordinator import Coordinator, CoordinatorConfig
-from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
 from llm_node.tokenizer import Tokenizer
-from llm_node.defaults import DEMO_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -40,79 +34,12 @@ SAMPLING = {"temperature": 0.8, "top_k": 40, "ignore_eos": True}
 """How the demo samples (the kNN-LM and chunk requests alike)."""
 
 
-@dataclass(slots=True)
-class DemoConfig:
-    """Everything the demo needs; defaults are the embedded ones `make demo` runs."""
-
-    workdir: Path = Path("build/demo")
-    model: Path = DEMO_MODEL
-    train_minutes: float = 3.0
-    knn_tokens: int = 100_000      # training-split tokens in the demo's kNN datastore
-    max_chunks: int = 2000         # docstring chunks in the type-1 datastore (0: all 6,640; MiniLM is slow on CPU)
-    backend: str = "cpu"
-    shards: int = 2
-    nprobe: int = 8
-    k: int = 100
-    lam: float = 0.15
-    knn_temperature: float = 1.5
-    interval: int = 16
-    max_tokens: int = 32
-    lanes: int = 4
-    clock_mhz: float = 150.0
-    rtl_summary: Path | None = None
-    threads: int = 1
-    plot: bool = True
-    max_batch: int = 256           # coordinator: queries per fan-out (a RAGO plan sets these)
-    max_wait_s: float = 0.0        # coordinator: extra wait to fill a batch
-
-    def __post_init__(self):
-        self.workdir, self.model = Path(self.workdir), Path(self.model)
-        if self.shards < 1 or self.max_tokens < 1 or self.lanes < 1 or self.clock_mhz <= 0:
-            raise InputError(f"bad demo settings: shards={self.shards}, max_tokens={self.max_tokens}, "
-                             f"lanes={self.lanes}, clock_mhz={self.clock_mhz}")
-
-
-def ensure_model(cfg: DemoConfig, out) -> None:
-    if (cfg.model / "model.safetensors").is_file() and (cfg.model / "train_log.json").is_file():
-        return
-    from llm_node.train import TrainConfig, train_demo_model  # lazy: torch
-
-    out(f"[1/6] no model in {cfg.model}: training the small GPT-2 demo model for {cfg.train_minutes:g} min "
-        "on the Python standard library's sources")
-    r = train_demo_model(TrainConfig(out=cfg.model, minutes=cfg.train_minutes, threads=max(cfg.threads, 2)))
-    out(f"      {r['params'] / 1e6:.2f} M parameters, held-out perplexity {r['val_ppl']:.1f}")
-
-
-def ensure_datastores(cfg: DemoConfig, out) -> tuple[Path, Path]:
-    """(kNN datastore, chunk datastore) folders, built once per model and settings."""
-
-    stamp = hashlib.sha256((cfg.model / "train_log.json").read_bytes()).hexdigest()[:10]
-    nlist = min(512, default_nlist(cfg.knn_tokens or 800_000))     # a small index trains in seconds
-    knn_dir = cfg.workdir / f"knn-{stamp}-{cfg.knn_tokens}-ivf{nlist}-s{cfg.shards}"
-    if not (knn_dir / "datastore.json").is_file():
-        from llm_node.config import EngineConfig  # lazy: torch
-        from llm_node.engine.llm_engine import LLMEngine  # lazy: torch
-
-        train, _ = lm_splits(cfg.model)
-        ids = train[: cfg.knn_tokens] if cfg.knn_tokens else train
-        out(f"[2/6] building the kNN-LM datastore: hidden states of {len(ids):,} training tokens")
-        engine = LLMEngine(EngineConfig(cfg.model, num_kv_blocks=64))
-        small = DatastoreConfig(BuildConfig(nlist=nlist, m=32, train_size=50_000), shards=cfg.shards)
-        build_knn_datastore(engine, ids.tolist(), knn_dir, small,
-                            meta={"model": str(cfg.model), "split": "train"})
-    chunks, x = embedded_chunks(cfg.workdir / "embeddings", max_chunks=cfg.max_chunks)
-    chunk_dir = cfg.workdir / f"chunks-{len(chunks)}-s{cfg.shards}"
-    if not (chunk_dir / "datastore.json").is_file():
-        out(f"[2/6] building the chunk datastore: {len(chunks):,} docstring chunks")
-        build_chunk_datastore(chunks, x, chunk_dir, DatastoreConfig(BuildConfig(nlist=default_nlist(len(chunks)), m=48),
-                                                                    shards=cfg.shards))
-    return knn_dir, chunk_dir
-
-
 def run(cfg: DemoConfig, out=print) -> dict:
     t_start = time.perf_counter()
     ensure_model(cfg, out)
     knn_dir, chunk_dir = ensure_datastores(cfg, out)
+    cfg, tuned_knn, _ = apply_tuned(cfg, knn_dir, chunk_dir)
+    out(f"      {tuned_knn.summary()} ({knn_dir / 'tuned.json'}; flags override it)")
     out(f"[3/6] starting {2 * cfg.shards} memory nodes (backend {cfg.backend}), an LLM node and the API on localhost "
         f"(logs in {cfg.workdir / 'logs'})")
     with LocalCluster(cfg.workdir / "logs") as cluster:
@@ -120,11 +47,11 @@ def run(cfg: DemoConfig, out=print) -> dict:
         k = max(cfg.k, 10)
         procs, addrs = {}, {}
         for s in range(cfg.shards):
-            for name, store in (("knn", knn_dir), ("chunks", chunk_dir)):
+            for name, store, bits in (("knn", knn_dir, cfg.lut_bits), ("chunks", chunk_dir, cfg.chunk_lut_bits)):
                 procs[(name, s)] = cluster.spawn(
                     f"memory node {name} {s}", ["serve", "memory-node", "--index", str(store / "index"), "--shard",
                                                 str(s), "--port", "0", "--backend", cfg.backend, "--k", str(k),
-                                                "--threads", str(cfg.threads)])
+                                                "--lut-bits", str(bits), "--threads", str(cfg.threads)])
                 if cfg.backend == "verilator" and s == 0:  # the first node of a datastore builds the harness
                     out(f"      building the Verilated scan core for {name} (m={load_m(store)}, k={k}) ...")
                     addrs[(name, s)] = cluster.wait_ready(procs[(name, s)], timeout=900)
@@ -153,8 +80,8 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
     knn_ds, chunk_ds = load_datastore(knn_dir, shards=[]), load_datastore(chunk_dir, shards=[])
     ccfg = CoordinatorConfig(max_batch=cfg.max_batch, max_wait_s=cfg.max_wait_s)
     coords = {name: Coordinator(ds.index, [a for (n, _), a in sorted(addrs.items()) if n == name],
-                                ScanParams(m=ds.index.m, k=cfg.k), ccfg)
-              for name, ds in (("knn", knn_ds), ("chunks", chunk_ds))}
+                                ScanParams(m=ds.index.m, k=cfg.k, lut_bits=bits), ccfg)
+              for name, ds, bits in (("knn", knn_ds, cfg.lut_bits), ("chunks", chunk_ds, cfg.chunk_lut_bits))}
     llm = await LLMClient.connect(*parse_address(llm_addr))
     try:
         for c in coords.values():
@@ -164,7 +91,7 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
         await ralm.check()
         rng = np.random.default_rng(0)           # warm-up (JIT, connections), not measured
         for name, ds in (("knn", knn_ds), ("chunks", chunk_ds)):
-            await coords[name].search(rng.standard_normal((4, ds.index.d)).astype(np.float32), cfg.nprobe)
+            await coords[name].search(rng.standard_normal((4, ds.index.d)).astype(np.float32), 1)
         results = await _type2(cfg, ralm, coords["knn"], knn_ds, tok, out)
         results["type1"] = await _type1(cfg, ralm, chunk_ds, out)
         if cfg.plot:
@@ -180,7 +107,8 @@ async def _drive(cfg, knn_dir, chunk_dir, addrs, llm_addr, out) -> dict:
 def _ralm(cfg: DemoConfig, llm, coords: dict, knn_ds, chunk_ds, tok):
     from host.ralm.flows import RalmConfig, RalmCoordinator  # lazy: torch
 
-    rcfg = RalmConfig(nprobe=cfg.nprobe, k=cfg.k, lam=cfg.lam, knn_temperature=cfg.knn_temperature,
+    rcfg = RalmConfig(nprobe=cfg.nprobe, chunk_nprobe=cfg.chunk_nprobe, k=cfg.k, lam=cfg.lam,
+                      knn_temperature=cfg.knn_temperature,
                       interval=cfg.interval, chunk_template='"""{chunk}"""\n')
     return RalmCoordinator(llm, rcfg, knn=coords["knn"], knn_values=knn_ds.values, chunks=coords["chunks"],
                            chunk_texts=[c["text"] for c in chunk_ds.chunks], embedder=Embedder(), tokenizer=tok)
@@ -190,7 +118,8 @@ async def _type2(cfg: DemoConfig, ralm, coord, knn_ds, tok, out) -> dict:
     """The kNN-LM requests, the first one streamed; its latency table and the FPGA projection."""
     out(f"\n[4/6] type 2 (kNN-LM): {len(CODE_PROMPTS)} concurrent requests, {cfg.max_tokens} tokens each; "
         f"every token queries {knn_ds.index.ntotal:,} keys (IVF{knn_ds.index.nlist},PQ{knn_ds.index.m}, nprobe "
-        f"{cfg.nprobe}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; sampling T=0.8, top-k 40; "
+        f"{cfg.nprobe}, lut_bits {cfg.lut_bits}, K={cfg.k}), lambda={cfg.lam}, T={cfg.knn_temperature}; "
+        "sampling T=0.8, top-k 40; "
         "streaming request 1:\n")
     before = await coord.node_stats()
     t0 = time.perf_counter()
@@ -214,7 +143,8 @@ async def _type2(cfg: DemoConfig, ralm, coord, knn_ds, tok, out) -> dict:
 async def _type1(cfg: DemoConfig, ralm, chunk_ds, out) -> dict:
     """The chunk-retrieval requests: what each retrieved and generated; their latency table."""
     out(f"\n      type 1 (chunks): {len(QUESTIONS)} concurrent requests; every {cfg.interval} tokens MiniLM embeds "
-        f"the recent text, retrieves the nearest of {chunk_ds.index.ntotal:,} docstring chunks, re-prefills\n")
+        f"the recent text, retrieves the nearest of {chunk_ds.index.ntotal:,} docstring chunks (nprobe "
+        f"{cfg.chunk_nprobe}), re-prefills\n")
     t0 = time.perf_counter()
     res = await asyncio.gather(*(ralm.generate_chunks(f"# {q}\ndef ", cfg.max_tokens, seed=i, **SAMPLING)
                                  for i, q in enumerate(QUESTIONS)))

@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -14,10 +13,11 @@ from tqdm import tqdm
 
 from host.backends.local_search import LocalSearcher
 from host.ralm.datastore import scored_windows
+from host.ralm.tuned import PerplexityConfig
 from host.serve.coordinator import Coordinator
 from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
-from llm_node.knn import interpolate, knn_log_probs
+from llm_node.knn import knn_target_probs, mix_target_log_probs
 
 log = logging.getLogger(__name__)
 
@@ -25,71 +25,42 @@ Retriever = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """queries float32[n, d] -> (distances float32[n, k] with inf for empty slots, ids int64[n, k])."""
 
 
-@dataclass(slots=True)
-class PerplexityConfig:
-    """The sweep of ``anole ralm eval``: every lambda x k x temperature is scored from one retrieval."""
-
-    lambdas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.4)
-    ks: tuple[int, ...] = (8, 32)
-    temperatures: tuple[float, ...] = (0.1, 0.3, 1.0)
-    window: int = 128
-    max_tokens: int = 4096
-
-    def __post_init__(self):
-        if any(not 0 <= x <= 1 for x in self.lambdas):
-            raise InputError(f"lambdas must be in [0, 1], not {self.lambdas}")
-        if any(k < 1 or k > 100 for k in self.ks):
-            raise InputError(f"k must be in 1..100, not {self.ks}")
-
-
-@dataclass(slots=True)
-class PerplexityResult:
-    tokens: int
-    base: float
-    table: dict = field(default_factory=dict)      # (lambda, k, temperature) -> perplexity
-
-    @property
-    def best(self) -> tuple[tuple, float]:
-        return min(self.table.items(), key=lambda kv: kv[1])
-
-
-def heldout_scores(engine, token_ids, window: int, max_tokens: int = 0, progress: bool = True):
+def heldout_scores(engine, token_ids, window: int, progress: bool = True):
     """(logits float32[n, V], hidden float32[n, H], next tokens int64[n]) of every position of held-out text
-    with a successor, in the half-overlapping windows that ``datastore.knn_keys`` uses."""
-    ids = list(token_ids)[: max_tokens + 1] if max_tokens else list(token_ids)
+    with a successor, in the half-overlapping windows that ``datastore.knn_keys`` uses (y = token_ids[1:])."""
+    ids = list(token_ids)
+    if len(ids) < 2:
+        raise InputError(f"{len(ids)} held-out token(s): nothing to score")
     parts = list(scored_windows(engine, ids, window, logits=True, desc="score held-out" if progress else None))
     return (torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             torch.as_tensor(np.concatenate([p[2] for p in parts])))
 
 
-def base_perplexity(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float(np.exp(-torch.log_softmax(logits, -1).gather(1, y[:, None]).mean().item()))
+def target_log_probs(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log p_lm(y_i) float32[n] from logits float[n, V]."""
+    return torch.log_softmax(logits.float(), -1).gather(1, torch.as_tensor(y)[:, None])[:, 0]
 
 
-def knn_sweep(logits: torch.Tensor, y: torch.Tensor, dist: np.ndarray, tokens: np.ndarray, cfg: PerplexityConfig,
-              progress: bool = True) -> dict:
-    """{(lambda, k, temperature): perplexity} of kNN-LM from one retrieval: dist float32[n, K] (inf = empty),
-    tokens int64[n, K] (the neighbours' next tokens, -1 = empty)."""
+def knn_nll(lm_logp: torch.Tensor, y, dist: np.ndarray, tokens: np.ndarray, lam: float, k: int,
+            temperature: float) -> np.ndarray:
+    """Per-token NLL float64[n] of kNN-LM at one setting (the first ``k`` of the retrieved neighbours)."""
+    p, has = knn_target_probs(dist[:, :k], tokens[:, :k], y, temperature)
+    return -mix_target_log_probs(lm_logp, p, has, lam).double().numpy()
+
+
+def knn_sweep(lm_logp: torch.Tensor, y, dist: np.ndarray, tokens: np.ndarray, cfg: PerplexityConfig) -> dict:
+    """{(lambda, k, temperature): perplexity} of kNN-LM from one retrieval: lm_logp float[n] (log p_lm of the
+    targets y int64[n]), dist float32[n, K] (inf = empty), tokens int64[n, K] (next tokens, -1 = empty)."""
     if dist.shape[1] < max(cfg.ks):
         raise InputError(f"retrieval returned k={dist.shape[1]}, the sweep needs {max(cfg.ks)}")
+    if len(lm_logp) == 0:
+        raise InputError("no tokens to score")
     table = {}
-    for k, temp in tqdm(list(itertools.product(cfg.ks, cfg.temperatures)), desc="kNN-LM sweep", disable=not progress):
-        knn = knn_log_probs(dist[:, :k], tokens[:, :k], logits.shape[1], temp)
+    for k, temp in itertools.product(cfg.ks, cfg.temperatures):
+        p, has = knn_target_probs(dist[:, :k], tokens[:, :k], y, temp)
         for lam in cfg.lambdas:
-            nll = -interpolate(logits, knn, lam).gather(1, y[:, None]).mean().item()
-            table[(lam, k, temp)] = float(np.exp(nll))
+            table[(lam, k, temp)] = float(np.exp(-mix_target_log_probs(lm_logp, p, has, lam).double().mean().item()))
     return table
-
-
-def perplexity(engine, token_ids: list[int], retrieve: Retriever, values: np.ndarray,
-               cfg: PerplexityConfig, progress: bool = True) -> PerplexityResult:
-    """Perplexity of held-out tokens under the base LM and under kNN-LM for every (lambda, k, temperature)."""
-    logits, hidden, y = heldout_scores(engine, token_ids, cfg.window, cfg.max_tokens, progress)
-    dist, ids = retrieve(hidden)
-    tokens = np.where(ids >= 0, values[np.maximum(ids, 0)], -1)
-    res = PerplexityResult(tokens=len(y), base=base_perplexity(logits, y))
-    res.table = knn_sweep(logits, y, dist, tokens, cfg, progress)
-    return res
 
 
 def hit_rate(questions: list[tuple[str, str]], retrieve_texts: Callable[[list[str]], list[list[str]]]) -> float:

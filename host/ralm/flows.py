@@ -39,6 +39,7 @@ class RalmConfig:
 
     nprobe: int = 8
     k: int = 10
+    chunk_nprobe: int | None = None  # type 1; None: nprobe
     lam: float = 0.25
     knn_temperature: float = 0.3
     interval: int = 16
@@ -244,7 +245,7 @@ class RalmCoordinator:
         qx = await asyncio.to_thread(self.embedder.encode, [query])
         t1 = time.perf_counter()
         try:
-            res = await self.chunks.search(qx, cfg.nprobe, 1)
+            res = await self.chunks.search(qx, cfg.chunk_nprobe or cfg.nprobe, 1)
         except (RpcError, OSError) as e:
             if not cfg.fallback:
                 raise RalmError(f"chunk retrieval failed: {e}") from None

@@ -15,9 +15,10 @@ from host.spec.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(train ids, held-out ids) int64 of the corpus the checkpoint in ``model_dir`` was trained on: the same
-    files, the same val_fraction split by file, encoded with its tokenizer (EOS after each file)."""
+def lm_files(model_dir: str | Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(train ids int64, [held-out ids int64 of each held-out file]) of the corpus the checkpoint in ``model_dir``
+    was trained on: the same files, the same val_fraction split by file, encoded with its tokenizer (EOS after
+    each file)."""
     from tokenizers import Tokenizer
 
     from llm_node.train import EOS, read_corpus  # lazy: torch
@@ -32,13 +33,27 @@ def lm_splits(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     n_val = max(1, int(len(texts) * cfg["val_fraction"]))
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     eos = tok.token_to_id(EOS)
+    files = [np.asarray(e.ids + [eos], np.int64) for e in tok.encode_batch(texts)]
+    return np.concatenate(files[:-n_val]), files[-n_val:]
 
-    def enc(part):
-        ids = []
-        for e in tok.encode_batch(part):
-            ids += e.ids + [eos]
-        return np.asarray(ids, np.int64)
-    return enc(texts[:-n_val]), enc(texts[-n_val:])
+
+def split_files(n: int, seed: int = 0, dev_fraction: float = 0.5) -> tuple[list[int], list[int]]:
+    """(dev, test) file numbers: a seeded permutation of 0..n-1 cut at ``dev_fraction``, each part sorted.
+    InputError when either part would be empty (perplexity of no tokens is not a number)."""
+    if not 0 < dev_fraction < 1:
+        raise InputError(f"dev_fraction must be in (0, 1), not {dev_fraction}")
+    n_dev = int(round(n * dev_fraction))
+    if n_dev < 1 or n - n_dev < 1:
+        raise InputError(f"{n} held-out file(s) cannot be split into non-empty dev and test parts "
+                         f"(dev_fraction {dev_fraction}); the model needs more held-out files")
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(order[:n_dev].tolist()), sorted(order[n_dev:].tolist())
+
+
+def dev_test(files: list[np.ndarray], seed: int = 0, dev_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(dev ids, test ids) int64: the held-out files split by ``split_files``, each part concatenated."""
+    dev, test = split_files(len(files), seed, dev_fraction)
+    return np.concatenate([files[i] for i in dev]), np.concatenate([files[i] for i in test])
 
 
 def embedded_chunks(workdir: str | Path, embedder=None, max_chunks: int = 0):
