@@ -13,6 +13,7 @@ from host.api.protocol import RETRIEVAL_KINDS
 from host.cli.common import group
 from host.net.client import RpcClient
 from host.net.frames import RpcError, parse_address
+from host.ralm.tuned import load_tuned
 from host.serve import wire
 from host.spec.errors import InputError
 from llm_node.defaults import DEMO_MODEL
@@ -35,10 +36,10 @@ def register(sub, groups):
     p.add_argument("--chunk-nodes", help="H:P,H:P,...: the memory nodes serving --chunks")
     p.add_argument("--retrieval", choices=RETRIEVAL_KINDS,
                    help="default per request (default: knn, else chunks, else none)")
-    p.add_argument("--nprobe", type=int, help="default lists probed (default: RalmConfig's, 8)")
-    p.add_argument("--k", type=int, help="default neighbours (default 10)")
-    p.add_argument("--lam", type=float, help="default kNN-LM lambda (default 0.25)")
-    p.add_argument("--knn-temperature", type=float, help="default kNN softmax temperature (default 0.3)")
+    p.add_argument("--nprobe", type=int, help="default lists probed (default: the datastore's tuned.json, else 8)")
+    p.add_argument("--k", type=int, help="default neighbours (default: tuned.json, else 10)")
+    p.add_argument("--lam", type=float, help="default kNN-LM lambda (default: tuned.json, else 0.25)")
+    p.add_argument("--knn-temperature", type=float, help="default kNN softmax temperature (default: tuned.json, else 0.3)")
     p.add_argument("--interval", type=int, help="default type-1 tokens between retrievals (default 16)")
     p.add_argument("--max-n", type=int, default=8, help="largest n (choices per request, default 8)")
     p.add_argument("--max-body-mb", type=float, default=16.0, help="larger request bodies get 413 (default 16)")
@@ -58,14 +59,27 @@ def _nodes(value: str | None) -> list[str]:
     return [a.strip() for a in (value or "").split(",") if a.strip()]
 
 
+def _retrieval_defaults(args) -> dict:
+    """RalmConfig fields: the flags given, else the settings chosen on dev and saved beside the datastores
+    (tuned.json, `anole ralm eval`), else RalmConfig's own defaults."""
+    tuned: dict = {}
+    knn = load_tuned(args.knn) if args.knn else None
+    chunks = load_tuned(args.chunks) if args.chunks else None
+    if knn is not None:
+        tuned.update(nprobe=knn.nprobe, k=knn.k, lam=knn.lam, knn_temperature=knn.temperature)
+    if chunks is not None and args.nprobe is None:
+        tuned["chunk_nprobe"] = chunks.nprobe
+    given = {"nprobe": args.nprobe, "k": args.k, "lam": args.lam, "knn_temperature": args.knn_temperature,
+             "interval": args.interval}
+    return tuned | {k: v for k, v in given.items() if v is not None}
+
+
 def serve_api(args) -> int:
     from host.api.config import ApiConfig  # lazy: torch
     from host.api.server import run_api  # lazy: torch
     from host.ralm.flows import RalmConfig  # lazy: torch
 
-    given = {"nprobe": args.nprobe, "k": args.k, "lam": args.lam, "knn_temperature": args.knn_temperature,
-             "interval": args.interval}
-    ralm = RalmConfig(**{k: v for k, v in given.items() if v is not None})
+    ralm = RalmConfig(**_retrieval_defaults(args))
     cfg = ApiConfig(model=Path(args.model), llm_node=args.llm_node, served_model_name=args.served_model_name,
                     knn=args.knn and Path(args.knn), knn_nodes=_nodes(args.knn_nodes),
                     chunks=args.chunks and Path(args.chunks), chunk_nodes=_nodes(args.chunk_nodes),
