@@ -25,6 +25,8 @@ SWEEP_SETS = [
     ScanParams(m=12, lanes=16, lut_bits=16, k=20, id_bits=40),
     ScanParams(m=16, lanes=4, lut_bits=16, k=100),
     ScanParams(m=7, lanes=4, lut_bits=12, k=17, id_bits=64, list_bits=32),
+    ScanParams(m=16, lanes=16, lut_bits=16, k=100),             # 16 x 100 x 52-bit merge cells (issue 22)
+    ScanParams(m=16, lanes=8, lut_bits=16, k=100, id_bits=64),  # 8 x 100 x 84 bits
 ]
 
 
