@@ -20,11 +20,14 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from host.spec import regmap
 from host.spec.layout import RESULT_BYTES, KernelLayout
 from host.spec.scan_params import ScanParams
+from hw.axi_control import lite_members
+from hw.axi_reader import read_members, write_members
+from sim.streams import HandshakeMonitor
 
 BASE = 0x1_0000_0000
 """First buffer address: above 4 GiB, so the high halves of the pointer registers matter."""
@@ -80,6 +83,27 @@ def latency_ram_read(latency: int):
     return LatencyRamRead
 
 
+def axi_channels(spec: dict) -> dict[str, list[str]]:
+    """{channel (ar, aw, r, w, b): its payload fields} of an AXI member spec such as `read_members`."""
+    out: dict[str, list[str]] = {}
+    for sig in spec:
+        ch = sig[:2] if sig[:2] in ("ar", "aw") else sig[0]
+        if sig[len(ch):] not in ("valid", "ready"):
+            out.setdefault(ch, []).append(sig[len(ch):])
+    return out
+
+
+def axi_monitors(dut, desc: dict) -> list[HandshakeMonitor]:
+    """A handshake monitor per channel of `s_axi_control` and of every `m_axi_<bundle>` the kernel has."""
+    mons = [HandshakeMonitor.of_axi_channel(dut, "s_axi_control", ch, fields)
+            for ch, fields in axi_channels(lite_members()).items()]
+    spec = axi_channels({**read_members(64, 32), **write_members(64, 32)})
+    for bundle in desc["m_axi"]:
+        mons += [HandshakeMonitor.of_axi_channel(dut, f"m_axi_{bundle}", ch, fields)
+                 for ch, fields in spec.items() if hasattr(dut, f"m_axi_{bundle}_{ch}valid")]
+    return mons
+
+
 class TB:
     """Clock, reset, the AXI4-Lite host and the shared AXI RAM of every master bundle."""
 
@@ -108,6 +132,16 @@ class TB:
                     if hasattr(slave, name):
                         getattr(slave, name).set_pause_generator(pause_generator(rng, pause))
         self.next_addr = BASE
+        self.monitors = axi_monitors(dut, desc)
+        cocotb.start_soon(self._monitor())
+
+    async def _monitor(self) -> None:
+        """Every AXI4 / AXI4-Lite channel: valid held and payload stable until the handshake (after reset)."""
+        while True:
+            await RisingEdge(self.dut.ap_clk)
+            await ReadOnly()
+            for mon in self.monitors:
+                mon.sample() if self.dut.ap_rst_n.value else mon.reset()
 
     async def reset(self) -> None:
         self.dut.ap_rst_n.value = 0
@@ -194,12 +228,16 @@ async def test_launches(dut):
     summary["config_vld"] = [await tb.host.read_dword(regmap.CONFIG_CTRL) for _ in range(2)]
     summary["nprobe_readback"] = await tb.host.read_dword(regmap.ARG_OFFSETS["nprobe"])
     summary["codes_per_cycle"] = round(summary["codes"] / max(summary["cycles"], 1), 3)
+    summary["axi_error"] = await tb.host.read_dword(regmap.AXI_ERROR)
+    summary["monitors"] = {m.name: m.report() for m in tb.monitors}
+    summary["violations"] = [msg for m in tb.monitors for msg in m.messages]
     out = os.environ.get("ANOLE_BENCH_OUT")
     if out:
         with open(out, "w") as f:
             json.dump(summary, f)
     assert summary["mismatches"] == 0, summary
     assert summary["config_ok"] and summary["config_vld"] == [1, 0], summary
+    assert summary["axi_error"] == 0 and summary["violations"] == [], summary
 
 
 if __name__ == "__main__":
