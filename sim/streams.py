@@ -94,16 +94,18 @@ class HandshakeMonitor:
         return tuple(s.value for s in self.payload)
 
     def sample(self) -> None:
+        """The payload is read only in stalled cycles and the cycle after one (fewer simulator crossings)."""
         self.cycle += 1
         valid, ready = bool(self.valid.value), bool(self.ready.value)
+        values = self._values() if self._held is not None or (valid and not ready) else None
         if self._held is not None:
             if not valid:
                 self._fail("valid fell before the beat was accepted")
-            elif self._values() != self._held:
+            elif values != self._held:
                 self._fail("payload changed while valid & ~ready")
         self.beats += valid and ready
         self.stalls += valid and not ready
-        self._held = self._values() if valid and not ready else None
+        self._held = values if valid and not ready else None
 
     def reset(self) -> None:
         self._held = None

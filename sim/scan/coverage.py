@@ -1,10 +1,12 @@
 """Functional coverage of the `anole_scan` bench (cocotb-coverage): what the stimulus and the DUT did.
 
-Cover points (under `scan.`): lane-mask pattern of the accepted CODES beats (full, prefix, sparse), list
+Cover points (under `scan<n>.`, one tree per `ScanCoverage`): lane-mask pattern of the accepted CODES beats (full, prefix, sparse), list
 length classes, candidates of a query against K, the queue segment the busiest lane reached, `last`
 offered under backpressure and taken, each of the 5 sticky error flags, and a reset in the middle of a query.
 """
 from __future__ import annotations
+
+import itertools
 
 from cocotb_coverage.coverage import CoverPoint, coverage_db
 
@@ -13,6 +15,7 @@ from hw.interface import error_layout
 from hw.priority_queue import queue_segments
 
 ERROR_FLAGS = [name for name, _ in error_layout()]
+_instances = itertools.count()
 
 
 def mask_class(mask: int, lanes: int) -> str:
@@ -42,14 +45,20 @@ class ScanCoverage:
         self.segments = queue_segments(p.k)
         reach = [f"segment{s}" for s in range(len(self.segments))] + ["overflow"]
         self.points = {
-            "scan.lane_mask": masks, "scan.list_length": lengths, "scan.candidates_vs_k": ["fewer", "equal", "more"],
-            "scan.queue_reach": reach, "scan.last_handshake": ["stalled", "taken"], "scan.error_flag": ERROR_FLAGS,
-            "scan.reset_mid_query": [True],
+            "lane_mask": masks, "list_length": lengths, "candidates_vs_k": ["fewer", "equal", "more"],
+            "queue_reach": reach, "last_handshake": ["stalled", "taken"], "error_flag": ERROR_FLAGS,
+            "reset_mid_query": [True],
         }
-        self._sample = {name: CoverPoint(name, bins=bins)(lambda value: None) for name, bins in self.points.items()}
+        self.root = f"scan{next(_instances)}"
+        self._sample = {name: CoverPoint(f"{self.root}.{name}", bins=bins)(lambda value: None)
+                        for name, bins in self.points.items()}
 
     def sample(self, point: str, value) -> None:
-        self._sample[f"scan.{point}"](value)
+        self._sample[point](value)
+
+    def hits(self, point: str) -> dict:
+        """{bin: hits} of a cover point."""
+        return dict(coverage_db[f"{self.root}.{point}"].detailed_coverage)
 
     def sample_beat(self, mask: int) -> None:
         self.sample("lane_mask", mask_class(mask, self.params.lanes))
@@ -74,5 +83,5 @@ class ScanCoverage:
 
     def report(self, log) -> dict[str, float]:
         """Log the bins; {cover point: percent of its bins hit}."""
-        coverage_db.report_coverage(log.info, bins=True)
-        return {name.split(".", 1)[1]: round(coverage_db[name].cover_percentage, 1) for name in self.points}
+        coverage_db.report_coverage(log.info, bins=True, node=self.root)
+        return {name: round(coverage_db[f"{self.root}.{name}"].cover_percentage, 1) for name in self.points}

@@ -241,7 +241,7 @@ async def test_protocol_errors(dut):
     tb.board.expected.append(expected_results(tb.params, q))
     summary = _finish(tb, await tb.run(lambda: None, 0, timeout=20_000), expect_errors=True)
     assert not summary["failed"], summary["failed"]
-    assert set(summary["errors"]) == set(tb.coverage.points["scan.error_flag"]), summary
+    assert set(summary["errors"]) == set(tb.coverage.points["error_flag"]), summary
 
 
 @cocotb.test()
