@@ -11,7 +11,6 @@ import json
 import os
 import random
 import time
-from collections import deque
 
 import cocotb
 import numpy as np
@@ -21,31 +20,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec, Op, code_beat_layout, result_layout, table_beat_layout
 from sim.scan.coverage import ScanCoverage
+from sim.scan.scoreboard import Scoreboard
 from sim.stimulus import expected_results, lane_counts, query_beats, random_query
 from sim.streams import HandshakeMonitor, StreamSink, StreamSource
-
-
-class Scoreboard:
-    """Compares each query's K results with the reference model."""
-
-    def __init__(self, params: ScanParams, codec: BeatCodec, log):
-        self.params, self.codec, self.log = params, codec, log
-        self.expected: deque[list[tuple[int, int]]] = deque()
-        self.current: list[tuple[int, int, int]] = []
-        self.queries = self.mismatches = 0
-
-    def push(self, value: int) -> None:
-        self.current.append(self.codec.unpack_result(value))
-        if len(self.current) < self.params.k:
-            return
-        got, self.current = self.current, []
-        want = self.expected.popleft()
-        lasts = [last for *_, last in got]
-        if [(d, i) for d, i, _ in got] != want or lasts != [0] * (self.params.k - 1) + [1]:
-            self.mismatches += 1
-            if self.mismatches <= 5:
-                self.log.error("query %d: got %s, want %s", self.queries, got, want)
-        self.queries += 1
 
 
 class TB:
