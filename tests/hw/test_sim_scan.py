@@ -4,7 +4,10 @@ Default run: the headline set (m=16, lanes=4, k=10), a K=100 set and a narrow od
 2,000 randomized scans each (10,000 under `-m sweep`, which adds run length, not new kinds of stimulus), full-rate throughput on lists of 1,000..2,000 codes, protocol
 misuse, and the headline set under Icarus; the headline set again with the ECP5 block RAM style (DP16KD
 instances, simulated with sim/models/DP16KD.v) under both simulators, the design `anole hw report`
-places and routes. `-m sweep` runs the full parameter sweep.
+places and routes; all five protocol-error flags, a reset in the middle of queries and the wall-clock limit.
+Every run's handshake monitors (table, i, o) must be clean, and the randomized runs must fill their
+coverage points (sim/scan/coverage.py). `-m sweep` runs the full parameter sweep (the 16-lane and
+64-bit-id K=100 sets of issue 22 included) and checks that a failing seed records waves.
 """
 from pathlib import Path
 
