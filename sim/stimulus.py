@@ -79,7 +79,7 @@ def random_query(params: ScanParams, rng: np.random.Generator, *, max_probes: in
 def query_beats(codec: BeatCodec, q: Query, rng: np.random.Generator | None = None,
                 sparse: float = 0.0) -> tuple[list[int], list[int]]:
     """(table-stream beats, i-stream beats) of one query; with `rng`, each list is sent with probability
-    `sparse` in beats of random (non-prefix) lane masks, junk codes in the invalid lanes."""
+    `sparse` in beats of random nonzero lane masks (holes between valid lanes), junk in the invalid lanes."""
     tb, ib = [], []
     for t, lid, (codes, ids) in zip(q.tables, q.list_ids, q.lists):
         tb += codec.table_beats(t, lid)
