@@ -17,10 +17,8 @@ from host.spec.scan_params import KSUB, ScanParams
 DESC_BYTES = 8
 RESULT_BYTES = 16
 TABLE_ENTRY_BYTES = 2
-AP_INT_DEFAULT_W = 1024
-"""Widest ap_uint Vitis HLS compiles without AP_INT_MAX_W."""
 AP_INT_LIMIT_W = 4096
-"""Widest ap_uint Vitis HLS allows at all (AP_INT_MAX_W <= 4096)."""
+"""Widest ap_uint Vitis HLS allows at all (1024 by default, AP_INT_MAX_W up to 4096; hls/scan/scan.h sets it)."""
 
 
 class KernelLayout:

