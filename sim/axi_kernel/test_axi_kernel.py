@@ -26,9 +26,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from host.spec import regmap
 from host.spec.layout import RESULT_BYTES, KernelLayout
 from host.spec.scan_params import ScanParams
-from hw.axi_control import lite_members
-from hw.axi_reader import read_members, write_members
-from sim.streams import HandshakeMonitor
+from sim.axi_kernel.monitors import axi_monitors
 
 BASE = 0x1_0000_0000
 """First buffer address: above 4 GiB, so the high halves of the pointer registers matter."""
@@ -84,27 +82,6 @@ def latency_ram_read(latency: int, fault: dict | None = None):
                     t.cancel()
 
     return LatencyRamRead
-
-
-def axi_channels(spec: dict) -> dict[str, list[str]]:
-    """{channel (ar, aw, r, w, b): its payload fields} of an AXI member spec such as `read_members`."""
-    out: dict[str, list[str]] = {}
-    for sig in spec:
-        ch = sig[:2] if sig[:2] in ("ar", "aw") else sig[0]
-        if sig[len(ch):] not in ("valid", "ready"):
-            out.setdefault(ch, []).append(sig[len(ch):])
-    return out
-
-
-def axi_monitors(dut, desc: dict) -> list[HandshakeMonitor]:
-    """A handshake monitor per channel of `s_axi_control` and of every `m_axi_<bundle>` the kernel has."""
-    mons = [HandshakeMonitor.of_axi_channel(dut, "s_axi_control", ch, fields)
-            for ch, fields in axi_channels(lite_members()).items()]
-    spec = axi_channels({**read_members(64, 32), **write_members(64, 32)})
-    for bundle in desc["m_axi"]:
-        mons += [HandshakeMonitor.of_axi_channel(dut, f"m_axi_{bundle}", ch, fields)
-                 for ch, fields in spec.items() if hasattr(dut, f"m_axi_{bundle}_{ch}valid")]
-    return mons
 
 
 class TB:
