@@ -13,7 +13,8 @@ class TableBanks(wiring.Component):
     it, `load` is high in that cycle, writing word `wcount` of bank `wbank`. After the last beat the bank
     is full and `wbank` moves on. `acquire` (only while `avail`) binds the next full bank, in load order,
     to the open list as `cur`; `release` frees the bound bank. `avail_list` is the list id of the next
-    full bank; `full[b]`: bank b holds a whole table. A bound bank is full, so never written until it is released (proved in hw/formal/banks.py).
+    full bank; `full[b]`: bank b holds a whole table. A bound bank is full, so never written until it is
+    released (proved in hw/formal/banks.py).
     """
 
     def __init__(self, *, beats: int, list_bits: int):

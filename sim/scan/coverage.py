@@ -1,8 +1,9 @@
 """Functional coverage of the `anole_scan` bench (cocotb-coverage): what the stimulus and the DUT did.
 
-Cover points (under `scan<n>.`, one tree per `ScanCoverage`): lane-mask pattern of the accepted CODES beats (full, prefix, sparse), list
-length classes, candidates of a query against K, the queue segment the busiest lane reached, `last`
-offered under backpressure and taken, each of the 5 sticky error flags, and a reset in the middle of a query.
+Cover points (under `scan<n>.`, one tree per `ScanCoverage`): lane-mask pattern of the accepted CODES
+beats (full, prefix, sparse), list length classes, candidates of a query against K, the queue segment
+the busiest lane reached, `last` offered under backpressure and taken, each of the 5 sticky error flags,
+and a reset in the middle of a query.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 CI: the insertion queue (K = 4, 4-bit keys) and the table bank control (4 beats) by k-induction, i.e. for
 every cycle; the lane merge (2 lanes, K = 3, 3-bit keys) by BMC for 14 cycles from reset (a load, its
 first output 3 cycles later, its 3 outputs with up to 8 cycles of backpressure; k-induction does not
-close on the merge without invariants on its internal state). 1 to 4 s per proof on a quiet machine. `-m sweep`: larger instances.
+close on the merge without invariants on its internal state). 1 to 4 s per proof on a quiet machine.
+`-m sweep`: larger instances.
 """
 from __future__ import annotations
 

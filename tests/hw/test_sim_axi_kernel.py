@@ -3,8 +3,9 @@
 Each set runs every launch of sim/axi_kernel/case.py (a real index image laid out by
 host.spec.layout; real queries, edge cases, nq = 0, nprobe = 0) with random pauses on all AXI
 channels; results must equal host.spec.reference.scan_query bit for bit, every AXI channel keeps the
-handshake rule (sim/streams.py), and an R beat answered SLVERR in one launch sets AXI_ERROR for it alone. The throughput test runs the
-long-list case without pauses behind 50 cycles of read latency and checks the scan rate.
+handshake rule (sim/streams.py), and an R beat answered SLVERR in one launch sets AXI_ERROR for it
+alone. The throughput test runs the long-list case without pauses behind 50 cycles of read latency and
+checks the scan rate.
 """
 import pytest
 
