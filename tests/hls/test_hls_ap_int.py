@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
+from host.board.hls_build import HLS_DIR
 from host.board.hls_config import header_text
 from host.spec.errors import InputError
 from host.spec.layout import AP_INT_LIMIT_W, KernelLayout
 from host.spec.scan_params import ScanParams
-from host.board.hls_build import HLS_DIR
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 

@@ -8,11 +8,10 @@ more than the suite's budget for this test).
 """
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import pytest
-
-import numpy as np
 
 from host.spec.scan_params import ScanParams
 from sim.amaranth_streams import run_core
