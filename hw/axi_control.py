@@ -29,6 +29,8 @@ class ControlRegs(wiring.Component):
     where IER enables them, `config` takes `config_value` with its `ap_vld` (clear on read). `interrupt`
     is GIE & (ISR != 0). Writes take one cycle after both AW and W are valid (B follows), reads answer
     the cycle after AR; unmapped and read-only words ignore writes and unmapped words read 0.
+    `read_error` / `write_error` (an AXI error response seen by a master) set the sticky bits of
+    AXI_ERROR, cleared by `start`.
     """
 
     def __init__(self, *, config_value: int):
@@ -38,7 +40,7 @@ class ControlRegs(wiring.Component):
         ports = {name: (In if d == "in" else Out)(w) for name, (d, w) in lite_members().items()}
         ports.update({name: Out(64) for name in regmap.POINTER_ARGS})
         ports.update({name: Out(32) for name in regmap.SCALAR_ARGS})
-        ports.update({"start": Out(1), "done": In(1), "interrupt": Out(1)})
+        ports.update({"start": Out(1), "done": In(1), "interrupt": Out(1), "read_error": In(1), "write_error": In(1)})
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -46,10 +48,10 @@ class ControlRegs(wiring.Component):
         ap_start, ap_done, ap_ready, auto_restart, busy = (Signal(name=n) for n in
                                                            ("ap_start", "ap_done", "ap_ready", "auto_restart", "busy"))
         gie, ier, isr = Signal(), Signal(2), Signal(2)
-        config, config_vld = Signal(32), Signal()
+        config, config_vld, axi_error = Signal(32), Signal(), Signal(2)
         ctrl = Cat(ap_start, ap_done, ~busy, ap_ready, Const(0, 3), auto_restart)
         words = {regmap.CTRL: ctrl, regmap.GIE: gie, regmap.IER: ier, regmap.ISR: isr,
-                 regmap.ARG_OFFSETS["config"]: config, regmap.CONFIG_CTRL: config_vld}
+                 regmap.ARG_OFFSETS["config"]: config, regmap.CONFIG_CTRL: config_vld, regmap.AXI_ERROR: axi_error}
         writable = {regmap.GIE: gie, regmap.IER: ier}
         self._add_args(words, writable)
         self._write_channel(m, writable, ap_start, auto_restart, isr)
@@ -58,7 +60,9 @@ class ControlRegs(wiring.Component):
         # kernel handshake (after the bus logic: a done in the same cycle as a clearing read wins)
         m.d.comb += [self.start.eq(ap_start & ~busy), self.interrupt.eq(gie & (isr != 0))]
         with m.If(self.start):
-            m.d.sync += busy.eq(1)
+            m.d.sync += [busy.eq(1), axi_error.eq(0)]
+        with m.Else():
+            m.d.sync += axi_error.eq(axi_error | Cat(self.read_error, self.write_error))
         with m.If(self.done):
             m.d.sync += [busy.eq(0), ap_done.eq(1), ap_ready.eq(1), ap_start.eq(auto_restart),
                          isr.eq(isr | ier), config.eq(self.config_value), config_vld.eq(1)]

@@ -7,7 +7,7 @@ Stages: `ControlRegs` (hw/axi_control.py), `LaunchSequencer` (hw/axi_sequencer.p
 """
 from __future__ import annotations
 
-from amaranth import ClockDomain, Module, Mux, Signal
+from amaranth import Cat, ClockDomain, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -178,4 +178,16 @@ class AxiScanKernel(wiring.Component):
         wiring.connect(m, rd_ids.o, seq.ids)
         wiring.connect(m, seq.o, core.i)
         wiring.connect(m, core.o, wr.i)
+        self._response_errors(m, regs)
         return m
+
+    def _response_errors(self, m: Module, regs: ControlRegs) -> None:
+        """SLVERR / DECERR (`resp[1]`) on an accepted R beat of any bundle or on the B of the results."""
+        def port(bundle, name):
+            return getattr(self, f"m_axi_{bundle}_{name}")
+        bundles = sorted(set(regmap.M_AXI_BUNDLES.values()))
+        wb = regmap.M_AXI_BUNDLES["results"]
+        m.d.comb += [
+            regs.read_error.eq(Cat(*[port(b, "rvalid") & port(b, "rready") & port(b, "rresp")[1]
+                                     for b in bundles]).any()),
+            regs.write_error.eq(port(wb, "bvalid") & port(wb, "bready") & port(wb, "bresp")[1])]

@@ -39,7 +39,8 @@ class LaneMerge(wiring.Component):
         self.lanes, self.depth, self.key_bits = lanes, depth, key_bits
         self.segments, self.segment_delay = check_segments(segments, depth), segment_delay
         super().__init__({
-            "cells": In(data.ArrayLayout(data.ArrayLayout(unsigned(key_bits), depth), lanes)),
+            # one port per lane: lanes x depth x key_bits can pass Amaranth's 65,535-bit signal cap
+            "cells": In(data.ArrayLayout(unsigned(key_bits), depth)).array(lanes),
             "load": In(1),
             "o": Out(stream.Signature(entry_layout(key_bits))),
             "busy": Out(1),

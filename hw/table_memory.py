@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from host.spec.scan_params import ScanParams
 from hw.ecp5_ram import Ecp5Ram, check_ram_style
 from hw.interface import CODE_BITS, table_beat_layout, table_beats
+from hw.table_banks import TableBanks
 
 
 class TableMemory(wiring.Component):
@@ -68,44 +69,13 @@ class TableMemory(wiring.Component):
         return m
 
     def _banks(self, m: Module) -> tuple[Value, Signal, Signal, Signal]:
-        """Bank control: the write bank and beat count, which banks are full and their lists, the next
-        bank to acquire and the bound one. Returns (`load`: a beat is accepted, its beat count, the
-        write bank, `cur`: the bank bound to the open list)."""
-        p = self.params
-        nbeats = table_beats(p)
-        full = Signal(2)
-        list_of = [Signal(p.list_bits, name=f"list_of{b}") for b in range(2)]
-        wbank = Signal()
-        wcount = Signal(range(nbeats))
-        rbank = Signal()            # next bank to acquire
-        cur = Signal()              # bank bound to the open list
-
-        # `i.ready` (= the write bank is not full) is a register, computed from the next state of
-        # `full` and `wbank`, so the control loop is short
-        ready = Signal(init=1)
-        load = self.i.valid & ready
-        last = wcount == nbeats - 1
-        m.d.comb += self.i.ready.eq(ready)
-        with m.If(load):
-            m.d.sync += wcount.eq(wcount + 1)
-            with m.If(last):
-                m.d.sync += [wcount.eq(0), wbank.eq(~wbank)]
-            with m.If(wcount == 0):
-                for b in range(2):
-                    with m.If(wbank == b):
-                        m.d.sync += list_of[b].eq(self.i.payload.list)
-
-        m.d.comb += [self.avail.eq(full.bit_select(rbank, 1)),
-                     self.avail_list.eq(Cat(*[x for x in list_of]).word_select(rbank, p.list_bits))]
-        with m.If(self.acquire):
-            m.d.sync += [cur.eq(rbank), rbank.eq(~rbank)]
-        full_next = Signal(2)
-        for b in range(2):
-            set_ = load & (wbank == b) & last
-            clr = self.release & (cur == b)
-            m.d.comb += full_next[b].eq(set_ | (full[b] & ~clr))
-        m.d.sync += [full.eq(full_next), ready.eq(~full_next.bit_select(wbank ^ (load & last), 1))]
-        return load, wcount, wbank, cur
+        """Bank control (`TableBanks`); returns (`load`: a beat is accepted, its beat count, the write
+        bank, `cur`: the bank bound to the open list)."""
+        m.submodules.banks = banks = TableBanks(beats=table_beats(self.params), list_bits=self.params.list_bits)
+        m.d.comb += [banks.valid.eq(self.i.valid), banks.list_id.eq(self.i.payload.list), self.i.ready.eq(banks.ready),
+                     banks.acquire.eq(self.acquire), banks.release.eq(self.release),
+                     self.avail.eq(banks.avail), self.avail_list.eq(banks.avail_list)]
+        return banks.load, banks.wcount, banks.wbank, banks.cur
 
     def _column(self, m: Module, j: int, cur: Signal, wen: Signal, waddr: Signal, wrows: Signal) -> None:
         """Column j: its memory (one word of `lanes` entries per beat, written from the registered

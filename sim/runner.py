@@ -2,7 +2,8 @@
 
 Each (parameters, simulator, RAM style, waves) combination builds once in its own directory under
 build/sim/ and is reused while its Verilog is unchanged. Set ANOLE_WAVES=1 to record FST waves
-(Verilator) or the simulator's native dump (Icarus) in the test directory.
+(Verilator) or the simulator's native dump (Icarus) in the test directory; a failing run records them
+on its own (it is run again, same seed, with waves).
 """
 from __future__ import annotations
 
@@ -43,15 +44,33 @@ def build(params: ScanParams, simulator: str = "verilator", *, waves: bool | Non
 
 def run_bench(params: ScanParams, simulator: str = "verilator", *, scans: int = 200, seed: int = 0,
               mode: str = "random", bubble: float = 0.2, stall: float = 0.2,
-              testcase: str = "test_scan", waves: bool | None = None, ram: str = "inferred") -> dict:
-    """Run one cocotb test of sim/scan/test_scan.py; returns its summary dict (with wall time)."""
+              testcase: str = "test_scan", waves: bool | None = None, ram: str = "inferred",
+              timeout_s: float | None = None, waves_on_failure: bool = True,
+              inject_mismatch: bool = False) -> dict:
+    """Run one cocotb test of sim/scan/test_scan.py; returns its summary dict (with wall time).
+
+    `timeout_s` limits the simulation's wall-clock time (the build not counted; the summary then says
+    `timed_out`). A failing run without waves is run again with the same seed recording FST waves
+    (`waves_on_failure`); the summary's `waves` lists the files. `inject_mismatch` corrupts one expected
+    result in the bench (a check of the checker)."""
     waves = waves_requested() if waves is None else waves
+    summary = _run_once(params, simulator, testcase, waves, ram, seed,
+                        {"scans": scans, "seed": seed, "mode": mode, "bubble": bubble, "stall": stall,
+                         "timeout_s": timeout_s, "inject_mismatch": inject_mismatch})
+    if summary["failed"] and not waves and waves_on_failure and not summary["timed_out"]:
+        log.error("%s seed %d failed (%s); rerunning it with waves", tag(params, ram), seed, summary["failed"][0])
+        again = _run_once(params, simulator, testcase, True, ram, seed, summary["bench"])
+        summary["waves"] = again.get("waves", [])
+    return summary
+
+
+def _run_once(params: ScanParams, simulator: str, testcase: str, waves: bool, ram: str, seed: int,
+              bench: dict) -> dict:
     runner, build_dir, jfile = build(params, simulator, waves=waves, ram=ram)
-    test_dir = build_dir / f"run_{testcase}_{mode}_{seed}_{os.getpid()}"
+    test_dir = build_dir / f"run_{testcase}_{bench['mode']}_{seed}_{os.getpid()}"
     test_dir.mkdir(parents=True, exist_ok=True)
     out = test_dir / "summary.json"
     out.unlink(missing_ok=True)
-    bench = {"scans": scans, "seed": seed, "mode": mode, "bubble": bubble, "stall": stall}
     t0 = time.perf_counter()
     try:
         runner.test(test_module="sim.scan.test_scan", hdl_toplevel=TOP, testcase=testcase,
@@ -64,7 +83,8 @@ def run_bench(params: ScanParams, simulator: str = "verilator", *, scans: int = 
     if not out.exists():
         raise RuntimeError(f"bench produced no summary; see {test_dir / 'sim.log'}")
     summary = json.loads(out.read_text())
-    summary.update(simulator=simulator, ram=ram, seed=seed, wall_s=round(time.perf_counter() - t0, 2))
+    summary.update(simulator=simulator, ram=ram, seed=seed, wall_s=round(time.perf_counter() - t0, 2),
+                   bench=bench, log=str(test_dir / "sim.log"))
     if waves:
         summary["waves"] = [str(p) for p in test_dir.glob("*.fst")] + [str(p) for p in test_dir.glob("*.vcd")]
     return summary

@@ -76,16 +76,51 @@ def random_query(params: ScanParams, rng: np.random.Generator, *, max_probes: in
     return q
 
 
-def query_beats(codec: BeatCodec, q: Query) -> tuple[list[int], list[int]]:
-    """(table-stream beats, i-stream beats) of one query."""
+def query_beats(codec: BeatCodec, q: Query, rng: np.random.Generator | None = None,
+                sparse: float = 0.0) -> tuple[list[int], list[int]]:
+    """(table-stream beats, i-stream beats) of one query; with `rng`, each list is sent with probability
+    `sparse` in beats of random nonzero lane masks (holes between valid lanes), junk in the invalid lanes."""
     tb, ib = [], []
     for t, lid, (codes, ids) in zip(q.tables, q.list_ids, q.lists):
         tb += codec.table_beats(t, lid)
         ib.append(codec.op_beat(Op.LIST, lid))
-        ib += codec.code_beats(codes, ids)
+        if rng is not None and codes.shape[0] and rng.random() < sparse:
+            ib += sparse_code_beats(codec, codes, ids, rng)
+        else:
+            ib += codec.code_beats(codes, ids)
         ib.append(codec.op_beat(Op.END_LIST))
     ib.append(codec.op_beat(Op.END_QUERY))
     return tb, ib
+
+
+def sparse_code_beats(codec: BeatCodec, codes: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> list[int]:
+    """CODES beats carrying codes uint8[n, m] (ids int[n]) in order, in the lanes of random nonzero masks."""
+    lanes, n = codec.params.lanes, codes.shape[0]
+    masks, placed = [], 0
+    while placed < n:
+        mask = int(rng.integers(1, 1 << lanes))
+        masks.append(mask)
+        placed += bin(mask).count("1")
+    slots = np.array([b * lanes + l for b, mask in enumerate(masks) for l in range(lanes) if mask >> l & 1])[:n]
+    masks[-1] &= (1 << (int(slots[-1]) % lanes + 1)) - 1       # no valid lane past the last code
+    all_codes = rng.integers(0, KSUB, (len(masks) * lanes, codes.shape[1]), dtype=np.int64).astype(np.uint8)
+    all_ids = rng.integers(0, min(codec.params.max_id, (1 << 62) - 1), len(masks) * lanes, dtype=np.int64)
+    all_codes[slots], all_ids[slots] = codes, ids
+    beats = codec.code_beats(all_codes, all_ids)
+    ov = codec.code["valid"][0]
+    full = (1 << lanes) - 1
+    return [(b & ~(full << ov)) | (mask << ov) for b, mask in zip(beats, masks)]
+
+
+def lane_counts(codec: BeatCodec, ibeats: list[int]) -> list[int]:
+    """Valid codes per lane in CODES beats of `ibeats`."""
+    lanes, (ov, _), (oo, wo) = codec.params.lanes, codec.code["valid"], codec.code["op"]
+    counts = [0] * lanes
+    for b in ibeats:
+        if (b >> oo) & ((1 << wo) - 1) == Op.CODES.value:
+            for l in range(lanes):
+                counts[l] += (b >> (ov + l)) & 1
+    return counts
 
 
 def expected_results(params: ScanParams, q: Query) -> list[tuple[int, int]]:

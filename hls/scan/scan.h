@@ -5,8 +5,13 @@
 
 #include <cstdint>
 
-#include "hls_types.h"
 #include "scan_config.h"
+// The widest m_axi word (the code beat, 8 x m x lanes bits) can pass ap_int's default limit of 1024 bits;
+// AP_INT_MAX_W must be set before ap_int.h is first included (host/board/hls_config.py refuses > 4096).
+#if ANOLE_WORD_BITS > 1024 && !defined(AP_INT_MAX_W)
+#define AP_INT_MAX_W ANOLE_WORD_BITS
+#endif
+#include "hls_types.h"
 
 // Memory words of the m_axi ports (one beat each).
 typedef ap_uint<8 * ANOLE_M * ANOLE_LANES> code_beat_t;               // lanes codes of m bytes

@@ -6,6 +6,7 @@ import importlib
 import logging
 import sys
 
+from host.cli.common import os_error_text
 from host.spec.errors import AnoleError
 
 # Each module defines register(subparsers); its parsers set_defaults(func=handler(args) -> int).
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AnoleError as e:
         print(f"anole: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:        # a path the user named: unwritable, missing, a file where a folder goes
+        print(f"anole: error: {os_error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

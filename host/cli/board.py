@@ -8,6 +8,7 @@ from host.board.csim_check import check
 from host.board.hls_config import parse_params, write_header
 from host.cli.common import group
 from host.index.index_dir import load_index
+from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
 
 
@@ -49,6 +50,9 @@ def register(sub, groups):
 
 
 def csim(args) -> int:
+    for name in ("queries", "nprobe"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be >= 1, not {getattr(args, name)}")
     params = parse_params(args.params)
     bad = check(params, args.queries, args.nprobe, args.seed)
     print(f"board csim {params}: {args.queries} queries x {args.nprobe} probes, {bad} mismatches")

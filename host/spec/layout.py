@@ -17,6 +17,8 @@ from host.spec.scan_params import KSUB, ScanParams
 DESC_BYTES = 8
 RESULT_BYTES = 16
 TABLE_ENTRY_BYTES = 2
+AP_INT_LIMIT_W = 4096
+"""Widest ap_uint Vitis HLS allows at all (1024 by default, AP_INT_MAX_W up to 4096; hls/scan/scan.h sets it)."""
 
 
 class KernelLayout:
@@ -32,6 +34,19 @@ class KernelLayout:
         self.table_row_bytes = TABLE_ENTRY_BYTES * p.m
         self.table_bytes = KSUB * self.table_row_bytes
         self.empty_dist = (1 << p.dist_bits) - 1
+
+    @property
+    def word_bits(self) -> int:
+        """Width of the HLS kernel's widest ap_uint: its code beat, id beat, table row or result word."""
+        return 8 * max(self.code_beat_bytes, self.id_beat_bytes, self.table_row_bytes, RESULT_BYTES)
+
+    def check_hls(self) -> None:
+        """InputError unless the HLS kernel's words fit Vitis's ap_int limit (AP_INT_LIMIT_W bits)."""
+        if self.word_bits > AP_INT_LIMIT_W:
+            p = self.params
+            raise InputError(f"the HLS kernel's code beat of 8 x m x lanes = {self.word_bits} bits (m={p.m}, "
+                             f"lanes={p.lanes}) exceeds Vitis HLS's ap_uint limit of {AP_INT_LIMIT_W} bits; "
+                             f"use m x lanes <= {AP_INT_LIMIT_W // 8}")
 
     @property
     def config_word(self) -> int:
@@ -103,5 +118,5 @@ class KernelLayout:
             "ANOLE_ID_BITS": p.id_bits, "ANOLE_DIST_BITS": p.dist_bits, "ANOLE_KSUB": KSUB,
             "ANOLE_EMPTY_DIST": self.empty_dist, "ANOLE_ID_WORD_BITS": self.id_word_bits,
             "ANOLE_TABLE_ENTRY_BITS": 8 * TABLE_ENTRY_BYTES, "ANOLE_RESULT_BITS": 8 * RESULT_BYTES,
-            "ANOLE_CONFIG_WORD": self.config_word,
+            "ANOLE_CONFIG_WORD": self.config_word, "ANOLE_WORD_BITS": self.word_bits,
         }

@@ -37,6 +37,13 @@ ARG_OFFSETS = {
 }
 """Vitis HLS spacing: a pointer takes 12 bytes (lo, hi, reserved), a scalar 8 (data, reserved)."""
 CONFIG_CTRL = ARG_OFFSETS["config"] + 4
+AXI_ERROR = 0x70
+"""RTL kernel only (Vitis HLS has no such register): sticky AXI error responses of the current or last run,
+cleared when a run starts. Bit 0: a read burst beat answered SLVERR or DECERR (`rresp[1]`) on any master;
+bit 1: a write answered SLVERR or DECERR (`bresp[1]`). The run goes on (the beat's data is used as it
+came), so results of a run with a bit set are not to be trusted."""
+AXI_ERROR_READ = 1 << 0
+AXI_ERROR_WRITE = 1 << 1
 ADDR_SPACE = 0x80
 """Bytes of AXI4-Lite address space decoded by the kernel (7 address bits)."""
 

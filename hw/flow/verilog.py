@@ -44,13 +44,18 @@ def describe(params: ScanParams, ram: str = "inferred") -> dict:
             "table_beats": table_beats(params), "latency": core_latency(params), "ports": port_map(params)}
 
 
+def hashed_sources() -> list[Path]:
+    """The generator sources: every module under hw/ (subpackages included) and ScanParams."""
+    return [*sorted((ROOT / "hw").rglob("*.py")), Path(scan_params.__file__).resolve()]
+
+
 def source_hash(params: ScanParams, ram: str = "inferred") -> str:
-    """Hash of the generator sources (every hw/ component, this file, ScanParams), the Amaranth version, the
-    parameters and the RAM style: the identity of an emitted core."""
+    """Hash of the generator sources (`hashed_sources`), the Amaranth version, the parameters and the RAM
+    style: the identity of an emitted core."""
     h = hashlib.sha256(json.dumps({**params.to_dict(), "ram": ram, "amaranth": amaranth.__version__},
                                   sort_keys=True).encode())
-    for src in [*sorted((ROOT / "hw").glob("*.py")), Path(__file__), Path(scan_params.__file__)]:
-        h.update(src.read_bytes())
+    for src in hashed_sources():
+        h.update(str(src.relative_to(ROOT)).encode() + b"\0" + src.read_bytes())
     return h.hexdigest()[:16]
 
 

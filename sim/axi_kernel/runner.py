@@ -34,13 +34,14 @@ def build(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str
 
 def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str = "verilator", *,
         seed: int = 0, pause: float = 0.3, mode: str = "random", latency: int = 0,
-        waves: bool | None = None) -> dict:
+        waves: bool | None = None, slverr_launch: int = -1) -> dict:
     """Build, write the case and run the bench; returns its summary dict.
 
     mode "random": the index image, real queries and edge cases of `make_case`, with AXI pauses of
     probability `pause`; "throughput": `make_throughput_case` (4 queries x 4 lists of 1,000-2,000
     codes) with no pauses, whose `codes_per_cycle` is the kernel's scan rate. `latency` > 0 delays
-    each read burst's data by that many cycles after its AR in a memory that keeps taking ARs."""
+    each read burst's data by that many cycles after its AR in a memory that keeps taking ARs.
+    `slverr_launch` >= 0: that launch's first R beat answers SLVERR (the bench checks AXI_ERROR)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     waves = waves_requested() if waves is None else waves
@@ -59,7 +60,8 @@ def run(params: ScanParams, data_bits: int = DEFAULT_DATA_BITS, simulator: str =
         runner.test(test_module="sim.axi_kernel.test_axi_kernel", hdl_toplevel=TOP, build_dir=build_dir,
                     test_dir=test_dir, waves=waves, seed=seed, log_file=test_dir / "sim.log",
                     extra_env={"ANOLE_DUT_JSON": str(jfile), "ANOLE_CASE": str(case),
-                               "ANOLE_BENCH": json.dumps({"seed": seed, "pause": pause, "latency": latency}),
+                               "ANOLE_BENCH": json.dumps({"seed": seed, "pause": pause, "latency": latency,
+                                                          "slverr_launch": slverr_launch}),
                                "ANOLE_BENCH_OUT": str(out)})
     except SystemExit as e:       # the cocotb runner exits on failing tests under pytest
         log.error("simulation of %s failed (%s); log in %s", build_dir.name, e, test_dir / "sim.log")

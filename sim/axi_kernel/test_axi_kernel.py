@@ -8,7 +8,8 @@ reference (host.spec.reference.scan_query) after `host.spec.layout.KernelLayout.
 
 Configuration from the environment (set by `run` below): ANOLE_DUT_JSON, ANOLE_CASE (the .npz),
 ANOLE_BENCH (JSON: seed, pause, latency: AR to first R beat of the read memories in cycles, 0 = the
-cocotbext-axi model as it is) and ANOLE_BENCH_OUT (summary JSON).
+cocotbext-axi model as it is; slverr_launch: the launch whose first R beat answers SLVERR, -1 none: its
+AXI_ERROR read bit must be set, and cleared by the next launch) and ANOLE_BENCH_OUT (summary JSON).
 As a script: `python -m sim.axi_kernel.test_axi_kernel` runs one parameter set under Verilator.
 """
 from __future__ import annotations
@@ -20,11 +21,12 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from host.spec import regmap
 from host.spec.layout import RESULT_BYTES, KernelLayout
 from host.spec.scan_params import ScanParams
+from sim.axi_kernel.monitors import axi_monitors
 
 BASE = 0x1_0000_0000
 """First buffer address: above 4 GiB, so the high halves of the pointer registers matter."""
@@ -36,10 +38,11 @@ def pause_generator(rng: random.Random, prob: float):
         yield rng.random() < prob
 
 
-def latency_ram_read(latency: int):
+def latency_ram_read(latency: int, fault: dict | None = None):
     """An AxiRamRead whose R data of a burst starts `latency` cycles after its AR at the earliest while
     it keeps taking ARs, as a pipelined memory does (cocotbext-axi's model answers an AR within a few
-    cycles and takes the next AR only after the previous burst's last R beat is queued)."""
+    cycles and takes the next AR only after the previous burst's last R beat is queued). While
+    `fault["armed"]`, the next R beat (of any instance sharing `fault`) answers SLVERR, with its data."""
     from collections import deque
 
     from cocotbext.axi import AxiRamRead
@@ -70,7 +73,8 @@ def latency_ram_read(latency: int):
                     assert 0x1000 - (addr & 0xFFF) >= n * size, "burst crosses 4 KiB"
                     for i in range(n):
                         r = self.r_channel._transaction_obj()
-                        r.rid, r.rlast, r.rresp = int(ar.arid), i == n - 1, 0
+                        r.rid, r.rlast = int(ar.arid), i == n - 1
+                        r.rresp = 2 if fault is not None and fault.pop("armed", False) else 0
                         r.rdata = int.from_bytes(await self._read(addr + i * size, size), "little")
                         await self.r_channel.send(r)
             finally:
@@ -83,7 +87,8 @@ def latency_ram_read(latency: int):
 class TB:
     """Clock, reset, the AXI4-Lite host and the shared AXI RAM of every master bundle."""
 
-    def __init__(self, dut, desc: dict, rng: random.Random, pause: float, latency: int = 0):
+    def __init__(self, dut, desc: dict, rng: random.Random, pause: float, latency: int = 0,
+                 fault: dict | None = None):
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiRamRead, AxiRamWrite, AxiReadBus, AxiWriteBus
         from cocotbext.axi.sparse_memory import SparseMemory
 
@@ -94,7 +99,7 @@ class TB:
         self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), clk, rst, reset_active_level=False)
         self.mem = SparseMemory(1 << 40)       # len() of the memory must fit a Py_ssize_t
         self.slaves = []
-        ram_read = latency_ram_read(latency) if latency else AxiRamRead
+        ram_read = latency_ram_read(max(latency, 1), fault) if latency or fault is not None else AxiRamRead
         for bundle in desc["m_axi"]:
             prefix = f"m_axi_{bundle}"
             self.slaves.append(ram_read(AxiReadBus.from_prefix(dut, prefix), clk, rst, reset_active_level=False,
@@ -108,6 +113,16 @@ class TB:
                     if hasattr(slave, name):
                         getattr(slave, name).set_pause_generator(pause_generator(rng, pause))
         self.next_addr = BASE
+        self.monitors = axi_monitors(dut, desc)
+        cocotb.start_soon(self._monitor())
+
+    async def _monitor(self) -> None:
+        """Every AXI4 / AXI4-Lite channel: valid held and payload stable until the handshake (after reset)."""
+        while True:
+            await RisingEdge(self.dut.ap_clk)
+            await ReadOnly()
+            for mon in self.monitors:
+                mon.sample() if self.dut.ap_rst_n.value else mon.reset()
 
     async def reset(self) -> None:
         self.dut.ap_rst_n.value = 0
@@ -158,18 +173,22 @@ async def test_launches(dut):
     params = ScanParams.from_dict(desc["params"])
     lay = KernelLayout(params)
     case = np.load(os.environ["ANOLE_CASE"])
-    tb = TB(dut, desc, random.Random(bench.get("seed", 0)), bench.get("pause", 0.3), bench.get("latency", 0))
+    fault_launch, fault = bench.get("slverr_launch", -1), {}
+    tb = TB(dut, desc, random.Random(bench.get("seed", 0)), bench.get("pause", 0.3), bench.get("latency", 0),
+            fault if fault_launch >= 0 else None)
     await tb.reset()
     await tb.host.write_dword(regmap.IER, 1)
     await tb.host.write_dword(regmap.GIE, 1)
     shard = {"codes": tb.place(case["codes"]), "ids": tb.place(case["ids"])}
-    summary = {"launches": [], "mismatches": 0, "codes": 0, "cycles": 0}
+    summary = {"launches": [], "mismatches": 0, "codes": 0, "cycles": 0, "axi_error": []}
     for i in range(int(case["nlaunch"])):
         tables, lists = case[f"L{i}_tables"], case[f"L{i}_lists"]
         nq, nprobe = lists.shape
         results = np.full((max(nq, 1) * params.k, RESULT_BYTES), 0xA5, np.uint8)
         bufs = {**shard, "tables": tb.place(tables), "lists": tb.place(lists), "results": tb.place(results)}
+        fault["armed"] = i == fault_launch and nq > 0
         cycles = await tb.launch(bufs, nq, nprobe)
+        summary["axi_error"].append(await tb.host.read_dword(regmap.AXI_ERROR))
         raw = np.frombuffer(tb.mem[bufs["results"]:bufs["results"] + results.nbytes], np.uint8)
         dist, ids = lay.unpack_results(raw, nq)
         bad = int((dist != case[f"L{i}_dist"]).sum() + (ids != case[f"L{i}_ids"]).sum())
@@ -194,12 +213,16 @@ async def test_launches(dut):
     summary["config_vld"] = [await tb.host.read_dword(regmap.CONFIG_CTRL) for _ in range(2)]
     summary["nprobe_readback"] = await tb.host.read_dword(regmap.ARG_OFFSETS["nprobe"])
     summary["codes_per_cycle"] = round(summary["codes"] / max(summary["cycles"], 1), 3)
+    summary["monitors"] = {m.name: m.report() for m in tb.monitors}
+    summary["violations"] = [msg for m in tb.monitors for msg in m.messages]
     out = os.environ.get("ANOLE_BENCH_OUT")
     if out:
         with open(out, "w") as f:
             json.dump(summary, f)
     assert summary["mismatches"] == 0, summary
     assert summary["config_ok"] and summary["config_vld"] == [1, 0], summary
+    want = [regmap.AXI_ERROR_READ if i == fault_launch else 0 for i in range(int(case["nlaunch"]))]
+    assert summary["axi_error"] == want and summary["violations"] == [], summary
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections import deque
+import time
 
 import cocotb
 import numpy as np
@@ -19,82 +19,15 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec, Op, code_beat_layout, result_layout, table_beat_layout
-from sim.stimulus import expected_results, query_beats, random_query
-
-
-class StreamSource:
-    """Drives integer beats on `<prefix>__payload/valid`; idles a cycle with probability `idle`."""
-
-    def __init__(self, dut, prefix: str, rng: random.Random, idle: float):
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.rng, self.idle = rng, idle
-        self.beats: deque[int] = deque()
-        self.offered = False
-        self.valid.value = 0
-
-    def drive(self) -> None:
-        """After a clock edge: offer the next beat (or idle)."""
-        self.offered = bool(self.beats) and not (self.idle and self.rng.random() < self.idle)
-        if self.offered:
-            self.payload.value = self.beats[0]
-        self.valid.value = int(self.offered)
-
-    def sample(self) -> bool:
-        """In ReadOnly: True when the offered beat is accepted at the coming edge."""
-        if self.offered and self.ready.value:
-            self.beats.popleft()
-            return True
-        return False
-
-
-class StreamSink:
-    """Accepts `o` beats with random backpressure (probability `stall` of refusing a cycle)."""
-
-    def __init__(self, dut, prefix: str, rng: random.Random, stall: float):
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.rng, self.stall = rng, stall
-        self.accepting = False
-        self.ready.value = 0
-
-    def drive(self) -> None:
-        self.accepting = not (self.stall and self.rng.random() < self.stall)
-        self.ready.value = int(self.accepting)
-
-    def sample(self) -> int | None:
-        if self.accepting and self.valid.value:
-            return self.payload.value.to_unsigned()
-        return None
-
-
-class Scoreboard:
-    """Compares each query's K results with the reference model."""
-
-    def __init__(self, params: ScanParams, codec: BeatCodec, log):
-        self.params, self.codec, self.log = params, codec, log
-        self.expected: deque[list[tuple[int, int]]] = deque()
-        self.current: list[tuple[int, int, int]] = []
-        self.queries = self.mismatches = 0
-
-    def push(self, value: int) -> None:
-        self.current.append(self.codec.unpack_result(value))
-        if len(self.current) < self.params.k:
-            return
-        got, self.current = self.current, []
-        want = self.expected.popleft()
-        lasts = [last for *_, last in got]
-        if [(d, i) for d, i, _ in got] != want or lasts != [0] * (self.params.k - 1) + [1]:
-            self.mismatches += 1
-            if self.mismatches <= 5:
-                self.log.error("query %d: got %s, want %s", self.queries, got, want)
-        self.queries += 1
+from sim.scan.coverage import ScanCoverage
+from sim.scan.scoreboard import Scoreboard
+from sim.stimulus import expected_results, lane_counts, query_beats, random_query
+from sim.streams import HandshakeMonitor, StreamSink, StreamSource
 
 
 class TB:
-    """Clock, reset, the two sources, the sink and the scoreboard of one `anole_scan` instance."""
+    """Clock, reset, the two sources, the sink, the handshake monitors of `table`, `i` and `o`, the
+    coverage and the scoreboard of one `anole_scan` instance."""
 
     def __init__(self, dut, cfg: dict):
         with open(os.environ["ANOLE_DUT_JSON"]) as f:
@@ -111,8 +44,12 @@ class TB:
         self.table = StreamSource(dut, "table", rng, cfg["bubble"])
         self.i = StreamSource(dut, "i", rng, cfg["bubble"])
         self.o = StreamSink(dut, "o", rng, cfg["stall"])
+        self.monitors = [HandshakeMonitor.of_stream(dut, name) for name in ("table", "i", "o")]
+        self.coverage = ScanCoverage(p)
         self.board = Scoreboard(p, self.codec, dut._log)
         self.scans = self.codes = 0
+        self.timed_out = False
+        self.sim_s = 0.0
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self) -> None:
@@ -121,24 +58,47 @@ class TB:
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
 
+    async def reset_mid_query(self) -> None:
+        """Reset the DUT with beats and results still outstanding; the bench forgets them."""
+        self.coverage.sample("reset_mid_query", bool(self.board.expected))
+        self.table.clear()
+        self.i.clear()
+        self.board.expected.clear()
+        self.board.current = []
+        for mon in self.monitors:
+            mon.reset()
+        await self.reset()
+
     def add_query(self, q) -> None:
-        tb, ib = query_beats(self.codec, q)
+        tb, ib = query_beats(self.codec, q, self.np_rng, sparse=self.cfg.get("sparse", 0.25))
         self.table.beats.extend(tb)
         self.i.beats.extend(ib)
-        self.board.expected.append(expected_results(self.params, q))
+        want = expected_results(self.params, q)
+        if self.cfg.get("inject_mismatch") and self.scans == 0:
+            want[0] = (want[0][0] ^ 1, want[0][1])
+        self.board.expected.append(want)
+        self.coverage.sample_query([c.shape[0] for c, _ in q.lists], lane_counts(self.codec, ib))
         self.scans += q.scans
         self.codes += q.codes
 
-    async def run(self, make_query, scans: int, timeout: int) -> int:
-        """Make queries until `scans` (query, list) pairs, run until all results are checked;
-        returns cycles (first beat to last result)."""
+    async def run(self, make_query, scans: int, timeout: int, stop_at: int | None = None) -> int:
+        """Make queries until `scans` (query, list) pairs, run until all results are checked (or `stop_at`
+        cycles, or the wall-clock limit `timeout_s` of the configuration); returns cycles (first beat to
+        last result)."""
         cycles = 0
         self.scan_cycles = None
-        while self.scans < scans or self.board.expected:
+        ov, oo, wo = self.codec.code["valid"][0], *self.codec.code["op"]
+        last_bit = self.codec.result["last"][0]
+        lanes_mask = (1 << self.params.lanes) - 1
+        t0, limit = time.perf_counter(), self.cfg.get("timeout_s")
+        while (self.scans < scans or self.board.expected) and cycles != stop_at:
             while self.scans < scans and len(self.board.expected) < 3:
                 self.add_query(make_query())
             await RisingEdge(self.dut.clk)
             cycles += 1
+            if cycles % 1000 == 0 and limit and time.perf_counter() - t0 > limit:
+                self.timed_out = True
+                break
             if cycles % 100_000 == 0:
                 self.dut._log.info("cycle %d: %d queries checked", cycles, self.board.queries)
             assert cycles < timeout, f"no progress: {self.board.queries} queries done after {cycles} cycles"
@@ -146,26 +106,44 @@ class TB:
             self.i.drive()
             self.o.drive()
             await ReadOnly()
+            for mon in self.monitors:
+                mon.sample()
             self.table.sample()
-            if self.i.sample() and self.scans >= scans and not self.i.beats:
-                self.scan_cycles = cycles     # the last END_QUERY is accepted
+            beat = self.i.sample()
+            if beat is not None:
+                if (beat >> oo) & ((1 << wo) - 1) == Op.CODES.value:
+                    self.coverage.sample_beat((beat >> ov) & lanes_mask)
+                if self.scans >= scans and not self.i.beats:
+                    self.scan_cycles = cycles     # the last END_QUERY is accepted
+            if self.o.valid.value and (self.o.payload.value.to_unsigned() >> last_bit) & 1:
+                self.coverage.sample("last_handshake", "taken" if self.o.accepting else "stalled")
             value = self.o.sample()
             if value is not None:
                 self.board.push(value)
+        self.sim_s += time.perf_counter() - t0
         await RisingEdge(self.dut.clk)
         return cycles
 
-    def summary(self, cycles: int) -> dict:
+    def summary(self, cycles: int, expect_errors: bool = False) -> dict:
         """codes_per_cycle counts the cycles until the last END_QUERY is accepted (scan rate, table
-        loads included); total_codes_per_cycle also counts the final top-K drain."""
-        err = self.dut.error.value.to_unsigned()
+        loads included); total_codes_per_cycle also counts the final top-K drain; `failed` lists what
+        went wrong (mismatches, error flags, handshake violations, a timeout)."""
+        errors = self.codec.unpack_error(self.dut.error.value.to_unsigned())
+        self.coverage.sample_errors(errors)
         scan = self.scan_cycles or cycles
+        monitors = {m.name: m.report() for m in self.monitors}
+        failed = ([f"{self.board.mismatches} mismatching queries"] if self.board.mismatches else []) + \
+            [msg for m in self.monitors for msg in m.messages] + (["timed out"] if self.timed_out else []) + \
+            ([f"error flags {errors}"] if errors and not expect_errors else [])
         return {"params": self.params.to_dict(), "mode": self.cfg["mode"], "scans": self.scans,
                 "queries": self.board.queries, "mismatches": self.board.mismatches,
-                "errors": self.codec.unpack_error(err), "codes": self.codes, "cycles": scan, "total_cycles": cycles,
+                "errors": errors, "codes": self.codes, "cycles": scan, "total_cycles": cycles,
                 "codes_per_cycle": self.codes / max(scan, 1),
                 "total_codes_per_cycle": self.codes / max(cycles, 1),
-                "lanes_fraction": self.codes / max(scan, 1) / self.params.lanes}
+                "lanes_fraction": self.codes / max(scan, 1) / self.params.lanes,
+                "sim_s": round(self.sim_s, 3), "cycles_per_s": round(cycles / max(self.sim_s, 1e-9), 1),
+                "timed_out": self.timed_out, "monitors": monitors,
+                "coverage": self.coverage.report(self.dut._log), "failed": failed}
 
 
 def _config() -> dict:
@@ -181,31 +159,47 @@ def _write(summary: dict) -> None:
             json.dump(summary, f)
 
 
+def _random_queries(tb: TB, cfg: dict):
+    """Random queries: 0..4 lists of lengths 0, 1, < lanes, short, long (throughput mode: 4 lists of
+    1,000..2,000 codes at full rate); every 8th query has exactly K candidates."""
+    p, rng, count = tb.params, tb.np_rng, [0]
+    if cfg["mode"] == "throughput":
+        tb.table.idle = tb.i.idle = tb.o.stall = 0.0
+        tb.cfg["sparse"] = 0.0
+        return lambda: random_query(p, rng, nprobe=4, lengths=[int(x) for x in rng.integers(1000, 2001, 4)])
+
+    def make():
+        count[0] += 1
+        if count[0] % 8 == 0:
+            split = int(rng.integers(0, p.k + 1))
+            return random_query(p, rng, nprobe=2, lengths=[split, p.k - split])
+        return random_query(p, rng, max_probes=4, long_len=cfg.get("long_len", 3 * p.lanes * 8))
+    return make
+
+
+def _finish(tb: TB, cycles: int, expect_errors: bool = False) -> dict:
+    summary = tb.summary(cycles, expect_errors)
+    tb.dut._log.info("summary %s", summary)
+    _write(summary)
+    return summary
+
+
 @cocotb.test()
 async def test_scan(dut):
     """Randomized queries (random mode) or long lists at full rate (throughput mode)."""
     cfg = _config()
     tb = TB(dut, cfg)
-    p = tb.params
-    if cfg["mode"] == "throughput":
-        tb.table.idle = tb.i.idle = tb.o.stall = 0.0
-        lengths = lambda: [int(x) for x in tb.np_rng.integers(1000, 2001, 4)]
-        make = lambda: random_query(p, tb.np_rng, nprobe=4, lengths=lengths())
-    else:
-        # queries of 0..4 lists, lengths 0, 1, < lanes, short, long
-        make = lambda: random_query(p, tb.np_rng, max_probes=4, long_len=cfg.get("long_len", 3 * p.lanes * 8))
+    make = _random_queries(tb, cfg)
     await tb.reset()
-    cycles = await tb.run(make, cfg["scans"], timeout=cfg.get("timeout", 10_000_000))
-    summary = tb.summary(cycles)
-    dut._log.info("summary %s", summary)
-    _write(summary)
-    assert summary["mismatches"] == 0, f"{summary['mismatches']} mismatching queries"
+    summary = _finish(tb, await tb.run(make, cfg["scans"], timeout=cfg.get("timeout", 10_000_000)))
+    assert not summary["failed"], summary["failed"]
     assert summary["errors"] == [], f"protocol errors {summary['errors']}"
 
 
 @cocotb.test()
 async def test_protocol_errors(dut):
-    """Codes before any table, END_LIST outside a list and a wrong list id raise the error flags."""
+    """Codes before any table, END_LIST outside a list, a wrong list id, a LIST inside a list and an
+    END_QUERY inside a list raise the 5 error flags; the results of both queries stay bit-exact."""
     cfg = _config()
     tb = TB(dut, cfg)
     codec = tb.codec
@@ -217,11 +211,32 @@ async def test_protocol_errors(dut):
     tb.table.beats.extend(codec.table_beats(q.tables[0], q.list_ids[0] ^ 1))
     tb.i.beats.extend(ibeats)
     tb.board.expected.append(expected_results(tb.params, q))
-    cycles = await tb.run(lambda: None, 0, timeout=10_000)
-    summary = tb.summary(cycles)
-    _write(summary)
-    assert summary["mismatches"] == 0
-    assert set(summary["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}, summary
+    q = random_query(tb.params, tb.np_rng, nprobe=1, lengths=[5])
+    tbeats, ibeats = query_beats(codec, q)            # LIST, LIST, CODES, END_QUERY: no END_LIST
+    tb.table.beats.extend(tbeats)
+    tb.i.beats.extend([ibeats[0], *ibeats[:-2], ibeats[-1]])
+    tb.board.expected.append(expected_results(tb.params, q))
+    summary = _finish(tb, await tb.run(lambda: None, 0, timeout=20_000), expect_errors=True)
+    assert not summary["failed"], summary["failed"]
+    assert set(summary["errors"]) == set(tb.coverage.points["error_flag"]), summary
+
+
+@cocotb.test()
+async def test_reset_mid_query(dut):
+    """A reset while a query is scanned (or its results drain) loses it and nothing else: the error
+    flags are clear and the next queries are bit-exact."""
+    cfg = _config()
+    tb = TB(dut, cfg)
+    make = _random_queries(tb, cfg)
+    await tb.reset()
+    for stop in (40, 300):
+        await tb.run(make, tb.scans + 50, timeout=1_000_000, stop_at=stop)
+        assert tb.board.expected, "the reset must come with a query outstanding"
+        await tb.reset_mid_query()
+        assert tb.dut.error.value.to_unsigned() == 0 and not tb.dut.o__valid.value
+    summary = _finish(tb, await tb.run(make, tb.scans + cfg["scans"], timeout=1_000_000))
+    assert not summary["failed"], summary["failed"]
+    assert summary["errors"] == [] and summary["queries"] > 0, summary
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from host.spec import regmap
 from host.spec.scan_params import ScanParams
 from hw.axi_reader import MAX_BURST, PAGE_BYTES, AxiReader, check_burst, check_data_bits
 from hw.flow.axi_verilog import TOP, emit_axi, kernel_xml
+from sim.lint import lint
 
 
 def _read(item_bytes, data_bits, ranges, seed=0, max_burst=16, depth=64, latency=6):
@@ -136,6 +137,7 @@ def test_emit_names_ports_like_a_vitis_kernel(tmp_path):
                  "m_axi_gmem0_araddr", "m_axi_gmem2_rdata", "m_axi_gmem3_wstrb", "m_axi_gmem3_bready"):
         assert f" {port};" in text, port
     assert "m_axi_gmem0_awvalid" not in text            # read-only bundles have no write channels
+    assert lint(files["verilog"], TOP) == []            # verilator -Wall, generator waivers only (sim/lint.py)
     with pytest.raises(ValueError, match="data_bits"):
         check_data_bits(96)
 

@@ -1,54 +1,10 @@
-import random
-
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from host.spec.scan_params import ScanParams
 from hw.interface import BeatCodec, Op
-from hw.scan_core import ScanCore
-from sim.amaranth_streams import get_n, put_all
+from sim.amaranth_streams import run_beats, run_core
 from sim.stimulus import expected_results, query_beats, random_query
-
-
-def run_beats(params, tbeats, ibeats, nresults, *, seed=0, bubble=0.3, stall=0.3):
-    """Drive raw beats through the core; returns (results [(dist, id, last)], error flag names)."""
-    dut = ScanCore(params=params)
-    codec = BeatCodec(params)
-    rng = random.Random(seed)
-    results, errors = [], []
-
-    async def table_tb(ctx):
-        await put_all(ctx, dut.table, tbeats, rng, bubble)
-
-    async def i_tb(ctx):
-        await put_all(ctx, dut.i, ibeats, rng, bubble)
-
-    async def o_tb(ctx):
-        raw = await get_n(ctx, dut.o, nresults, rng, stall)
-        results.extend(codec.unpack_result(v) for v in raw)
-        for _ in range(4):
-            await ctx.tick()
-        errors.extend(codec.unpack_error(ctx.get(dut.error.as_value())))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(table_tb, background=True)
-    sim.add_testbench(i_tb, background=True)
-    sim.add_testbench(o_tb)
-    sim.run()
-    return results, errors
-
-
-def run_core(params, queries, *, extra_i=(), **kw):
-    codec = BeatCodec(params)
-    tbeats, ibeats = [], list(extra_i)
-    for q in queries:
-        t, i = query_beats(codec, q)
-        tbeats += t
-        ibeats += i
-    results, errors = run_beats(params, tbeats, ibeats, params.k * len(queries), **kw)
-    return [results[n * params.k:(n + 1) * params.k] for n in range(len(queries))], errors
 
 
 @pytest.mark.parametrize("params", [

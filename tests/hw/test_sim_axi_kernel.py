@@ -2,8 +2,10 @@
 
 Each set runs every launch of sim/axi_kernel/case.py (a real index image laid out by
 host.spec.layout; real queries, edge cases, nq = 0, nprobe = 0) with random pauses on all AXI
-channels; results must equal host.spec.reference.scan_query bit for bit. The throughput test runs the
-long-list case without pauses behind 50 cycles of read latency and checks the scan rate.
+channels; results must equal host.spec.reference.scan_query bit for bit, every AXI channel keeps the
+handshake rule (sim/streams.py), and an R beat answered SLVERR in one launch sets AXI_ERROR for it
+alone. The throughput test runs the long-list case without pauses behind 50 cycles of read latency and
+checks the scan rate.
 """
 import pytest
 
@@ -21,8 +23,11 @@ SLOW_SETS = {
 }
 
 
-def _check(s):
+def _check(s, slverr_launch=-1):
     assert s["mismatches"] == 0, s
+    assert s["violations"] == [] and all(m["beats"] for name, m in s["monitors"].items()
+                                         if name.endswith(("_ar", "_r", "control_aw", "control_w", "control_b"))), s
+    assert s["axi_error"] == [1 if i == slverr_launch else 0 for i in range(len(s["launches"]))], s
     assert s["config_ok"] and s["config_vld"] == [1, 0], s
     assert [launch["nq"] for launch in s["launches"]] == [6, 2, 0, 1], s
     assert s["codes"] > 1000, s
@@ -31,7 +36,7 @@ def _check(s):
 @pytest.mark.parametrize("name", SETS)
 def test_verilator_axi_kernel_bit_exact(name):
     params, data_bits = SETS[name]
-    _check(run(params, data_bits, "verilator", seed=1, pause=0.3))
+    _check(run(params, data_bits, "verilator", seed=1, pause=0.3, slverr_launch=1), slverr_launch=1)
 
 
 @pytest.mark.sweep

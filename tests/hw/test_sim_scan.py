@@ -4,8 +4,13 @@ Default run: the headline set (m=16, lanes=4, k=10), a K=100 set and a narrow od
 2,000 randomized scans each (10,000 under `-m sweep`, which adds run length, not new kinds of stimulus), full-rate throughput on lists of 1,000..2,000 codes, protocol
 misuse, and the headline set under Icarus; the headline set again with the ECP5 block RAM style (DP16KD
 instances, simulated with sim/models/DP16KD.v) under both simulators, the design `anole hw report`
-places and routes. `-m sweep` runs the full parameter sweep.
+places and routes; all five protocol-error flags, a reset in the middle of queries and the wall-clock limit.
+Every run's handshake monitors (table, i, o) must be clean, and the randomized runs must fill their
+coverage points (sim/scan/coverage.py). `-m sweep` runs the full parameter sweep (the 16-lane and
+64-bit-id K=100 sets of issue 22 included) and checks that a failing seed records waves.
 """
+from pathlib import Path
+
 import pytest
 
 from host.spec.scan_params import ScanParams
@@ -23,6 +28,8 @@ SWEEP_SETS = [
     ScanParams(m=12, lanes=16, lut_bits=16, k=20, id_bits=40),
     ScanParams(m=16, lanes=4, lut_bits=16, k=100),
     ScanParams(m=7, lanes=4, lut_bits=12, k=17, id_bits=64, list_bits=32),
+    ScanParams(m=16, lanes=16, lut_bits=16, k=100),             # 16 x 100 x 52-bit merge cells (issue 22)
+    ScanParams(m=16, lanes=8, lut_bits=16, k=100, id_bits=64),  # 8 x 100 x 84 bits
 ]
 
 
@@ -30,9 +37,16 @@ def _ids(p):
     return f"m{p.m}-l{p.lanes}-b{p.lut_bits}-k{p.k}"
 
 
+RANDOM_COVERAGE = ("lane_mask", "list_length", "candidates_vs_k", "queue_reach", "last_handshake")
+"""Cover points a randomized run of a few hundred scans must fill completely (sim/scan/coverage.py)."""
+ALL_FLAGS = {"codes_outside_list", "end_outside_list", "list_mismatch", "nested_list", "query_inside_list"}
+
+
 def _check(summary, scans_min=0):
     assert summary["mismatches"] == 0, summary
     assert summary["errors"] == [], summary
+    assert summary["failed"] == [], summary["failed"]
+    assert all(m["violations"] == 0 and m["beats"] > 0 for m in summary["monitors"].values()), summary["monitors"]
     assert summary["scans"] >= scans_min, summary
 
 
@@ -42,7 +56,10 @@ CI_SCANS, LONG_SCANS = 2_000, 10_000
 @pytest.mark.slow
 @pytest.mark.parametrize("params", CI_SETS, ids=_ids)
 def test_verilator_randomized_scans(params):
-    _check(run_bench(params, "verilator", scans=CI_SCANS, seed=1), CI_SCANS)
+    s = run_bench(params, "verilator", scans=CI_SCANS, seed=1)
+    _check(s, CI_SCANS)
+    if params.k <= 16:          # K = 100: reaching the last of 10 segments of a lane takes longer lists
+        assert all(s["coverage"][point] == 100.0 for point in RANDOM_COVERAGE), s["coverage"]
 
 
 @pytest.mark.sweep
@@ -61,8 +78,22 @@ def test_verilator_throughput_long_lists(params):
 
 def test_verilator_protocol_misuse_is_flagged():
     s = run_bench(HEADLINE, "verilator", testcase="test_protocol_errors", seed=3)
-    assert s["mismatches"] == 0
-    assert set(s["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}
+    assert s["mismatches"] == 0 and s["failed"] == []
+    assert set(s["errors"]) == ALL_FLAGS and s["coverage"]["error_flag"] == 100.0
+
+
+def test_verilator_reset_mid_query():
+    """Two resets with a query outstanding; the queries after them are bit-exact, the flags clear."""
+    s = run_bench(NARROW, "verilator", testcase="test_reset_mid_query", scans=100, seed=6)
+    _check(s)
+    assert s["coverage"]["reset_mid_query"] == 100.0
+
+
+def test_verilator_timeout_stops_the_run():
+    """A wall-clock limit ends a long run early with a summary that says so (no waves rerun)."""
+    s = run_bench(NARROW, "verilator", scans=1_000_000, seed=7, timeout_s=0.5)
+    assert s["timed_out"] and s["failed"] == ["timed out"] and "waves" not in s
+    assert s["mismatches"] == 0 and 0 < s["scans"] < 1_000_000
 
 
 @pytest.mark.slow
@@ -72,7 +103,7 @@ def test_icarus_randomized():
 
 def test_icarus_protocol_misuse_is_flagged():
     s = run_bench(NARROW, "icarus", testcase="test_protocol_errors", seed=5)
-    assert set(s["errors"]) == {"codes_outside_list", "end_outside_list", "list_mismatch"}
+    assert set(s["errors"]) == ALL_FLAGS
 
 
 @pytest.mark.slow
@@ -119,3 +150,11 @@ def test_cli_sim_scan_json(capsys):
     assert rc == 0
     assert out["scans"] >= 50 and out["mismatches"] == 0
     assert {"codes", "cycles", "codes_per_cycle"} <= set(out)
+
+
+@pytest.mark.sweep
+def test_failing_seed_records_waves():
+    """A run that fails (here: one expected result corrupted in the bench) is rerun with FST waves."""
+    s = run_bench(NARROW, "verilator", scans=20, seed=8, inject_mismatch=True)
+    assert s["mismatches"] >= 1 and s["waves"], s
+    assert all(p.endswith((".fst", ".vcd")) and Path(p).stat().st_size > 0 for p in s["waves"]), s["waves"]

@@ -38,3 +38,29 @@ def test_cli_verilog(tmp_path, capsys):
 def test_cli_rejects_bad_parameters(tmp_path, capsys, arg, value, msg):
     assert main(["hw", "verilog", arg, value, "--out", str(tmp_path)]) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_source_hash_covers_every_hw_module_and_amaranth(monkeypatch):
+    import os
+
+    import amaranth
+
+    from hw.flow import verilog as v
+    hw = v.ROOT / "hw"
+    every = {os.path.join(d, f) for d, _, files in os.walk(hw) for f in files if f.endswith(".py")}
+    hashed = {str(p) for p in v.hashed_sources()}
+    assert every <= hashed and str(hw / "split_compare.py") in hashed and str(hw / "formal" / "merge.py") in hashed
+    p = ScanParams(m=4, lanes=1, k=1)
+    before = v.source_hash(p)
+    monkeypatch.setattr(amaranth, "__version__", amaranth.__version__ + "+other")
+    assert v.source_hash(p) != before
+
+
+def test_merge_of_16_lanes_of_100_fits_the_signal_cap():
+    """16 lanes x K=100 x 86-bit keys (137,600 bits) passed Amaranth's 65,535-bit cap as one port."""
+    from amaranth.hdl import Fragment
+
+    from hw.merge import LaneMerge
+    merge = LaneMerge(lanes=16, depth=100, key_bits=86)
+    Fragment.get(merge, None)
+    assert len(merge.cells) == 16 and all(len(c.as_value()) == 100 * 86 for c in merge.cells)

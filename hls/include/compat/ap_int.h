@@ -7,6 +7,15 @@
 #include <cstdint>
 #include <type_traits>
 
+// Width limits of Vitis HLS's ap_int.h: 1024 bits unless AP_INT_MAX_W is defined (up to 4096) before the
+// first include; this stand-in refuses the same widths at compile time.
+#ifndef AP_INT_MAX_W
+#define AP_INT_MAX_W 1024
+#endif
+#if AP_INT_MAX_W > 4096
+#error "AP_INT_MAX_W exceeds 4096, the largest ap_int width Vitis HLS allows"
+#endif
+
 template <int W> class ap_uint;
 
 template <int W> struct ap_range_ref {
@@ -20,6 +29,8 @@ template <int W> struct ap_range_ref {
 
 template <int W> class ap_uint {
     static_assert(W >= 1, "ap_uint width must be >= 1");
+    static_assert(W <= AP_INT_MAX_W, "ap_uint: Bitwidth exceeds the default max value 1024. "
+                                     "Please use macro AP_INT_MAX_W to set a larger max value.");
     static constexpr int NW = (W + 63) / 64;
     uint64_t w_[NW];
 
