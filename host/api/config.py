@@ -28,6 +28,8 @@ class ApiConfig:
     max_body_mb: float = 16.0               # larger request bodies get 413 before they are read
     chat_template: str | None = None
     warmup: bool = True
+    ssl_certfile: Path | None = None        # PEM certificate (chain): serve HTTPS
+    ssl_keyfile: Path | None = None         # its PEM private key (may be inside ssl_certfile)
 
     def __post_init__(self):
         self.model = Path(self.model)
@@ -40,6 +42,11 @@ class ApiConfig:
         needs = {"knn": self.knn, "chunks": self.chunks}
         if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and needs[self.retrieval] is None):
             raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise InputError("an ssl keyfile needs its ssl certfile")
+        for f in (self.ssl_certfile, self.ssl_keyfile):
+            if f is not None and not Path(f).is_file():
+                raise InputError(f"no such TLS file: {f}")
         if self.max_body_mb <= 0:
             raise InputError(f"max_body_mb must be > 0, not {self.max_body_mb}")
         if not 1 <= self.max_n <= 64:

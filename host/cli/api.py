@@ -45,6 +45,8 @@ def register(sub, groups):
     p.add_argument("--max-body-mb", type=float, default=16.0, help="larger request bodies get 413 (default 16)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any free port)")
+    p.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS (default: plain HTTP)")
+    p.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile (default: inside the certfile)")
     p.set_defaults(func=serve_api)
 
     p = sub.add_parser("status", help="role, shard, load, counters and latency percentiles of running nodes",
@@ -84,7 +86,8 @@ def serve_api(args) -> int:
                     knn=args.knn and Path(args.knn), knn_nodes=_nodes(args.knn_nodes),
                     chunks=args.chunks and Path(args.chunks), chunk_nodes=_nodes(args.chunk_nodes),
                     retrieval=args.retrieval, ralm=ralm, max_n=args.max_n,
-                    max_body_mb=args.max_body_mb)
+                    max_body_mb=args.max_body_mb, ssl_certfile=args.ssl_certfile and Path(args.ssl_certfile),
+                    ssl_keyfile=args.ssl_keyfile and Path(args.ssl_keyfile))
     embedder = None
     if cfg.chunks is not None:
         from host.ralm.corpus import Embedder  # lazy: torch (MiniLM)
