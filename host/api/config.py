@@ -16,7 +16,7 @@ class ApiConfig:
     memory nodes serving them, the default retrieval and the request limits."""
 
     model: Path
-    llm_node: str
+    llm_node: str                           # 'H:P' or 'H:P,H:P,...': LLM nodes of one model (llm_node.pool)
     served_model_name: str | None = None
     knn: Path | None = None                 # kNN-LM datastore folder (host.ralm.datastore)
     knn_nodes: list[str] = field(default_factory=list)
@@ -33,7 +33,11 @@ class ApiConfig:
 
     def __post_init__(self):
         self.model = Path(self.model)
-        parse_address(self.llm_node)
+        nodes = self.llm_nodes
+        if not nodes or len(set(nodes)) != len(nodes):
+            raise InputError(f"give one or more distinct LLM node addresses H:P,H:P, not {self.llm_node!r}")
+        for a in nodes:
+            parse_address(a)
         self.served_model_name = self.served_model_name or self.model.name
         if bool(self.knn) != bool(self.knn_nodes) or bool(self.chunks) != bool(self.chunk_nodes):
             raise InputError("give each datastore together with the memory nodes that serve it")
@@ -51,3 +55,7 @@ class ApiConfig:
             raise InputError(f"max_body_mb must be > 0, not {self.max_body_mb}")
         if not 1 <= self.max_n <= 64:
             raise InputError(f"max_n must be in 1..64, not {self.max_n}")
+
+    @property
+    def llm_nodes(self) -> list[str]:
+        return [a.strip() for a in self.llm_node.split(",") if a.strip()]

@@ -26,7 +26,8 @@ def register(sub, groups):
                                      "streaming by server-sent events), /metrics (Prometheus), /health and /ready, in "
                                      "front of a running LLM node and, for retrieval, the memory nodes of a kNN-LM "
                                      "and/or a chunk datastore (docs/api.md).")
-    p.add_argument("--llm-node", required=True, help="H:P of a running `anole serve llm-node`")
+    p.add_argument("--llm-node", required=True,
+                   help="H:P,H:P,...: running `anole serve llm-node`s of one model (several: failover)")
     p.add_argument("--model", default=str(DEMO_MODEL),
                    help=f"the checkpoint folder the LLM node serves: tokenizer, chat template (default {DEMO_MODEL})")
     p.add_argument("--served-model-name", help="the model id clients ask for (default: the folder's name)")
