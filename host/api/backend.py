@@ -1,5 +1,6 @@
-"""What the API talks to: LLM nodes of one model (``LLMPool``: failover before the first token) and, for retrieval, coordinators over memory nodes driven
-by the RALM flows (``RalmCoordinator``: type 2 kNN-LM, type 1 chunks). Yields token ids; knows nothing of HTTP."""
+"""What the API talks to: LLM nodes of one model (``LLMPool``: failover before the first token) and, for
+retrieval, coordinators over memory nodes driven by the RALM flows (``RalmCoordinator``: type 2 kNN-LM, type 1
+chunks). Yields token ids; knows nothing of HTTP."""
 from __future__ import annotations
 
 import asyncio

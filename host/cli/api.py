@@ -172,7 +172,7 @@ def _plain(value):
 
 
 def generate_remote(args, prompt_ids: list[int] | None) -> int:
-    """`anole generate --server`: through an API (http://H:P, streamed) or an LLM node (H:P)."""
+    """`anole generate --server`: through an API (http://H:P, streamed) or LLM nodes (H:P[,H:P...])."""
     sampling = {"max_tokens": args.max_new_tokens, "temperature": 0.0 if args.greedy else args.temperature,
                 "top_p": args.top_p, "seed": args.seed}
     if args.server.startswith("http"):
@@ -196,16 +196,17 @@ def generate_remote(args, prompt_ids: list[int] | None) -> int:
     return 0
 
 
-async def _generate_rpc(address: str, fields: dict) -> dict:
-    from llm_node.server import T_GENERATE  # lazy: torch
+async def _generate_rpc(addresses: str, fields: dict) -> dict:
+    """One generation through the LLM node(s) at 'H:P[,H:P...]' (llm_node.pool: failover before the first token)."""
+    from llm_node.pool import LLMPool  # lazy: torch
 
-    client = await RpcClient.connect(*parse_address(address), timeout=120.0)
+    pool = await LLMPool.connect(addresses, timeout=120.0)
     try:
-        items = [item async for item in client.stream(T_GENERATE, fields)]
+        items = [item async for item in pool.generate(fields.pop("prompt_ids", None), **fields)]
     finally:
-        await client.close()
+        await pool.close()
     if items[-1].get("error"):
-        raise InputError(f"{address}: {items[-1]['error']}")
+        raise InputError(f"{addresses}: {items[-1]['error']}")
     return items[-1]
 
 

@@ -28,6 +28,9 @@ def test_generate_through_the_llm_node_and_the_api(api, tokenized_gpt2, capsys):
     assert main(["generate", "--server", address, "--prompt-ids", ",".join(map(str, tok.encode(PROMPT))),
                  "--max-new-tokens", "8", "--greedy"]) == 0
     assert capsys.readouterr().out == tok.decode(want.completion_ids) + "\n"     # the node decodes
+    assert main(["generate", "--server", f"127.0.0.1:1,{address}", "--prompt", PROMPT,   # a pool, one node down
+                 "--max-new-tokens", "8", "--greedy"]) == 0
+    assert capsys.readouterr().out == tok.decode(want.completion_ids) + "\n"
     assert main(["generate", "--server", base, "--prompt", PROMPT, "--max-new-tokens", "8", "--greedy"]) == 0
     assert capsys.readouterr().out == text + "\n"
     assert main(["generate", "--server", base, "--prompt", PROMPT, "--max-new-tokens", "9999"]) == 2
