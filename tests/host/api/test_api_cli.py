@@ -98,6 +98,8 @@ def test_search_through_a_coordinator_and_its_status(coordinator, small_index, s
 @pytest.mark.parametrize("args, message", [
     (["--llm-node", "127.0.0.1:1"], "cannot connect to 127.0.0.1:1"),
     (["--llm-node", "nohost"], "bad address 'nohost'"),
+    (["--llm-node", "127.0.0.1:1,127.0.0.1:1"], "distinct LLM node addresses"),
+    (["--llm-node", "127.0.0.1:1,127.0.0.1:2"], "no LLM node reachable"),
     (["--llm-node", "127.0.0.1:1", "--knn", "x"], "give each datastore together with the memory nodes"),
 ])
 def test_serve_api_refuses_bad_settings(tokenized_gpt2, capsys, args, message):
