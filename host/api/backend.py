@@ -214,7 +214,7 @@ class Backend:
                 for i in range(len(queries))]
         return {"object": "list", "data": data, "timings": {s: float(v) for s, v in res.timings.items()}}
 
-    async def check_ready(self) -> dict:
+    async def check_ready(self) -> tuple[dict, dict]:
         """({check: ok?}, {LLM node: answers?}); the checks: warmed up, an LLM node answers, every memory node
         answers."""
         checks = {"warmed_up": self.warm}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -40,7 +41,7 @@ class SamplingParams:
     def __post_init__(self):
         for name in ("temperature", "top_p"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
                 raise RequestError(f"{name} must be a finite number, not {value!r}")
         if not self.temperature >= 0:
             raise RequestError(f"temperature must be >= 0, not {self.temperature!r}")

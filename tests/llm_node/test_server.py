@@ -215,7 +215,8 @@ def test_serve_llm_node_drains_on_sigterm(llama_checkpoint, reference):
     proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", "llm-node", "--model", str(llama_checkpoint[1]),
                              "--kv-blocks", str(KV_BLOCKS), "--block-size", "4", "--threads", "1",
                              "--drain-timeout", "7.5", "--port", "0"], cwd=root,
-                            env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert "listening on" in line, proc.stderr.read()[-2000:] if proc.poll() is not None else line
