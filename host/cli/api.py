@@ -145,7 +145,9 @@ def _line(address: str, s: dict) -> str:
         ready = s["/ready"]
         models = [m["id"] for m in s["/v1/models"].get("data", [])]
         down = [k for k, ok in ready.get("checks", {}).items() if not ok]
-        return f"{address}  api  models {models}  {'ready' if ready.get('ready') else 'NOT ready: ' + ', '.join(down)}"
+        gone = [a for a, ok in ready.get("llm_nodes", {}).items() if not ok]
+        return (f"{address}  api  models {models}  {'ready' if ready.get('ready') else 'NOT ready: ' + ', '.join(down)}"
+                + (f"  LLM nodes not answering: {', '.join(gone)}" if gone else ""))
     return f"{address}  {role}"
 
 

@@ -8,6 +8,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from host.cli import main
 from llm_node.engine.sequence import SamplingParams
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,7 +29,7 @@ def _per_node(base: str, name: str) -> dict:
             if s.name == name and s.labels.get("role", "llm-node") == "llm-node"}
 
 
-def test_completions_survive_a_stopped_llm_node(tokenized_gpt2, api_tools):
+def test_completions_survive_a_stopped_llm_node(tokenized_gpt2, api_tools, capsys):
     make_engine, serving = api_tools
     seq, = make_engine(tokenized_gpt2).generate([PROMPT], SamplingParams(temperature=0, max_tokens=5))
     with serving(tokenized_gpt2, llm_nodes=2) as (loop, nodes, address, api, base):
@@ -51,6 +52,8 @@ def test_completions_survive_a_stopped_llm_node(tokenized_gpt2, api_tools):
             ready = json.loads(body)
             assert status == 200 and ready["ready"] is True and ready["llm_nodes"] == {a: False, b: True}
             assert _per_node(base, "anole_node_up") == {a: 0.0, b: 1.0}
+            assert main(["status", base]) == 0
+            assert capsys.readouterr().out == f"{base}  api  models ['tiny']  ready  LLM nodes not answering: {a}\n"
 
             loop.run(nodes[1].close())                                   # none left: a clear 503
             with pytest.raises(openai.InternalServerError, match="LLM node"):
