@@ -83,9 +83,12 @@ class LLMPool:
     async def score(self, token_ids: list[int] | np.ndarray, return_logits: bool = False) -> dict:
         return await self._call(T_SCORE, {"token_ids": np.asarray(token_ids, np.int64), "return_logits": return_logits})
 
-    async def generate(self, prompt_ids: list[int] | np.ndarray, **params) -> AsyncIterator[dict]:
-        """As ``LLMClient.generate``; step-mode items carry a pool-wide ``seq`` for ``mix``."""
-        fields, errors = {"prompt_ids": np.asarray(prompt_ids, np.int64), **params}, []
+    async def generate(self, prompt_ids: list[int] | np.ndarray | None, **params) -> AsyncIterator[dict]:
+        """As ``LLMClient.generate``; step-mode items carry a pool-wide ``seq`` for ``mix``.  With prompt_ids
+        None, ``params`` carry the ``prompt`` text, which the node tokenizes."""
+        fields, errors = dict(params), []
+        if prompt_ids is not None:
+            fields["prompt_ids"] = np.asarray(prompt_ids, np.int64)
         for r in self.nodes.order():
             started, seqs = False, {}
             r.inflight += 1

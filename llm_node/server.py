@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import queue
 import threading
 import time
@@ -74,8 +73,6 @@ def parse_generate(fields: dict, tokenizer: Tokenizer | None) -> tuple[list[int]
             if not ok:
                 raise RequestError(f"{name} must be {kind.__name__}, not {value!r}")
             kw[name] = kind(value)
-            if kind is float and not math.isfinite(kw[name]):
-                raise RequestError(f"{name} must be finite, not {value!r}")
     if fields.get("stop_token_ids") is not None:
         kw["stop_token_ids"] = _int_list(fields["stop_token_ids"], "stop_token_ids")
     return ids, SamplingParams(**kw)

@@ -34,8 +34,8 @@ def create_app(backend: Backend) -> FastAPI:
 
     @app.get("/ready")
     async def ready():
-        checks = await backend.check_ready()
-        return JSONResponse({"ready": all(checks.values()), "checks": checks},
+        checks, llm_nodes = await backend.check_ready()
+        return JSONResponse({"ready": all(checks.values()), "checks": checks, "llm_nodes": llm_nodes},
                             status_code=200 if all(checks.values()) else 503)
 
     @app.get("/metrics")

@@ -1,5 +1,6 @@
-"""What the API talks to: one LLM node (``LLMClient``) and, for retrieval, coordinators over memory nodes driven
-by the RALM flows (``RalmCoordinator``: type 2 kNN-LM, type 1 chunks). Yields token ids; knows nothing of HTTP."""
+"""What the API talks to: LLM nodes of one model (``LLMPool``: failover before the first token) and, for
+retrieval, coordinators over memory nodes driven by the RALM flows (``RalmCoordinator``: type 2 kNN-LM, type 1
+chunks). Yields token ids; knows nothing of HTTP."""
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,15 @@ from host.api.config import ApiConfig
 from host.api.errors import ApiError
 from host.api.metrics import ApiMetrics
 from host.api.text import ChatTemplate
-from host.net.frames import E_BAD_REQUEST, RpcError, parse_address
+from host.net.frames import E_BAD_REQUEST, RpcError
 from host.net.timeouts import within
 from host.ralm.datastore import load_datastore
 from host.ralm.flows import RalmConfig, RalmCoordinator, RalmError
 from host.serve import wire
 from host.serve.coordinator import Coordinator
 from host.spec.errors import InputError
-from llm_node.client import LLMClient
+from llm_node.pool import LLMPool
+from llm_node.server import T_INFO
 from llm_node.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class Backend:
         self.chat = ChatTemplate(config.model, config.chat_template)
         self._max_token_chars = self.tokenizer.max_token_chars
         self.embedder = embedder
-        self.llm: LLMClient | None = None
+        self.llm: LLMPool | None = None
         self.info: dict = {}
         self.stores: dict[str, tuple] = {}      # kind -> (datastore, coordinator)
         self._ralms: dict[tuple, RalmCoordinator] = {}
@@ -61,7 +63,7 @@ class Backend:
 
     async def connect(self) -> None:
         cfg = self.config
-        self.llm = await LLMClient.connect(*parse_address(cfg.llm_node))
+        self.llm = await LLMPool.connect(cfg.llm_nodes)
         self.info = await self.llm.info()
         if self.tokenizer.vocab_size > int(self.info["vocab_size"]):
             raise InputError(f"the tokenizer of {cfg.model} has {self.tokenizer.vocab_size} tokens, the LLM node's "
@@ -212,26 +214,29 @@ class Backend:
                 for i in range(len(queries))]
         return {"object": "list", "data": data, "timings": {s: float(v) for s, v in res.timings.items()}}
 
-    async def check_ready(self) -> dict:
-        """{check: ok?}: warmed up, the LLM node answers, every memory node answers."""
+    async def check_ready(self) -> tuple[dict, dict]:
+        """({check: ok?}, {LLM node: answers?}); the checks: warmed up, an LLM node answers, every memory node
+        answers."""
         checks = {"warmed_up": self.warm}
         snapshot = await self.snapshot()
-        checks["llm_node"] = snapshot["llm"] is not None
+        checks["llm_node"] = any(info is not None for _, info in snapshot["llm"])
         for kind, nodes in snapshot["nodes"].items():
             for address, stats in nodes:
                 checks[f"{kind} memory node {address}"] = stats is not None
-        return checks
+        return checks, {address: info is not None for address, info in snapshot["llm"]}
 
     async def snapshot(self) -> dict:
-        """The nodes' INFO / STATS now (None for a node that does not answer within 2 s)."""
-        async def ask(client, msg_type=None, **extra):
+        """The nodes' INFO / STATS now (None for a node out of service or silent for 2 s):
+        {"llm": [(address, info)], "nodes": {datastore: [(address, stats)]}, "queues": {datastore: depth}}."""
+        async def ask(client, msg_type, **extra):
             try:
                 async with within(2.0):
-                    out = await (client.info() if msg_type is None else client.call(msg_type))
+                    out = await client.call(msg_type)
                 return {**out, **extra}
             except (RpcError, OSError, asyncio.TimeoutError, AttributeError):
                 return None
-        llm = await ask(self.llm, address=self.config.llm_node) if self.llm is not None else None
+        llm = [(r.address, await ask(r.client, T_INFO) if r.usable else None)
+               for r in (self.llm.nodes.replicas if self.llm is not None else [])]
         nodes = {kind: [(n.address, await ask(n.client, wire.T_STATS, shard=(n.info or {}).get("shard")))
                         for n in coord.nodes] for kind, (_, coord) in self.stores.items()}
         queues = {kind: coord.queued for kind, (_, coord) in self.stores.items()}

@@ -16,7 +16,7 @@ class ApiConfig:
     memory nodes serving them, the default retrieval and the request limits."""
 
     model: Path
-    llm_node: str
+    llm_node: str                           # 'H:P' or 'H:P,H:P,...': LLM nodes of one model (llm_node.pool)
     served_model_name: str | None = None
     knn: Path | None = None                 # kNN-LM datastore folder (host.ralm.datastore)
     knn_nodes: list[str] = field(default_factory=list)
@@ -28,10 +28,16 @@ class ApiConfig:
     max_body_mb: float = 16.0               # larger request bodies get 413 before they are read
     chat_template: str | None = None
     warmup: bool = True
+    ssl_certfile: Path | None = None        # PEM certificate (chain): serve HTTPS
+    ssl_keyfile: Path | None = None         # its PEM private key (may be inside ssl_certfile)
 
     def __post_init__(self):
         self.model = Path(self.model)
-        parse_address(self.llm_node)
+        nodes = self.llm_nodes
+        if not nodes or len(set(nodes)) != len(nodes):
+            raise InputError(f"give one or more distinct LLM node addresses H:P,H:P, not {self.llm_node!r}")
+        for a in nodes:
+            parse_address(a)
         self.served_model_name = self.served_model_name or self.model.name
         if bool(self.knn) != bool(self.knn_nodes) or bool(self.chunks) != bool(self.chunk_nodes):
             raise InputError("give each datastore together with the memory nodes that serve it")
@@ -40,7 +46,16 @@ class ApiConfig:
         needs = {"knn": self.knn, "chunks": self.chunks}
         if self.retrieval not in RETRIEVAL_KINDS or (self.retrieval != "none" and needs[self.retrieval] is None):
             raise InputError(f"default retrieval {self.retrieval!r} needs its datastore (one of {RETRIEVAL_KINDS})")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise InputError("an ssl keyfile needs its ssl certfile")
+        for f in (self.ssl_certfile, self.ssl_keyfile):
+            if f is not None and not Path(f).is_file():
+                raise InputError(f"no such TLS file: {f}")
         if self.max_body_mb <= 0:
             raise InputError(f"max_body_mb must be > 0, not {self.max_body_mb}")
         if not 1 <= self.max_n <= 64:
             raise InputError(f"max_n must be in 1..64, not {self.max_n}")
+
+    @property
+    def llm_nodes(self) -> list[str]:
+        return [a.strip() for a in self.llm_node.split(",") if a.strip()]

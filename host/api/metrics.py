@@ -57,7 +57,7 @@ class ApiMetrics:
                     self.stage.labels(datastore, stage).observe(max(0.0, float(step[stage])))
 
     def set_snapshot(self, snapshot: dict) -> None:
-        """{"llm": info dict | None, "nodes": {datastore: [(address, stats | None)]}, "queues": {datastore: n}}."""
+        """``Backend.snapshot()``'s answer."""
         self._snapshot = snapshot
 
     def render(self) -> bytes:
@@ -72,9 +72,8 @@ class _NodeCollector:
 
     def collect(self):
         snap = self.metrics._snapshot
-        info = snap.get("llm")
         up = GaugeMetricFamily("anole_node_up", "1 if the node answered the last scrape", labels=["role", "node"])
-        yield from self._llm(info, up)
+        yield from self._llm(snap.get("llm", []), up)
         counters = {k: CounterMetricFamily(f"anole_memory_node_{k}", f"memory node counter {k}",
                                            labels=["datastore", "node", "shard"]) for k in NODE_COUNTERS}
         for store, nodes in snap.get("nodes", {}).items():
@@ -92,18 +91,28 @@ class _NodeCollector:
         yield up
 
     @staticmethod
-    def _llm(info: dict | None, up: GaugeMetricFamily):
-        up.add_metric(["llm-node", str((info or {}).get("address", ""))], 0.0 if info is None else 1.0)
-        if info is None:
-            return
+    def _llm(nodes: list[tuple[str, dict | None]], up: GaugeMetricFamily):
+        """Per LLM node (label ``node``): its batch, queue and KV-cache use, and its counters."""
         gauges = {"running": "sequences running in the LLM node's batch",
                   "waiting": "sequences waiting for admission (the LLM node's queue)"}
-        for key, doc in gauges.items():
-            yield GaugeMetricFamily(f"anole_llm_node_{key}_sequences", doc, value=float(info[key]))
-        total, free = float(info["num_kv_blocks"]), float(info["free_kv_blocks"])
-        yield GaugeMetricFamily("anole_llm_node_kv_blocks", "KV-cache blocks of the LLM node", value=total)
-        yield GaugeMetricFamily("anole_llm_node_kv_cache_usage_ratio", "used fraction of the KV-cache blocks",
-                                value=(total - free) / total if total else 0.0)
-        for key in ("requests", "tokens", "aborted", "errors"):
-            if key in info:
-                yield CounterMetricFamily(f"anole_llm_node_{key}", f"LLM node counter {key}", value=float(info[key]))
+        fams = {key: GaugeMetricFamily(f"anole_llm_node_{key}_sequences", doc, labels=["node"])
+                for key, doc in gauges.items()}
+        fams["kv"] = GaugeMetricFamily("anole_llm_node_kv_blocks", "KV-cache blocks of the LLM node", labels=["node"])
+        fams["usage"] = GaugeMetricFamily("anole_llm_node_kv_cache_usage_ratio", "used fraction of the KV-cache blocks",
+                                          labels=["node"])
+        counters = {key: CounterMetricFamily(f"anole_llm_node_{key}", f"LLM node counter {key}", labels=["node"])
+                    for key in ("requests", "tokens", "aborted", "errors")}
+        for address, info in nodes:
+            up.add_metric(["llm-node", address], 0.0 if info is None else 1.0)
+            if info is None:
+                continue
+            for key in gauges:
+                fams[key].add_metric([address], float(info[key]))
+            total, free = float(info["num_kv_blocks"]), float(info["free_kv_blocks"])
+            fams["kv"].add_metric([address], total)
+            fams["usage"].add_metric([address], (total - free) / total if total else 0.0)
+            for key, fam in counters.items():
+                if key in info:
+                    fam.add_metric([address], float(info[key]))
+        yield from fams.values()
+        yield from counters.values()

@@ -4,12 +4,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
 import uvicorn
 
 from host.api.app import create_app
 from host.api.backend import Backend
 from host.api.config import ApiConfig
+from host.net.auth import is_loopback
 from host.net.server import serve_node
 from host.net.timeouts import within
 from host.spec.errors import InputError
@@ -26,10 +28,17 @@ class ApiServer:
         self._task: asyncio.Task | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        cfg = self.backend.config
+        config = uvicorn.Config(create_app(self.backend), log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5, server_header=False,
+                                ssl_certfile=cfg.ssl_certfile, ssl_keyfile=cfg.ssl_keyfile)
+        try:
+            config.load()
+        except (ssl.SSLError, OSError) as e:
+            raise InputError(f"cannot load the TLS certificate {cfg.ssl_certfile}: {e}") from None
+        warn_without_tls(host, config.ssl is not None)
         await self.backend.connect()
         sock = _listen(host, port)
-        config = uvicorn.Config(create_app(self.backend), log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5, server_header=False)
         self._uv = uvicorn.Server(config)
         self._task = asyncio.create_task(self._uv.serve(sockets=[sock]))
         async with within(30):
@@ -39,8 +48,8 @@ class ApiServer:
                     raise InputError(f"the API server on {host}:{port} did not start")
                 await asyncio.sleep(0.01)
         addr = sock.getsockname()[:2]
-        log.info("API for %s on http://%s:%d (LLM node %s)", self.backend.config.served_model_name, *addr,
-                 self.backend.config.llm_node)
+        log.info("API for %s on %s://%s:%d (LLM nodes %s)", cfg.served_model_name,
+                 "https" if config.ssl else "http", *addr, cfg.llm_node)
         return addr
 
     async def serve_forever(self) -> None:
@@ -51,6 +60,13 @@ class ApiServer:
             self._uv.should_exit = True
             await asyncio.gather(self._task, return_exceptions=True)
         await self.backend.close()
+
+
+def warn_without_tls(host: str, tls: bool) -> None:
+    """Log a warning when the API binds a non-loopback address without TLS."""
+    if not tls and not is_loopback(host):
+        log.warning("the API listens on %s without TLS: requests and answers cross the network in clear "
+                    "(give --ssl-certfile/--ssl-keyfile, or bind to 127.0.0.1)", host)
 
 
 def _listen(host: str, port: int) -> socket.socket:

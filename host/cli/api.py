@@ -26,7 +26,8 @@ def register(sub, groups):
                                      "streaming by server-sent events), /metrics (Prometheus), /health and /ready, in "
                                      "front of a running LLM node and, for retrieval, the memory nodes of a kNN-LM "
                                      "and/or a chunk datastore (docs/api.md).")
-    p.add_argument("--llm-node", required=True, help="H:P of a running `anole serve llm-node`")
+    p.add_argument("--llm-node", required=True,
+                   help="H:P,H:P,...: running `anole serve llm-node`s of one model (several: failover)")
     p.add_argument("--model", default=str(DEMO_MODEL),
                    help=f"the checkpoint folder the LLM node serves: tokenizer, chat template (default {DEMO_MODEL})")
     p.add_argument("--served-model-name", help="the model id clients ask for (default: the folder's name)")
@@ -45,6 +46,8 @@ def register(sub, groups):
     p.add_argument("--max-body-mb", type=float, default=16.0, help="larger request bodies get 413 (default 16)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any free port)")
+    p.add_argument("--ssl-certfile", help="PEM certificate (chain): serve HTTPS (default: plain HTTP)")
+    p.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile (default: inside the certfile)")
     p.set_defaults(func=serve_api)
 
     p = sub.add_parser("status", help="role, shard, load, counters and latency percentiles of running nodes",
@@ -84,7 +87,8 @@ def serve_api(args) -> int:
                     knn=args.knn and Path(args.knn), knn_nodes=_nodes(args.knn_nodes),
                     chunks=args.chunks and Path(args.chunks), chunk_nodes=_nodes(args.chunk_nodes),
                     retrieval=args.retrieval, ralm=ralm, max_n=args.max_n,
-                    max_body_mb=args.max_body_mb)
+                    max_body_mb=args.max_body_mb, ssl_certfile=args.ssl_certfile and Path(args.ssl_certfile),
+                    ssl_keyfile=args.ssl_keyfile and Path(args.ssl_keyfile))
     embedder = None
     if cfg.chunks is not None:
         from host.ralm.corpus import Embedder  # lazy: torch (MiniLM)
@@ -141,7 +145,9 @@ def _line(address: str, s: dict) -> str:
         ready = s["/ready"]
         models = [m["id"] for m in s["/v1/models"].get("data", [])]
         down = [k for k, ok in ready.get("checks", {}).items() if not ok]
-        return f"{address}  api  models {models}  {'ready' if ready.get('ready') else 'NOT ready: ' + ', '.join(down)}"
+        gone = [a for a, ok in ready.get("llm_nodes", {}).items() if not ok]
+        return (f"{address}  api  models {models}  {'ready' if ready.get('ready') else 'NOT ready: ' + ', '.join(down)}"
+                + (f"  LLM nodes not answering: {', '.join(gone)}" if gone else ""))
     return f"{address}  {role}"
 
 
@@ -168,7 +174,7 @@ def _plain(value):
 
 
 def generate_remote(args, prompt_ids: list[int] | None) -> int:
-    """`anole generate --server`: through an API (http://H:P, streamed) or an LLM node (H:P)."""
+    """`anole generate --server`: through an API (http://H:P, streamed) or LLM nodes (H:P[,H:P...])."""
     sampling = {"max_tokens": args.max_new_tokens, "temperature": 0.0 if args.greedy else args.temperature,
                 "top_p": args.top_p, "seed": args.seed}
     if args.server.startswith("http"):
@@ -192,16 +198,17 @@ def generate_remote(args, prompt_ids: list[int] | None) -> int:
     return 0
 
 
-async def _generate_rpc(address: str, fields: dict) -> dict:
-    from llm_node.server import T_GENERATE  # lazy: torch
+async def _generate_rpc(addresses: str, fields: dict) -> dict:
+    """One generation through the LLM node(s) at 'H:P[,H:P...]' (llm_node.pool: failover before the first token)."""
+    from llm_node.pool import LLMPool  # lazy: torch
 
-    client = await RpcClient.connect(*parse_address(address), timeout=120.0)
+    pool = await LLMPool.connect(addresses, timeout=120.0)
     try:
-        items = [item async for item in client.stream(T_GENERATE, fields)]
+        items = [item async for item in pool.generate(fields.pop("prompt_ids", None), **fields)]
     finally:
-        await client.close()
+        await pool.close()
     if items[-1].get("error"):
-        raise InputError(f"{address}: {items[-1]['error']}")
+        raise InputError(f"{addresses}: {items[-1]['error']}")
     return items[-1]
 
 

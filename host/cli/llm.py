@@ -6,6 +6,7 @@ import json
 from host.cli.api import generate_remote
 from host.cli.common import group
 from host.cli.sched import add_scheduler_args, policy_from_args
+from host.net.lifecycle import check_drain_timeout
 from host.spec.errors import InputError
 from llm_node.errors import RequestError
 from llm_node.tokenizer import Tokenizer
@@ -18,7 +19,8 @@ def register(sub, groups):
                                    "with the anole engine, or through a running LLM node (--server H:P) or API "
                                    "(--server http://H:P, streamed); --json prints ids, text and timings.")
     _engine_args(p, model_required=False)
-    p.add_argument("--server", help="H:P of an `anole serve llm-node`, or http://H:P of an `anole serve api`")
+    p.add_argument("--server", help="H:P of an `anole serve llm-node` (H:P,H:P,...: several of one model, with "
+                                    "failover), or http://H:P of an `anole serve api`")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer.json)")
     src.add_argument("--prompt-ids", help="prompt token ids, e.g. 1,2,3")
@@ -39,6 +41,8 @@ def register(sub, groups):
     _engine_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7100, help="port (default 7100, 0 = any free port)")
+    p.add_argument("--drain-timeout", type=float, default=30.0,
+                   help="on SIGTERM/SIGINT, finish generations in flight for at most this many seconds (default 30)")
     add_scheduler_args(p)
     p.set_defaults(func=serve_llm_node)
 
@@ -126,7 +130,8 @@ def generate(args) -> int:
 def serve_llm_node(args) -> int:
     from llm_node.server import run_llm_node  # lazy: torch
 
-    run_llm_node(_engine(args), args.host, args.port,
+    check_drain_timeout(args.drain_timeout)
+    run_llm_node(_engine(args), args.host, args.port, drain_timeout=args.drain_timeout,
                  on_ready=lambda h, p: print(f"llm node listening on {h}:{p}", flush=True))
     return 0
 

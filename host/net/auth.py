@@ -75,14 +75,16 @@ async def authenticate(call, secret: bytes, address: str) -> None:
     await call(T_AUTH, {"mac": _mac(secret, b"client", nonce, cnonce)})
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IP address or 'localhost') can only be reached from this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def warn_if_exposed(host: str, secret: bytes | None, what: str) -> None:
     """Log a warning when ``host`` is not a loopback address and no secret guards the server."""
-    if secret is not None:
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if secret is None and not is_loopback(host):
         log.warning("%s listens on %s without a shared secret: anyone who can reach it can use it "
                     "(set %s, or bind to 127.0.0.1)", what, host, ENV)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import time
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -37,6 +39,10 @@ class SamplingParams:
     logits_processor: LogitsProcessor | None = None
 
     def __post_init__(self):
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise RequestError(f"{name} must be a finite number, not {value!r}")
         if not self.temperature >= 0:
             raise RequestError(f"temperature must be >= 0, not {self.temperature!r}")
         if not isinstance(self.top_k, int) or self.top_k < 0:

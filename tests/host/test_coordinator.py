@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from host.index.datasets import write_vecs
 from host.index.index_dir import export_index, load_index
 from host.net.client import RpcClient, SyncClient
 from host.net.frames import E_TIMEOUT, E_UNAVAILABLE, RpcError
+from host.serve import coordinator as coordinator_module
 from host.serve import wire
 from host.serve.coordinator import Coordinator, CoordinatorConfig, remote_search
 from host.serve.coordinator_server import CoordinatorServer, client_search
@@ -96,20 +98,28 @@ def test_distributed_equals_local(indexes, queries, nshards, backend):
     assert sum(s["queries"] for s in stats) == 2 * len(queries) * nshards
 
 
-def test_remote_search_one_shot(indexes, queries):
+def test_remote_search_one_shot(indexes, queries, monkeypatch):
     index = indexes[2]
     params = ScanParams(m=index.m, k=5)
     want = _local(index, queries, 4, params)
+    reads = []                                   # the coordinator's clock: each read advances it by 1
+
+    def clock():
+        reads.append(float(len(reads)))
+        return reads[-1]
 
     async def main():
         async with serving(index, k=10) as (addrs, _):
-            t0 = time.perf_counter()
-            got = await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
-                                          queries, 4, params, CoordinatorConfig(max_batch=16))
-            return got, time.perf_counter() - t0
+            monkeypatch.setattr(coordinator_module, "time", types.SimpleNamespace(perf_counter=clock))
+            return await asyncio.to_thread(remote_search, ",".join(addrs), load_index(index.path, shards=[]),
+                                           queries, 4, params, CoordinatorConfig(max_batch=16))
 
-    got, elapsed = asyncio.run(main())
-    assert got.timings["total"] <= elapsed       # over max_batch (3 slices): wall time, not a sum over slices
+    got = asyncio.run(main())
+    slices = -(-len(queries) // 16)
+    assert slices >= 3 and got.timings["batch"] == 16
+    # over max_batch: one interval from the request's first clock read to its last (each slice reads it 5 times),
+    # not the sum of the slices' totals (3 reads apart each)
+    assert len(reads) == 5 * slices + 2 and got.timings["total"] == reads[-1] - reads[0]
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.dist, want.dist)
 

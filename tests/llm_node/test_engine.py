@@ -118,3 +118,16 @@ def test_abort_frees_blocks(eng):
     eng.abort(seq.seq_id)
     assert seq.finish_reason == "abort" and not eng.has_unfinished()
     assert eng.block_manager.num_free_blocks == 40
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"temperature": float("inf")}, "temperature must be a finite number, not inf"),
+    ({"temperature": float("nan")}, "temperature must be a finite number, not nan"),
+    ({"temperature": "1"}, "temperature must be a finite number"),
+    ({"top_p": float("nan")}, "top_p must be a finite number, not nan"),
+    ({"top_p": float("-inf")}, "top_p must be a finite number"),
+    ({"temperature": -0.5}, "temperature must be >= 0"),
+])
+def test_sampling_params_refuse_non_finite_values_in_process(kw, message):
+    with pytest.raises(RequestError, match=message):
+        SamplingParams(**kw)

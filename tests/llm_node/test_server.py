@@ -1,8 +1,13 @@
 """The LLM node over TCP: streaming order, concurrent clients, disconnects, bad requests, scoring."""
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,8 +115,8 @@ def test_disconnect_mid_stream_frees_blocks(node, cancel):
     ({"prompt_ids": np.array([1.5])}, "integer array"),
     ({"prompt_ids": [1, 2], "top_p": 0.0}, "top_p"),
     ({"prompt_ids": [1, 2], "max_tokens": "many"}, "max_tokens must be int"),
-    ({"prompt_ids": [1, 2], "temperature": float("inf")}, "temperature must be finite"),
-    ({"prompt_ids": [1, 2], "top_p": float("nan")}, "top_p must be finite"),
+    ({"prompt_ids": [1, 2], "temperature": float("inf")}, "temperature must be a finite number"),
+    ({"prompt_ids": [1, 2], "top_p": float("nan")}, "top_p must be a finite number"),
     ({"prompt_ids": np.arange(100) % 50, "max_tokens": 40}, r"max_tokens=40 does not fit.*at most 28"),
     ({"prompt_ids": [1, 2], "deadline_s": 0.0}, "deadline_s must be a number of seconds > 0"),
     ({"prompt": "hello"}, "tokenizer"),
@@ -202,3 +207,40 @@ def test_drain_lets_running_generations_finish(llama_checkpoint, reference):
     items, left, told = asyncio.run(main())
     assert left == 0 and told
     assert items[-1]["token_ids"].tolist() == reference([5, 6, 7], 12)
+
+
+def test_serve_llm_node_drains_on_sigterm(llama_checkpoint, reference):
+    """`anole serve llm-node --drain-timeout`: SIGTERM with a generation in flight; it completes, exit 0, logged."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "serve", "llm-node", "--model", str(llama_checkpoint[1]),
+                             "--kv-blocks", str(KV_BLOCKS), "--block-size", "4", "--threads", "1",
+                             "--drain-timeout", "7.5", "--port", "0"], cwd=root,
+                            env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "listening on" in line, proc.stderr.read()[-2000:] if proc.poll() is not None else line
+
+        async def generate():
+            client = await RpcClient.connect(*line.split()[-1].split(":"))
+            items = []
+            async for item in client.stream(T_GENERATE, greedy_request([5, 6, 7], 24)):
+                items.append(item)
+                if len(items) == 1:
+                    proc.send_signal(signal.SIGTERM)
+            await client.close()
+            return items
+
+        items = asyncio.run(generate())
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert items[-1]["token_ids"].tolist() == reference([5, 6, 7], 24)
+    assert proc.returncode == 0 and "at most 7.5 s" in err and "drained" in err, err[-2000:]
+
+
+def test_serve_llm_node_refuses_a_negative_drain_timeout(llama_checkpoint, capsys):
+    from host.cli import main
+    assert main(["serve", "llm-node", "--model", str(llama_checkpoint[1]), "--drain-timeout", "-1"]) == 2
+    assert "--drain-timeout must be >= 0" in capsys.readouterr().err

@@ -36,19 +36,21 @@ class Loop:
 
 
 @contextlib.contextmanager
-def serving(model_dir, embedder=None, **api_kw):
-    """Yields (loop, llm node, its address, api server, the API's base URL)."""
+def serving(model_dir, embedder=None, llm_nodes=1, **api_kw):
+    """Yields (loop, llm node, its address, api server, the API's base URL); with llm_nodes > 1, the list of
+    LLM nodes and their addresses 'H:P,H:P'."""
     loop = Loop()
-    node = LLMNode(make_engine(model_dir))
-    host, port = loop.run(node.start("127.0.0.1", 0))
-    api = ApiServer(ApiConfig(model=model_dir, llm_node=f"{host}:{port}", served_model_name="tiny", **api_kw),
+    nodes = [LLMNode(make_engine(model_dir)) for _ in range(llm_nodes)]
+    address = ",".join("%s:%d" % loop.run(node.start("127.0.0.1", 0)) for node in nodes)
+    api = ApiServer(ApiConfig(model=model_dir, llm_node=address, served_model_name="tiny", **api_kw),
                     embedder=embedder)
     try:
         ahost, aport = loop.run(api.start("127.0.0.1", 0))
-        yield loop, node, f"{host}:{port}", api, f"http://{ahost}:{aport}"
+        yield loop, nodes[0] if llm_nodes == 1 else nodes, address, api, f"http://{ahost}:{aport}"
     finally:
         loop.run(api.close())
-        loop.run(node.close())
+        for node in nodes:
+            loop.run(node.close())
         loop.stop()
 
 

@@ -28,6 +28,9 @@ def test_generate_through_the_llm_node_and_the_api(api, tokenized_gpt2, capsys):
     assert main(["generate", "--server", address, "--prompt-ids", ",".join(map(str, tok.encode(PROMPT))),
                  "--max-new-tokens", "8", "--greedy"]) == 0
     assert capsys.readouterr().out == tok.decode(want.completion_ids) + "\n"     # the node decodes
+    assert main(["generate", "--server", f"127.0.0.1:1,{address}", "--prompt", PROMPT,   # a pool, one node down
+                 "--max-new-tokens", "8", "--greedy"]) == 0
+    assert capsys.readouterr().out == tok.decode(want.completion_ids) + "\n"
     assert main(["generate", "--server", base, "--prompt", PROMPT, "--max-new-tokens", "8", "--greedy"]) == 0
     assert capsys.readouterr().out == text + "\n"
     assert main(["generate", "--server", base, "--prompt", PROMPT, "--max-new-tokens", "9999"]) == 2
@@ -95,6 +98,8 @@ def test_search_through_a_coordinator_and_its_status(coordinator, small_index, s
 @pytest.mark.parametrize("args, message", [
     (["--llm-node", "127.0.0.1:1"], "cannot connect to 127.0.0.1:1"),
     (["--llm-node", "nohost"], "bad address 'nohost'"),
+    (["--llm-node", "127.0.0.1:1,127.0.0.1:1"], "distinct LLM node addresses"),
+    (["--llm-node", "127.0.0.1:1,127.0.0.1:2"], "no LLM node reachable"),
     (["--llm-node", "127.0.0.1:1", "--knn", "x"], "give each datastore together with the memory nodes"),
 ])
 def test_serve_api_refuses_bad_settings(tokenized_gpt2, capsys, args, message):

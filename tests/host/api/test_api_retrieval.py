@@ -191,8 +191,8 @@ def test_metrics_agree_with_the_nodes(rag_api):
         assert m[("anole_memory_node_requests_total", tuple(sorted(labels.items())))] == stats["requests"]
         assert m[("anole_memory_node_scan_seconds_count", tuple(sorted(labels.items())))] == stats["requests"]
         assert m[("anole_node_up", (("node", name), ("role", "memory-node")))] == 1
-    assert m[("anole_llm_node_running_sequences", ())] == 0
-    assert m[("anole_llm_node_kv_cache_usage_ratio", ())] == 0
+    assert m[("anole_llm_node_running_sequences", (("node", llm_address),))] == 0
+    assert m[("anole_llm_node_kv_cache_usage_ratio", (("node", llm_address),))] == 0
     assert m[("anole_node_up", (("node", llm_address), ("role", "llm-node")))] == 1
 
 
