@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.backends.local_search import SearchResult
-from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.net.client import RpcClient
 from host.net.frames import E_INTERNAL, RpcError, parse_address
@@ -67,7 +66,6 @@ class Coordinator:
 
     def __init__(self, index: IndexDir, addresses: list[str], params: ScanParams | None = None,
                  config: CoordinatorConfig | None = None):
-        import faiss
         if not addresses:
             raise InputError("give at least one memory node address")
         for a in addresses:
@@ -75,8 +73,7 @@ class Coordinator:
         self.index, self.params, self.config = index, params, config or CoordinatorConfig()
         self.fingerprint = wire.index_fingerprint(index.manifest)
         self.nodes = [_Node(a) for a in addresses]
-        self._quantizer = faiss.IndexFlatL2(index.d)
-        self._quantizer.add(index.centroids)
+        self._quantizer = index.coarse_quantizer()
         self._queue: asyncio.Queue | None = None
         self._batcher: asyncio.Task | None = None
         self.stats = {"requests": 0, "queries": 0, "batches": 0, "errors": 0}
@@ -141,7 +138,7 @@ class Coordinator:
         """queries float32[nq, d] -> SearchResult (ids/dist int64[nq, k], distances float32[nq, k]).
 
         Joins the dynamic batch; ``timings`` holds seconds per stage of the batch it ran in."""
-        queries = check_vectors(queries, self.index.d, "queries")
+        queries = self.index.prepare_queries(queries)         # checked, pre-transformed once per query
         k = self.params.k if k is None else k
         if not 1 <= nprobe <= self.index.nlist or not 1 <= k <= self.params.k:
             raise InputError(f"need nprobe in 1..{self.index.nlist} and k in 1..{self.params.k}, not {nprobe}, {k}")
@@ -217,7 +214,7 @@ class Coordinator:
         scale = parts[0][0].scale
         if any(not np.array_equal(r.scale, scale) for r, _ in parts[1:]):
             raise RpcError(E_INTERNAL, "memory nodes disagree on table scales (different lut_bits or index data)")
-        distances = reference.dequantize(dist, scale, p)
+        distances = self.index.dequantize(queries, lists, dist, scale, p)
         t3 = time.perf_counter()
         scan = max(s for _, s in parts)
         return SearchResult(ids=ids, distances=distances, dist=dist, timings={
