@@ -34,8 +34,9 @@ def read_faiss(path: str | Path):
         raise InputError(f"{path}: a binary faiss index; anole serves IndexIVFPQ over float vectors") from None
 
 
-def unwrap(index) -> tuple:
-    """(the IndexIVFPQ, its PreTransform, metric "L2" | "IP") of a faiss index, or InputError naming why not."""
+def unwrap(index, trained: bool = True) -> tuple:
+    """(the IndexIVFPQ, its PreTransform, metric "L2" | "IP") of a faiss index, or InputError naming why not
+    (``trained``: the index must be trained; an untrained one gets an empty PreTransform)."""
     import faiss
 
     index = faiss.downcast_index(index)
@@ -54,6 +55,8 @@ def unwrap(index) -> tuple:
     metric = {faiss.METRIC_L2: "L2", faiss.METRIC_INNER_PRODUCT: "IP"}.get(index.metric_type)
     if metric is None:
         raise InputError(f"faiss metric type {index.metric_type}: anole serves L2 and inner product")
+    if not trained:
+        return index, PreTransform(), metric
     if not index.is_trained:
         raise InputError("the faiss index is not trained")
     return index, from_faiss(chain), metric
@@ -83,6 +86,7 @@ def fill(index, shards) -> None:
     giving faiss the same inverted lists as the index directory (the baseline of the benchmarks)."""
     import faiss
 
+    index = faiss.downcast_index(index)
     ivf, _, _ = unwrap(index)
     for shard in shards:
         for c in np.flatnonzero(shard.list_sizes()):
