@@ -6,8 +6,9 @@ import time
 import numpy as np
 
 from host.backends.local_search import LocalSearcher
-from host.index.datasets import ground_truth, read_vecs, recall_at_k, synthetic_clustered
+from host.index.datasets import ground_truth, recall_at_k, synthetic_clustered
 from host.index.index_dir import load_index
+from host.index.sources import open_vectors
 from host.serve.coordinator import remote_search
 from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
@@ -19,7 +20,7 @@ def register(sub, groups):
                                    "float32[nq,k] to --out, prints QPS and recall (with --gt or synthetic data).")
     p.add_argument("--index", required=True, help="index directory")
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--queries", help="query vectors (.fvecs/.bvecs)")
+    q.add_argument("--queries", help="query vectors: .npy, .fvecs, .bvecs or ann-benchmarks .hdf5 (its 'test')")
     q.add_argument("--synthetic-queries", type=int, metavar="N",
                    help="N queries from the distribution of the index's synthetic data")
     p.add_argument("--k", type=int, default=10)
@@ -28,7 +29,7 @@ def register(sub, groups):
     p.add_argument("--backend", default="cpu", help="reference | cpu | verilator | pynq | xrt (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="cpu backend threads (default: all cores)")
     p.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
-    p.add_argument("--gt", help="ground truth .ivecs for recall")
+    p.add_argument("--gt", help="ground-truth ids for recall: .ivecs, .npy or ann-benchmarks .hdf5 (its 'neighbors')")
     p.add_argument("--out", help="write ids and distances to this .npz")
     p.set_defaults(func=search)
 
@@ -40,7 +41,7 @@ def search(args) -> int:
     params = ScanParams(m=index.m, k=args.k, lut_bits=args.lut_bits)
     synth = index.manifest.get("source", {}).get("synthetic")
     if args.queries:
-        queries = np.asarray(read_vecs(args.queries), dtype=np.float32)
+        queries = np.asarray(open_vectors(args.queries, "queries"), dtype=np.float32)
     elif synth:
         queries = synthetic_clustered(args.synthetic_queries, synth["dim"], seed=synth["seed"],
                                       clusters=synth["clusters"], stream=1)
@@ -60,13 +61,16 @@ def search(args) -> int:
           f"{len(queries) / elapsed:,.0f} QPS ({elapsed * 1e3:.1f} ms)")
     truth = None
     if args.gt:
-        truth = read_vecs(args.gt)
+        truth = np.asarray(open_vectors(args.gt, "gt"))
+        if len(truth) != len(queries):
+            raise InputError(f"{args.gt}: ground truth for {len(truth)} queries, but {len(queries)} queries were given")
     elif synth and not args.queries:
         base = synthetic_clustered(synth["n"], synth["dim"], seed=synth["seed"], clusters=synth["clusters"])
-        truth = ground_truth(base, queries, args.k)
+        truth = ground_truth(base, queries, args.k, index.manifest["source"].get("metric", "l2"))
     if truth is not None:
         print(f"recall@{args.k} vs exact: {recall_at_k(res.ids, np.asarray(truth), args.k):.4f}")
     if args.out:
         np.savez(args.out, ids=res.ids, distances=res.distances)
         print(f"wrote {args.out}")
     return 0
+

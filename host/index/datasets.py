@@ -103,11 +103,16 @@ def check_vectors(x: np.ndarray, dim: int | None = None, what: str = "vectors") 
     return x
 
 
-def ground_truth(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "L2") -> np.ndarray:
-    """Exact k nearest neighbours with faiss IndexFlatL2 (metric "L2") or IndexFlatIP ("IP"): int64[nq, k]."""
+def ground_truth(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "l2") -> np.ndarray:
+    """Exact k nearest neighbours int64[nq, k] under metric l2 (faiss IndexFlatL2), ip (IndexFlatIP) or cos
+    (IndexFlatIP on L2-normalized base and queries)."""
     import faiss
 
-    index = (faiss.IndexFlatIP if metric == "IP" else faiss.IndexFlatL2)(base.shape[1])
+    metric = metric.lower()
+    if metric == "cos":
+        base = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.float32(1e-30))
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-30))
+    index = (faiss.IndexFlatL2 if metric == "l2" else faiss.IndexFlatIP)(base.shape[1])
     index.add(np.ascontiguousarray(base, dtype=np.float32))
     _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return ids

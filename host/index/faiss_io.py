@@ -72,15 +72,6 @@ def parts(ivf) -> tuple[np.ndarray, np.ndarray]:
     return centroids, codebooks
 
 
-def empty_like(index):
-    """A trained, empty copy of a faiss index (what an out-of-core build stores as index.faiss)."""
-    import faiss
-
-    clone = faiss.clone_index(index)
-    clone.reset()
-    return clone
-
-
 def fill(index, shards) -> None:
     """Add every shard's lists (offsets/codes/ids, host.index.index_dir.Shard) to an empty faiss index,
     giving faiss the same inverted lists as the index directory (the baseline of the benchmarks)."""

@@ -98,7 +98,7 @@ def finalize(out: Path, index, nchunks: int, nshards: int, source: dict | None) 
             si.flush()
             offsets[s].astype("<u8").tofile(out / f"shard_{s:03d}" / "offsets.u64")
         del shards
-        fields = writer.write_common(out, faiss_io.empty_like(index))
+        fields = writer.write_common(out, index)       # trained and empty: the codes live in the shards
     ntotal = [int(o[-1]) for o in offsets]
     writer.write_manifest(out, fields, ntotal, source)
     shutil.rmtree(work)
