@@ -70,6 +70,7 @@ def new_index(d: int, cfg: BuildConfig):
         raise InputError(f"PQ{ivf.pq.M}: m must be in 4..64 (the kernel's range)")
     ivf.cp.seed = cfg.seed
     ivf.pq.cp.seed = cfg.seed
+    ivf.do_polysemous_training = False          # the factory turns it on; anole never uses it (and it is slow)
     return index
 
 
