@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -77,21 +78,16 @@ def sha256(f: Path) -> str:
     return h.hexdigest()
 
 
-class disk_errors:
+@contextmanager
+def disk_errors(out: Path):
     """Turns a full disk (ENOSPC, EDQUOT) while writing under ``out`` into a one-line InputError."""
-
-    def __init__(self, out: Path):
-        self.out = out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, exc, tb):
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            free = _free_bytes(self.out)
-            raise InputError(f"{self.out}: disk full while writing ({free / 2**30:.1f} GiB free); the index is "
-                             "incomplete (no manifest): free space and run the build again to resume") from None
-        return False
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise InputError(f"{out}: disk full while writing ({_free_bytes(out) / 2**30:.1f} GiB free); the index is "
+                         "incomplete (no manifest): free space and run the build again to resume") from None
 
 
 def _free_bytes(path: Path) -> int:
