@@ -47,6 +47,9 @@ def search(args) -> int:
                                       clusters=synth["clusters"], stream=1)
     else:
         raise InputError(f"{args.index} was not built from synthetic data; give --queries")
+    truth = np.asarray(open_vectors(args.gt, "gt")) if args.gt else None
+    if truth is not None and len(truth) != len(queries):
+        raise InputError(f"{args.gt}: ground truth for {len(truth)} queries, but {len(queries)} queries were given")
     t0 = time.perf_counter()
     if args.memory_nodes:
         res = remote_search(args.memory_nodes, index, queries, args.nprobe, params)
@@ -59,12 +62,7 @@ def search(args) -> int:
     elapsed = time.perf_counter() - t0
     print(f"search: {len(queries)} queries, k={args.k}, nprobe={args.nprobe}, lut_bits={args.lut_bits}: "
           f"{len(queries) / elapsed:,.0f} QPS ({elapsed * 1e3:.1f} ms)")
-    truth = None
-    if args.gt:
-        truth = np.asarray(open_vectors(args.gt, "gt"))
-        if len(truth) != len(queries):
-            raise InputError(f"{args.gt}: ground truth for {len(truth)} queries, but {len(queries)} queries were given")
-    elif synth and not args.queries:
+    if truth is None and synth and not args.queries:
         base = synthetic_clustered(synth["n"], synth["dim"], seed=synth["seed"], clusters=synth["clusters"])
         truth = ground_truth(base, queries, args.k, index.manifest["source"].get("metric", "l2"))
     if truth is not None:
