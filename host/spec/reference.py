@@ -10,7 +10,7 @@ design.md section 2. For a query x and a probed list c the float table is
     D[m][k]    = -2 * sum_j x_mj P_mkj                  per query, independent of the list
 
 Every sum runs sequentially over j in float32 (no FMA), so any implementation that keeps this order
-reproduces T bit for bit.
+reproduces T bit for bit.  Negative rounding residue is clipped to 0.
 
 Inner product (metric "IP"; cosine = normalize, then IP) keeps the kernels: smaller is still better and
 tables are still unsigned.  With the negated contributions a[c][m] = -sum_j x_mj C[c]_mj and
@@ -20,9 +20,10 @@ d[m][k] = -sum_j x_mj P_mkj (sequential float32 sums, then negated), the table i
 
 Both brackets are >= 0 exactly, and sum_m T = -<x, C[c] + r> - O with the per-query offset
 O = sum_m (min_c' a[c'][m] + min_k' d[m][k']) (``ip_offsets``), the same for every probed list and shard,
-so ranking by sum_m Q is ranking by inner product; the coordinator reports -(dist / s + O).  Negative rounding residue is clipped to 0.  Per query, over all its probed
-lists, s = float32(2**b - 1) / max(T) (s = 1 when max(T) == 0) and Q = rint(T * s) in float32 (round
-half to even), an unsigned b-bit integer.  The distance of a code is the sum of its m entries, and
+so ranking by sum_m Q is ranking by inner product; the coordinator reports -(dist / s + O).
+
+For both metrics, per query, over all its probed lists, s = float32(2**b - 1) / max(T) (s = 1 when
+max(T) == 0) and Q = rint(T * s) in float32 (round half to even), an unsigned b-bit integer.  The distance of a code is the sum of its m entries, and
 results sort by the key (distance, id) ascending.  Slots beyond the candidates hold id -1 and the
 distance ``ScanParams``-specific sentinel ``empty_dist(params)``.
 """
