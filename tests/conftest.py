@@ -59,3 +59,17 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("sweep") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(3600))
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """3,000 clustered vectors of d=16 and 40 queries: for builds that must stay fast (out of core, import)."""
+    x = synthetic_clustered(3_040, 16, seed=3, clusters=30)
+    return x[:3_000], x[3_000:]
+
+
+@pytest.fixture(scope="session")
+def small_ip_faiss(small_data):
+    """The small data set as an inner-product IndexIVFPQ."""
+    base, _ = small_data
+    return build_ivfpq(base, BuildConfig(nlist=64, m=8, seed=0, metric="ip"))

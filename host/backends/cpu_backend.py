@@ -49,11 +49,11 @@ def transposed_codebooks(codebooks: np.ndarray) -> np.ndarray:
 
 
 def build_float_tables(index: IndexDir, queries: np.ndarray, list_ids: np.ndarray) -> np.ndarray:
-    """T float32[nq, nprobe, m, 256], bit-exact with reference.float_tables(..., index.lterms)."""
+    """T float32[nq, nprobe, m, 256], bit-exact with reference.float_tables(..., index.lterms, index.metric)."""
     queries, list_ids = check_scan_request(index, queries, list_ids)
     out = np.empty((*list_ids.shape, index.m, 256), np.float32)
     cpu_kernels.build_float_tables(queries, list_ids, index.centroids, index.lterms,
-                                   transposed_codebooks(index.codebooks), out)
+                                   transposed_codebooks(index.codebooks), out, index.metric == "IP")
     return out
 
 
@@ -61,7 +61,7 @@ def build_quantized_tables(index: IndexDir, queries: np.ndarray, list_ids: np.nd
                            threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(Q uint16[nq, nprobe, m, 256], s float32[nq]) for queries float32[nq, d], list_ids int[nq, nprobe].
 
-    Bit-exact with reference.quantize_tables(reference.float_tables(..., index.lterms), lut_bits), on
+    Bit-exact with reference.quantize_tables(reference.float_tables(..., index.lterms, index.metric), lut_bits), on
     ``threads`` threads (0: all cores). For the backends that stream tables into a kernel (verilator, pynq, xrt)."""
     if isinstance(lut_bits, bool) or not isinstance(lut_bits, int) or not 8 <= lut_bits <= 16:
         raise InputError(f"lut_bits must be in 8..16, not {lut_bits!r}")
@@ -70,7 +70,7 @@ def build_quantized_tables(index: IndexDir, queries: np.ndarray, list_ids: np.nd
     scale = np.empty(len(queries), np.float32)
     with numba_threads(resolve_threads(threads)):
         cpu_kernels.build_tables(queries, list_ids, index.centroids, index.lterms,
-                                 transposed_codebooks(index.codebooks), lut_bits, qt, scale)
+                                 transposed_codebooks(index.codebooks), lut_bits, qt, scale, index.metric == "IP")
     return qt, scale
 
 
@@ -103,7 +103,8 @@ class CpuBackend(ShardBackend):
         self._lterms = _readonly(index.lterms, np.float32)
         self._offsets = _readonly(shard.offsets, np.int64)
         self._codes = _readonly(shard.codes, np.uint8)
-        self._ids = _readonly(shard.ids, np.int64)
+        self._ids = _readonly(shard.ids, np.int64)      # codes and ids stay memory-mapped: no copy of the shard
+        self._ip = index.metric == "IP"
         n, m = self._codes.shape
         words = np.zeros((0, 0), np.uint64)
         if m % 8 == 0 and n:
@@ -121,6 +122,6 @@ class CpuBackend(ShardBackend):
         with numba_threads(self.threads):
             cpu_kernels.search(queries, list_ids, self._centroids, self._lterms, self._cbt, self._offsets,
                                self._codes, self._codes64, self._words, self._ids, p.lut_bits,
-                               reference.empty_dist(p), self.block, dist, ids, scale)
+                               reference.empty_dist(p), self.block, dist, ids, scale, self._ip)
         log.debug("cpu scan of %d queries x %d lists in %.3f s", nq, list_ids.shape[1], time.perf_counter() - t0)
         return ShardResult(dist=dist, ids=ids, scale=scale)

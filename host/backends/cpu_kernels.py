@@ -14,8 +14,10 @@ _KSUB = 256
 
 
 @njit(cache=True, nogil=True)
-def query_terms(x, cbt, dterm):
-    """D: x float32[d], codebooks transposed float32[m, dsub, 256] -> dterm float32[m, 256] (written)."""
+def query_terms(x, cbt, dterm, ip=False):
+    """D: x float32[d], codebooks transposed float32[m, dsub, 256] -> dterm float32[m, 256] (written).
+
+    ip: the inner-product terms d[m][k] - min_k d[m][k] with d = -<x_m, P[m][k]> (reference module doc)."""
     m, dsub, ksub = cbt.shape
     for s in range(m):
         acc = dterm[s]
@@ -25,19 +27,60 @@ def query_terms(x, cbt, dterm):
             row = cbt[s, j]
             for c in range(ksub):
                 acc[c] += xv * row[c]
-        for c in range(ksub):
-            acc[c] = np.float32(-2) * acc[c]
+        if ip:
+            low = -acc[0]
+            for c in range(ksub):
+                acc[c] = -acc[c]
+                low = acc[c] if acc[c] < low else low
+            for c in range(ksub):
+                acc[c] = acc[c] - low
+        else:
+            for c in range(ksub):
+                acc[c] = np.float32(-2) * acc[c]
 
 
 @njit(cache=True, nogil=True)
-def float_tables_one(x, lids, centroids, lterms, dterm, ft):
+def ip_list_terms(x, lids, centroids, m):
+    """a[p][m] - min_p a[p][m] with a = -<x_m, C[lids[p]]_m>: float32[nprobe, m] (reference module doc)."""
+    dsub = x.shape[0] // m
+    aa = np.empty((lids.shape[0], m), np.float32)
+    for p in range(lids.shape[0]):
+        for s in range(m):
+            a = np.float32(0)
+            for j in range(dsub):
+                a += x[s * dsub + j] * centroids[lids[p], s * dsub + j]
+            aa[p, s] = -a
+    for s in range(m):
+        low = aa[0, s]
+        for p in range(lids.shape[0]):
+            low = aa[p, s] if aa[p, s] < low else low
+        for p in range(lids.shape[0]):
+            aa[p, s] = aa[p, s] - low
+    return aa
+
+
+@njit(cache=True, nogil=True)
+def float_tables_one(x, lids, centroids, lterms, dterm, ft, ip=False):
     """T of one query: lids int64[nprobe] -> ft float32[nprobe, m, 256] (written); returns max(T) (float32).
 
-    dterm float32[m, 256] must hold query_terms(x); lterms float32[nlist, m, 256] is B."""
+    dterm float32[m, 256] must hold query_terms(x, ip); lterms float32[nlist, m, 256] is B (unused for ip:
+    T = A + D, the A of ip_list_terms)."""
     m = dterm.shape[0]
     dsub = x.shape[0] // m
     vmax = np.zeros(_KSUB, np.float32)          # running max per entry: vectorizes, unlike a scalar max
-    for p in range(lids.shape[0]):
+    if ip:
+        aa = ip_list_terms(x, lids, centroids, m)
+        for p in range(lids.shape[0]):
+            for s in range(m):
+                a = aa[p, s]
+                dt = dterm[s]
+                out = ft[p, s]
+                for k in range(_KSUB):
+                    t = a + dt[k]
+                    t = t if t > np.float32(0) else np.float32(0)
+                    out[k] = t
+                    vmax[k] = t if t > vmax[k] else vmax[k]
+    for p in range(0 if ip else lids.shape[0]):
         c = lids[p]
         for s in range(m):
             a = np.float32(0)
@@ -72,7 +115,7 @@ def quantize_one(ft, tmax, lut_max, qt):
 
 
 @njit(cache=True, parallel=True)
-def build_tables(queries, list_ids, centroids, lterms, cbt, lut_bits, qt, scale):
+def build_tables(queries, list_ids, centroids, lterms, cbt, lut_bits, qt, scale, ip=False):
     """Quantized tables of all queries: writes qt uint16[nq, nprobe, m, 256] and scale float32[nq]."""
     nq, nprobe = list_ids.shape
     m = cbt.shape[0]
@@ -80,20 +123,20 @@ def build_tables(queries, list_ids, centroids, lterms, cbt, lut_bits, qt, scale)
     for q in prange(nq):
         dterm = np.empty((m, _KSUB), np.float32)
         ft = np.empty((nprobe, m, _KSUB), np.float32)
-        query_terms(queries[q], cbt, dterm)
-        tmax = float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft)
+        query_terms(queries[q], cbt, dterm, ip)
+        tmax = float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft, ip)
         scale[q] = quantize_one(ft, tmax, lut_max, qt[q])
 
 
 @njit(cache=True, parallel=True)
-def build_float_tables(queries, list_ids, centroids, lterms, cbt, ft):
+def build_float_tables(queries, list_ids, centroids, lterms, cbt, ft, ip=False):
     """Float tables T of all queries: writes ft float32[nq, nprobe, m, 256]."""
     nq = queries.shape[0]
     m = cbt.shape[0]
     for q in prange(nq):
         dterm = np.empty((m, _KSUB), np.float32)
-        query_terms(queries[q], cbt, dterm)
-        float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft[q])
+        query_terms(queries[q], cbt, dterm, ip)
+        float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft[q], ip)
 
 
 @njit(cache=True, nogil=True)
@@ -167,12 +210,13 @@ def _sorted_out(hd, hid, empty_dist, out_d, out_i):
 
 @njit(cache=True, parallel=True)
 def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, words, ids, lut_bits, empty_dist,
-           block, out_d, out_i, scale):
+           block, out_d, out_i, scale, ip=False):
     """Tables, scan and top-K of every query, queries split in blocks over threads.
 
     queries float32[nq, d], list_ids int64[nq, nprobe]; offsets int64[nlist + 1], codes uint8[n, m],
     codes64 uint64[n, m / 8] and words = tuple(range(m / 8)) (uint64[0, 0] and () when m % 8), ids int64[n].
-    Writes out_d, out_i int64[nq, k] and scale float32[nq]. Compiled once per m / 8 (the type of words)."""
+    Writes out_d, out_i int64[nq, k] and scale float32[nq]; ip: inner-product tables. Compiled once per m / 8
+    (the type of words)."""
     nq, nprobe = list_ids.shape
     m = cbt.shape[0]
     k = out_d.shape[1]
@@ -185,8 +229,8 @@ def search(queries, list_ids, centroids, lterms, cbt, offsets, codes, codes64, w
         hd = np.empty(k, np.int64)
         hid = np.empty(k, np.int64)
         for q in range(bi * block, min(nq, (bi + 1) * block)):
-            query_terms(queries[q], cbt, dterm)
-            tmax = float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft)
+            query_terms(queries[q], cbt, dterm, ip)
+            tmax = float_tables_one(queries[q], list_ids[q], centroids, lterms, dterm, ft, ip)
             scale[q] = quantize_one(ft, tmax, lut_max, qt)
             hd[:] = empty_dist
             hid[:] = big

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.backends import make_backend
-from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.spec import reference
 from host.spec.errors import InputError
@@ -33,7 +32,7 @@ class LocalSearcher:
         self.backends = [make_backend(backend, index, s, params, **backend_options) for s in index.shards]
 
     def search(self, queries: np.ndarray, nprobe: int) -> SearchResult:
-        queries = check_vectors(queries, self.index.d, "queries")
+        queries = self.index.prepare_queries(queries)
         if not 1 <= nprobe <= self.index.nlist:
             raise InputError(f"nprobe must be in 1..{self.index.nlist} (nlist), not {nprobe}")
         t0 = time.perf_counter()
@@ -43,7 +42,7 @@ class LocalSearcher:
         t2 = time.perf_counter()
         dist, ids = reference.merge_topk(self.params, np.stack([p.dist for p in parts]), np.stack([p.ids for p in parts]))
         t3 = time.perf_counter()
-        distances = reference.dequantize(dist, parts[0].scale, self.params)
+        distances = self.index.dequantize(queries, lists, dist, parts[0].scale, self.params)
         return SearchResult(ids=ids, distances=distances, dist=dist,
                             timings={"coarse": t1 - t0, "scan": t2 - t1, "merge": t3 - t2})
 

@@ -12,7 +12,8 @@ class ReferenceBackend(ShardBackend):
 
     def _search(self, queries, list_ids) -> ShardResult:
         p = self.params
-        tables = reference.float_tables(queries, list_ids, self.index.centroids, self.index.codebooks, self.index.lterms)
+        tables = reference.float_tables(queries, list_ids, self.index.centroids, self.index.codebooks,
+                                        self.index.lterms, self.index.metric)
         qtables, scale = reference.quantize_tables(tables, p.lut_bits)
         nq = len(queries)
         dist = np.empty((nq, p.k), np.int64)

@@ -7,10 +7,11 @@ import time
 import numpy as np
 
 from host.backends.local_search import LocalSearcher
-from host.index.datasets import ground_truth, read_vecs, recall_at_k, synthetic_clustered
+from host.index.datasets import ground_truth, recall_at_k, synthetic_clustered
 from host.index.index_dir import load_index
 from host.net.client import RpcClient
 from host.net.frames import parse_address
+from host.index.sources import open_vectors
 from host.serve.coordinator import remote_search
 from host.serve.coordinator_server import client_search
 from host.spec.errors import InputError
@@ -23,7 +24,7 @@ def register(sub, groups):
                                    "float32[nq,k] to --out, prints QPS and recall (with --gt or synthetic data).")
     p.add_argument("--index", required=True, help="index directory")
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--queries", help="query vectors (.fvecs/.bvecs)")
+    q.add_argument("--queries", help="query vectors: .npy, .fvecs, .bvecs or ann-benchmarks .hdf5 (its 'test')")
     q.add_argument("--synthetic-queries", type=int, metavar="N",
                    help="N queries from the distribution of the index's synthetic data")
     p.add_argument("--k", type=int, default=10)
@@ -34,7 +35,7 @@ def register(sub, groups):
     remote = p.add_mutually_exclusive_group()
     remote.add_argument("--memory-nodes", help="H:P,H:P,...: search through running memory nodes instead")
     remote.add_argument("--coordinator", metavar="H:P", help="search through a running `anole serve coordinator`")
-    p.add_argument("--gt", help="ground truth .ivecs for recall")
+    p.add_argument("--gt", help="ground-truth ids for recall: .ivecs, .npy or ann-benchmarks .hdf5 (its 'neighbors')")
     p.add_argument("--out", help="write ids and distances to this .npz")
     p.set_defaults(func=search)
 
@@ -46,12 +47,15 @@ def search(args) -> int:
     params = ScanParams(m=index.m, k=args.k, lut_bits=args.lut_bits)
     synth = index.manifest.get("source", {}).get("synthetic")
     if args.queries:
-        queries = np.asarray(read_vecs(args.queries), dtype=np.float32)
+        queries = np.asarray(open_vectors(args.queries, "queries"), dtype=np.float32)
     elif synth:
         queries = synthetic_clustered(args.synthetic_queries, synth["dim"], seed=synth["seed"],
                                       clusters=synth["clusters"], stream=1)
     else:
         raise InputError(f"{args.index} was not built from synthetic data; give --queries")
+    truth = np.asarray(open_vectors(args.gt, "gt")) if args.gt else None
+    if truth is not None and len(truth) != len(queries):
+        raise InputError(f"{args.gt}: ground truth for {len(truth)} queries, but {len(queries)} queries were given")
     t0 = time.perf_counter()
     if args.memory_nodes:
         res = remote_search(args.memory_nodes, index, queries, args.nprobe, params)
@@ -66,12 +70,9 @@ def search(args) -> int:
     elapsed = time.perf_counter() - t0
     print(f"search: {len(queries)} queries, k={args.k}, nprobe={args.nprobe}, lut_bits={args.lut_bits}: "
           f"{len(queries) / elapsed:,.0f} QPS ({elapsed * 1e3:.1f} ms)")
-    truth = None
-    if args.gt:
-        truth = read_vecs(args.gt)
-    elif synth and not args.queries:
+    if truth is None and synth and not args.queries:
         base = synthetic_clustered(synth["n"], synth["dim"], seed=synth["seed"], clusters=synth["clusters"])
-        truth = ground_truth(base, queries, args.k)
+        truth = ground_truth(base, queries, args.k, index.manifest["source"].get("metric", "l2"))
     if truth is not None:
         print(f"recall@{args.k} vs exact: {recall_at_k(res.ids, np.asarray(truth), args.k):.4f}")
     if args.out:

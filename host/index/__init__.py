@@ -1,1 +1,2 @@
-"""Index tooling: vector datasets and readers, the IVF-PQ build (faiss), and index directories on disk."""
+"""Index tooling: vector datasets and sources (.npy/.fvecs/.bvecs/.hdf5/synthetic), the IVF-PQ build (faiss;
+in memory or out of core), faiss import, query pre-transforms, and index directories on disk."""

@@ -54,23 +54,34 @@ def write_vecs(path: str | os.PathLike, data: np.ndarray) -> None:
     out.tofile(path)
 
 
+SYNTH_BLOCK = 1 << 16
+"""Synthetic rows are drawn in blocks of this many, each from its own seed, so any row range can be made alone."""
+
+
 def synthetic_clustered(n: int, dim: int, seed: int = 0, clusters: int = 1000,
                         spread: float = 0.35, stream: int = 0) -> np.ndarray:
     """Gaussian mixture float32[n, dim]: ``clusters`` random centres, points at ``spread`` around them.
 
     The centres depend on ``seed`` only; the points on (seed, stream), so stream=1 draws queries from the
-    same distribution as a base set drawn with stream=0. Generated in chunks to bound memory.
-    """
-    if n < 1 or dim < 1 or clusters < 1:
-        raise InputError(f"n, dim and clusters must be >= 1, not n={n} dim={dim} clusters={clusters}")
+    same distribution as a base set drawn with stream=0. Rows 0..n-1 of ``synthetic_rows``."""
+    return synthetic_rows(0, n, dim, seed, clusters, spread, stream)
+
+
+def synthetic_rows(lo: int, hi: int, dim: int, seed: int = 0, clusters: int = 1000,
+                   spread: float = 0.35, stream: int = 0) -> np.ndarray:
+    """Rows lo..hi-1 of the synthetic data set (seed, stream): float32[hi - lo, dim], made block by block
+    (``SYNTH_BLOCK`` rows from the generator seeded [seed, stream, block]) without making the rows before lo."""
+    if hi <= lo or lo < 0 or dim < 1 or clusters < 1:
+        raise InputError(f"rows need 0 <= lo < hi and dim, clusters >= 1, not lo={lo} hi={hi} dim={dim} "
+                         f"clusters={clusters}")
     centres = np.random.default_rng(seed).standard_normal((clusters, dim), dtype=np.float32)
-    rng = np.random.default_rng([seed, stream])
-    out = np.empty((n, dim), dtype=np.float32)
-    chunk = 1 << 16
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        which = rng.integers(0, clusters, hi - lo)
-        out[lo:hi] = centres[which] + spread * rng.standard_normal((hi - lo, dim), dtype=np.float32)
+    out = np.empty((hi - lo, dim), dtype=np.float32)
+    for b in range(lo // SYNTH_BLOCK, (hi - 1) // SYNTH_BLOCK + 1):
+        rng = np.random.default_rng([seed, stream, b])
+        which = rng.integers(0, clusters, SYNTH_BLOCK)
+        a, z = max(lo, b * SYNTH_BLOCK), min(hi, (b + 1) * SYNTH_BLOCK)
+        noise = rng.standard_normal((z - b * SYNTH_BLOCK, dim), dtype=np.float32)[a - b * SYNTH_BLOCK:]
+        out[a - lo: z - lo] = centres[which[a - b * SYNTH_BLOCK: z - b * SYNTH_BLOCK]] + spread * noise
     return out
 
 
@@ -92,11 +103,16 @@ def check_vectors(x: np.ndarray, dim: int | None = None, what: str = "vectors") 
     return x
 
 
-def ground_truth(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact k nearest neighbours (L2) with faiss IndexFlatL2: int64[nq, k]."""
+def ground_truth(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "l2") -> np.ndarray:
+    """Exact k nearest neighbours int64[nq, k] under metric l2 (faiss IndexFlatL2), ip (IndexFlatIP) or cos
+    (IndexFlatIP on L2-normalized base and queries)."""
     import faiss
 
-    index = faiss.IndexFlatL2(base.shape[1])
+    metric = metric.lower()
+    if metric == "cos":
+        base = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.float32(1e-30))
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-30))
+    index = (faiss.IndexFlatL2 if metric == "l2" else faiss.IndexFlatIP)(base.shape[1])
     index.add(np.ascontiguousarray(base, dtype=np.float32))
     _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return ids

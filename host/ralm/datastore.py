@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,8 @@ def build_chunk_datastore(chunks: list[Chunk], embeddings: np.ndarray, out: str 
     with open(out / "chunks.jsonl", "w") as f:
         for c in chunks:
             f.write(json.dumps({"source": c.source, "text": c.text}) + "\n")
-    _write(out, embeddings, cfg, {"kind": "chunks", "embedder": "all-MiniLM-L6-v2"})
+    _write(out, embeddings, replace(cfg, index=replace(cfg.index, metric="cos")),    # MiniLM is a cosine model
+           {"kind": "chunks", "embedder": "all-MiniLM-L6-v2"})
     return out
 
 

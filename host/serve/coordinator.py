@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.backends.local_search import SearchResult
-from host.index.datasets import check_vectors
 from host.index.index_dir import IndexDir
 from host.net import deadline as dl
 from host.net.client import RpcClient
@@ -69,7 +68,6 @@ class Coordinator:
 
     def __init__(self, index: IndexDir, addresses, params: ScanParams | None = None,
                  config: CoordinatorConfig | None = None):
-        import faiss
         self.topology: Topology = parse_topology(addresses)
         self.index, self.params, self.config = index, params, config or CoordinatorConfig()
         self.topology.check_index(int(index.manifest["nshards"]), index.path)
@@ -77,8 +75,7 @@ class Coordinator:
         self.nodes = [MemoryReplica(a, s if self.topology.declared else None)
                       for s, addrs in self.topology.shards.items() for a in addrs]
         self.shards: dict[int, ReplicaSet] = {}
-        self._quantizer = faiss.IndexFlatL2(index.d)
-        self._quantizer.add(index.centroids)
+        self._quantizer = index.coarse_quantizer()
         self._batcher: FairBatcher | None = None
         self._prober: Prober | None = None
         self.stats = {"requests": 0, "queries": 0, "batches": 0, "errors": 0}
@@ -146,7 +143,7 @@ class Coordinator:
         Joins the fair batching; ``deadline`` (event-loop clock; default: the deadline of the request being
         served, else ``config.deadline_s``) bounds the whole search.  ``timings``: ``total`` and ``queue``
         are this request's wall time, the stages are summed over the batches its slices ran in."""
-        queries = check_vectors(queries, self.index.d, "queries")
+        queries = self.index.prepare_queries(queries)         # checked, pre-transformed once per query
         k = self.params.k if k is None else k
         if not 1 <= nprobe <= self.index.nlist or not 1 <= k <= self.params.k:
             raise InputError(f"need nprobe in 1..{self.index.nlist} and k in 1..{self.params.k}, not {nprobe}, {k}")
@@ -211,7 +208,7 @@ class Coordinator:
         scale = parts[0][0].scale
         if any(not np.array_equal(r.scale, scale) for r, _ in parts[1:]):
             raise RpcError(E_INTERNAL, "memory nodes disagree on table scales (different lut_bits or index data)")
-        distances = reference.dequantize(dist, scale, p)
+        distances = self.index.dequantize(queries, lists, dist, scale, p)
         t3 = time.perf_counter()
         scan = max(s for _, s in parts)
         return SearchResult(ids=ids, distances=distances, dist=dist, timings={

@@ -10,9 +10,20 @@ design.md section 2. For a query x and a probed list c the float table is
     D[m][k]    = -2 * sum_j x_mj P_mkj                  per query, independent of the list
 
 Every sum runs sequentially over j in float32 (no FMA), so any implementation that keeps this order
-reproduces T bit for bit.  Negative rounding residue is clipped to 0.  Per query, over all its probed
-lists, s = float32(2**b - 1) / max(T) (s = 1 when max(T) == 0) and Q = rint(T * s) in float32 (round
-half to even), an unsigned b-bit integer.  The distance of a code is the sum of its m entries, and
+reproduces T bit for bit.  Negative rounding residue is clipped to 0.
+
+Inner product (metric "IP"; cosine = normalize, then IP) keeps the kernels: smaller is still better and
+tables are still unsigned.  With the negated contributions a[c][m] = -sum_j x_mj C[c]_mj and
+d[m][k] = -sum_j x_mj P_mkj (sequential float32 sums, then negated), the table is
+
+    T[m][k] = (a[c][m] - min_c' a[c'][m]) + (d[m][k] - min_k' d[m][k'])     (min over the probed lists c')
+
+Both brackets are >= 0 exactly, and sum_m T = -<x, C[c] + r> - O with the per-query offset
+O = sum_m (min_c' a[c'][m] + min_k' d[m][k']) (``ip_offsets``), the same for every probed list and shard,
+so ranking by sum_m Q is ranking by inner product; the coordinator reports -(dist / s + O).
+
+For both metrics, per query, over all its probed lists, s = float32(2**b - 1) / max(T) (s = 1 when
+max(T) == 0) and Q = rint(T * s) in float32 (round half to even), an unsigned b-bit integer.  The distance of a code is the sum of its m entries, and
 results sort by the key (distance, id) ascending.  Slots beyond the candidates hold id -1 and the
 distance ``ScanParams``-specific sentinel ``empty_dist(params)``.
 """
@@ -60,28 +71,55 @@ def list_terms(centroids: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     return norms + np.float32(2) * cross
 
 
-def query_terms(queries: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-    """D: float32[nq, m, 256] for queries float32[nq, d]."""
+METRICS = ("L2", "IP")
+
+
+def check_metric(metric: str) -> str:
+    """The kernel metric, "L2" or "IP" (cosine is IP on normalized vectors); raises ValueError otherwise."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    return metric
+
+
+def query_terms(queries: np.ndarray, codebooks: np.ndarray, metric: str = "L2") -> np.ndarray:
+    """D: float32[nq, m, 256] for queries float32[nq, d] (IP: d[m][k] - min_k d[m][k], see the module doc)."""
     m = codebooks.shape[0]
     x = split_sub(queries, m)[:, :, None, :]
-    return np.float32(-2) * _seq_dot(x, codebooks[None].astype(np.float32, copy=False))
+    dot = _seq_dot(x, codebooks[None].astype(np.float32, copy=False))
+    if check_metric(metric) == "IP":
+        neg = -dot
+        return neg - neg.min(axis=-1, keepdims=True)
+    return np.float32(-2) * dot
 
 
-def residual_norms(queries: np.ndarray, centroids: np.ndarray, list_ids: np.ndarray, m: int) -> np.ndarray:
-    """A: float32[nq, nprobe, m] for list_ids int[nq, nprobe]."""
-    x = split_sub(queries, m)[:, None]                         # [nq, 1, m, dsub]
+def residual_norms(queries: np.ndarray, centroids: np.ndarray, list_ids: np.ndarray, m: int,
+                   metric: str = "L2") -> np.ndarray:
+    """A: float32[nq, nprobe, m] for list_ids int[nq, nprobe] (IP: a[c][m] - min over the probed lists)."""
     c = split_sub(centroids, m)[list_ids]                      # [nq, nprobe, m, dsub]
-    return _seq_sqdist(x, c)
+    if check_metric(metric) == "IP":
+        a = -_seq_dot(split_sub(queries, m)[:, None], c)
+        return a - a.min(axis=1, keepdims=True)
+    return _seq_sqdist(split_sub(queries, m)[:, None], c)
 
 
-def float_tables(queries, list_ids, centroids, codebooks, lterms=None) -> np.ndarray:
-    """T: float32[nq, nprobe, m, 256], clipped at 0."""
+def float_tables(queries, list_ids, centroids, codebooks, lterms=None, metric: str = "L2") -> np.ndarray:
+    """T: float32[nq, nprobe, m, 256], clipped at 0 (L2: (A + B) + D; IP: A + D, no list terms)."""
     m = codebooks.shape[0]
+    a = residual_norms(queries, centroids, list_ids, m, metric)[..., None]   # [nq, nprobe, m, 1]
+    d = query_terms(queries, codebooks, metric)[:, None]
+    if metric == "IP":
+        return np.maximum(a + d, np.float32(0))
     if lterms is None:
         lterms = list_terms(centroids, codebooks)
-    a = residual_norms(queries, centroids, list_ids, m)[..., None]   # [nq, nprobe, m, 1]
-    t = (a + lterms[list_ids]) + query_terms(queries, codebooks)[:, None]
-    return np.maximum(t, np.float32(0))
+    return np.maximum((a + lterms[list_ids]) + d, np.float32(0))
+
+
+def ip_offsets(queries, list_ids, centroids, codebooks) -> np.ndarray:
+    """O: float32[nq], the per-query offset of IP tables: -<x, y> ~= sum_m T + O (module doc)."""
+    m = codebooks.shape[0]
+    a = -_seq_dot(split_sub(queries, m)[:, None], split_sub(centroids, m)[list_ids])     # [nq, nprobe, m]
+    d = -_seq_dot(split_sub(queries, m)[:, :, None, :], codebooks[None].astype(np.float32, copy=False))
+    return (a.min(axis=1) + d.min(axis=-1)).sum(axis=1, dtype=np.float32)
 
 
 def table_scales(tables: np.ndarray, lut_bits: int) -> np.ndarray:
@@ -145,8 +183,11 @@ def merge_topk(params: ScanParams, dists: np.ndarray, ids: np.ndarray) -> tuple[
     return np.take_along_axis(d, order, axis=1), np.take_along_axis(i, order, axis=1)
 
 
-def dequantize(dist: np.ndarray, scale: np.ndarray, params: ScanParams) -> np.ndarray:
-    """Integer distances int64[nq, k] -> float32 approximations of squared L2; inf for empty slots."""
+def dequantize(dist: np.ndarray, scale: np.ndarray, params: ScanParams, offset: np.ndarray | None = None) -> np.ndarray:
+    """Integer distances int64[nq, k] -> float32 approximations of squared L2 (inf for empty slots), or with
+    the IP ``offset`` float32[nq] (``ip_offsets``) of inner products -(dist / s + O) (-inf for empty slots)."""
     out = dist.astype(np.float32) / scale[:, None]
-    out[dist == empty_dist(params)] = np.inf
+    if offset is not None:
+        out = -(out + offset[:, None])
+    out[dist == empty_dist(params)] = np.inf if offset is None else -np.inf
     return out

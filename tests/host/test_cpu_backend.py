@@ -16,7 +16,7 @@ from host.spec.scan_params import ScanParams
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _synthetic_index(rng, m: int, d: int, nlist: int, n: int, empty_frac: float = 0.2) -> IndexDir:
+def _synthetic_index(rng, m: int, d: int, nlist: int, n: int, empty_frac: float = 0.2, metric: str = "L2") -> IndexDir:
     """An IndexDir with random centroids, codebooks, codes and shuffled ids; some lists empty."""
     sizes = rng.integers(0, 2 * n // nlist + 1, nlist)
     sizes[rng.random(nlist) < empty_frac] = 0
@@ -27,7 +27,7 @@ def _synthetic_index(rng, m: int, d: int, nlist: int, n: int, empty_frac: float 
                   ids=rng.permutation(10 * total + 1)[:total].astype(np.int64))
     centroids = rng.standard_normal((nlist, d), dtype=np.float32) * np.float32(3)
     codebooks = rng.standard_normal((m, 256, d // m), dtype=np.float32)
-    manifest = {"ntotal": total, "nshards": 1}
+    manifest = {"ntotal": total, "nshards": 1, "metric": metric}
     return IndexDir(path=Path("."), manifest=manifest, centroids=centroids, codebooks=codebooks, shards=[shard])
 
 
@@ -48,6 +48,33 @@ def test_random_params_match_reference(seed):
     queries = rng.standard_normal((9, index.d), dtype=np.float32) * np.float32(3)
     lists = rng.integers(0, index.nlist, (9, int(rng.integers(1, 9))))
     _assert_same(index, index.shards[0], params, queries, lists, threads=int(rng.integers(1, 3)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inner_product_matches_reference(seed):
+    """IP tables (per-query offsets) are bit-exact too: float tables, quantized tables, scan results."""
+    rng = np.random.default_rng(100 + seed)
+    m = int(rng.choice([4, 8, 16]))
+    params = ScanParams(m=m, lut_bits=int(rng.integers(8, 17)), k=int(rng.integers(1, 101)))
+    index = _synthetic_index(rng, m, d=m * int(rng.choice([1, 2, 4])), nlist=32, n=int(rng.integers(0, 800)),
+                             metric="IP")
+    queries = rng.standard_normal((9, index.d), dtype=np.float32) * np.float32(3)
+    lists = rng.integers(0, index.nlist, (9, int(rng.integers(1, 9))))
+    want_t = reference.float_tables(queries, lists, index.centroids, index.codebooks, metric="IP")
+    np.testing.assert_array_equal(build_float_tables(index, queries, lists), want_t)
+    want_q, want_s = reference.quantize_tables(want_t, params.lut_bits)
+    got_q, got_s = build_quantized_tables(index, queries, lists, params.lut_bits, threads=1)
+    np.testing.assert_array_equal(got_q, want_q)
+    np.testing.assert_array_equal(got_s, want_s)
+    _assert_same(index, index.shards[0], params, queries, lists, threads=int(rng.integers(1, 3)))
+
+
+def test_shards_stay_memory_mapped(small_index):
+    """The backend scans the shard files through their memory maps: no copy of codes or ids."""
+    shard = small_index.shards[0]
+    backend = CpuBackend(small_index, shard, ScanParams(m=8), threads=1)
+    assert isinstance(shard.codes, np.memmap) and isinstance(shard.ids, np.memmap)
+    assert np.shares_memory(backend._codes, shard.codes) and np.shares_memory(backend._ids, shard.ids)
 
 
 def test_k_beyond_candidates_and_empty_shard():
@@ -166,9 +193,10 @@ def test_table_kernels_have_no_fma():
     dterm, ft = np.empty((8, 256), np.float32), np.empty((3, 8, 256), np.float32)
     query_terms = numba.njit(cpu_kernels.query_terms.py_func)     # uncached, so its assembly can be read
     float_tables = numba.njit(cpu_kernels.float_tables_one.py_func)
-    query_terms(x, cbt, dterm)
-    float_tables(x, np.zeros(3, np.int64), rng.standard_normal((4, 32), dtype=np.float32),
-                 rng.standard_normal((4, 8, 256), dtype=np.float32), dterm, ft)
+    for ip in (False, True):
+        query_terms(x, cbt, dterm, ip)
+        float_tables(x, np.zeros(3, np.int64), rng.standard_normal((4, 32), dtype=np.float32),
+                     rng.standard_normal((4, 8, 256), dtype=np.float32), dterm, ft, ip)
     for f in (query_terms, float_tables):
         asm = "".join(f.inspect_asm().values())
         assert not re.search(r"\bvfn?m(add|sub)\d", asm), f"FMA in {f.py_func.__name__}"

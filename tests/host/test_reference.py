@@ -119,3 +119,44 @@ def test_scan_params_derived_widths():
     assert ScanParams.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError, match="unknown ScanParams fields"):
         ScanParams.from_dict({"m": 8, "width": 3})
+
+
+def test_ip_tables_are_unsigned_and_offsets_give_faiss_distances(small_data, small_ip_faiss, tmp_path):
+    """IP tables are non-negative, and -(sum_m T[code] + O) is faiss's own inner product for every code."""
+    from faiss.contrib.inspect_tools import get_invlist
+
+    from host.index.index_dir import export_index, load_index
+
+    idx = load_index(export_index(small_ip_faiss, tmp_path / "ip", nshards=1))
+    _, queries = small_data
+    lists = idx.coarse_search(queries[:4], 8)
+    t = reference.float_tables(queries[:4], lists, idx.centroids, idx.codebooks, metric="IP")
+    assert t.min() >= 0 and (t.min(axis=(1, 3)) == 0).all()         # the offset reaches 0 in every column
+    offset = reference.ip_offsets(queries[:4], lists, idx.centroids, idx.codebooks)
+    ivf = faiss.extract_index_ivf(small_ip_faiss)
+    for q in range(4):
+        c = int(lists[q, 0])
+        ids, codes = get_invlist(ivf.invlists, c)
+        ours = -(t[q, 0][np.arange(8), codes.reshape(len(ids), -1).astype(np.intp)].sum(axis=1) + offset[q])
+        coarse = np.array([[queries[q] @ idx.centroids[c]]], np.float32)
+        want_d, want_i = ivf.search_preassigned(queries[q: q + 1], len(ids), np.array([[c]]), coarse)
+        np.testing.assert_allclose(ours[np.argsort(ids)], want_d[0][np.argsort(want_i[0])], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lut_bits", [8, 16])
+def test_ip_recall_vs_faiss_at_least_l2(small_data, small_faiss, small_ip_faiss, tmp_path, lut_bits):
+    """design.md §7: recall@10 of ids vs faiss's own IP index >= the L2 figure at the same lut_bits (>= 0.99 at 16)."""
+    from host.index.index_dir import export_index, load_index
+
+    _, queries = small_data
+    recalls = {}
+    for name, fidx in (("L2", small_faiss), ("IP", small_ip_faiss)):
+        idx = load_index(export_index(fidx, tmp_path / name, nshards=2))
+        res = LocalSearcher(idx, ScanParams(m=8, k=10, lut_bits=lut_bits), backend="reference").search(queries, 16)
+        faiss.extract_index_ivf(fidx).nprobe = 16
+        dist, want = fidx.search(queries, 10)
+        recalls[name] = recall_at_k(res.ids, want, 10)
+        if name == "IP":
+            assert np.all(res.distances[:, 0] >= res.distances[:, -1])      # similarities, best first
+            np.testing.assert_allclose(res.distances[:, 0], dist[:, 0], rtol=0.02 if lut_bits == 8 else 1e-3)
+    assert recalls["IP"] >= recalls["L2"] - 0.005 and (lut_bits == 8 or recalls["IP"] >= 0.99), recalls

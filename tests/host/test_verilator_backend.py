@@ -41,6 +41,20 @@ def test_local_search_through_the_rtl_equals_cpu(small_index, small_data):
     np.testing.assert_array_equal(rtl.dist, cpu.dist)
 
 
+def test_inner_product_through_the_rtl_equals_reference(small_ip_faiss, small_data, tmp_path):
+    """IP tables (unsigned by the per-query offset) drive the unchanged RTL to the reference's exact result."""
+    from host.index.index_dir import export_index, load_index
+
+    index = load_index(export_index(small_ip_faiss, tmp_path / "ip", nshards=2))
+    queries = small_data[1][:20]
+    p = ScanParams(m=8, lanes=4, k=10)
+    rtl = LocalSearcher(index, p, backend="verilator").search(queries, 8)
+    ref = LocalSearcher(index, p, backend="reference").search(queries, 8)
+    np.testing.assert_array_equal(rtl.ids, ref.ids)
+    np.testing.assert_array_equal(rtl.dist, ref.dist)
+    np.testing.assert_array_equal(rtl.distances, ref.distances)
+
+
 def test_missing_verilator_is_a_clear_error(monkeypatch):
     import builtins
 

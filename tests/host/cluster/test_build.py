@@ -2,10 +2,10 @@
 import pytest
 
 from host.cli import main
-from host.cluster.build import build_ivfpq_ray
-from host.index.builder import BuildConfig, build_ivfpq
+from host.cluster.build import build_index_ray
+from host.index.builder import BuildConfig
 from host.index.datasets import synthetic_clustered, write_vecs
-from host.index.index_dir import export_index
+from host.index.stream_build import build_index
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -17,11 +17,10 @@ def _files(path):
 @pytest.mark.parametrize("m,train_size", [(8, 3000), (4, 0)])   # m=4: PQ encodes through BLAS (d/m >= 16)
 def test_distributed_build_is_byte_identical(ray_cluster, tmp_path, m, train_size):
     x = synthetic_clustered(9_000, 64, seed=2, clusters=40)
-    cfg = BuildConfig(nlist=32, m=m, seed=5, train_size=train_size)
-    local = export_index(build_ivfpq(x, cfg), tmp_path / "local", nshards=2)
-    dist = build_ivfpq_ray(x, cfg, chunk=2_500, progress=False)        # 4 chunks, the last one short
-    assert dist.ntotal == len(x)
-    assert _files(export_index(dist, tmp_path / "ray", nshards=2)) == _files(local)
+    cfg = BuildConfig(nlist=32, m=m, seed=5, train_size=train_size, chunk_size=2_500)   # 4 chunks, the last short
+    local = build_index(x, cfg, tmp_path / "local", nshards=2)
+    dist = build_index_ray(x, cfg, tmp_path / "ray", nshards=2)
+    assert _files(dist) == _files(local)
 
 
 def test_cli_build_with_ray_reads_the_file_on_the_workers(ray_cluster, tmp_path, capsys):
