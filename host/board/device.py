@@ -69,15 +69,6 @@ class Device(ABC):
         self.close()
 
 
-def axi_error_message(name: str, bits: int, what: str) -> str:
-    """One line for an `axi_error` word with a bit set: which channel failed and what to check."""
-    channels = [ch for bit, ch in ((regmap.AXI_ERROR_READ, "read (codes, ids, tables, lists)"),
-                                   (regmap.AXI_ERROR_WRITE, "write (results)")) if bits & bit]
-    return (f"{name}: the kernel's AXI {' and '.join(channels)} got SLVERR/DECERR responses ({what}, "
-            f"axi_error={bits:#x}); this launch's results are discarded: check the buffer placement (every "
-            f"buffer must lie in a memory bank that its argument's AXI master reaches)")
-
-
 class MmioDevice(Device):
     """A compute unit driven through the 32-bit registers of its AXI4-Lite slave (host/spec/regmap.py)."""
 
@@ -108,8 +99,13 @@ class MmioDevice(Device):
         """Fail the launch that just finished if its AXI masters got SLVERR/DECERR (`axi_error`, cleared by
         the next ap_start; the HLS kernel has no such register and reads 0 there)."""
         bits = self.read_reg(regmap.AXI_ERROR)
-        if bits & (regmap.AXI_ERROR_READ | regmap.AXI_ERROR_WRITE):
-            raise BoardError(axi_error_message(self.name, bits, what))
+        channels = [ch for bit, ch in ((regmap.AXI_ERROR_READ, "read (codes, ids, tables, lists)"),
+                                       (regmap.AXI_ERROR_WRITE, "write (results)")) if bits & bit]
+        if channels:
+            raise BoardError(f"{self.name}: the kernel's AXI {' and '.join(channels)} got SLVERR/DECERR responses "
+                             f"({what}, axi_error={bits:#x}); this launch's results are discarded: check the buffer "
+                             f"placement (every buffer must lie in a memory bank that its argument's AXI master "
+                             f"reaches)")
 
     def wait_done(self, timeout_s: float, what: str) -> None:
         """Poll CTRL until ap_done (clear on read), backing off after 64 polls."""
