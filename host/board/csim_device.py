@@ -1,4 +1,6 @@
-"""A software board whose kernel is the HLS C model (hls/scan, built with g++ into libanole_scan.so)."""
+"""A software board whose kernel is the HLS C model (hls/scan, built with g++ into libanole_scan.so).
+
+Like the HLS kernel, the model never sets `axi_error` (HLS C code cannot see AXI responses)."""
 from __future__ import annotations
 
 import ctypes

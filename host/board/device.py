@@ -2,8 +2,9 @@
 
 `Device` is what every compute unit provides (buffers in its memory banks, `launch`). `MmioDevice` is a
 device reached through the kernel's AXI4-Lite registers (PYNQ boards, the software and RTL boards): its
-`launch` runs the `ap_ctrl_hs` handshake and reads the `config` output register. An XRT compute unit is a
-plain `Device`: pyxrt binds no register access, so XRT starts the kernel and waits for it.
+`launch` runs the `ap_ctrl_hs` handshake, fails a launch whose AXI masters got error responses (`axi_error`)
+and reads the `config` output register. An XRT compute unit is a plain `Device`: pyxrt binds no register
+access, so XRT starts the kernel and waits for it (a bus error shows only in the run's state there).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class Device(ABC):
     @abstractmethod
     def launch(self, buffers: dict[str, Buffer], nq: int, nprobe: int, timeout_s: float) -> int | None:
         """Run the kernel once on ``buffers`` (every name of regmap.POINTER_ARGS) and wait for it; returns
-        the `config` output word where the device can read it, else None."""
+        the `config` output word where the device can read it, else None. Raises BoardError for a launch
+        that failed (its results must not be used)."""
 
     def close(self) -> None:
         """Release the board."""
@@ -88,8 +90,22 @@ class MmioDevice(Device):
         self.write_reg(regmap.ARG_OFFSETS["nq"], nq)
         self.write_reg(regmap.ARG_OFFSETS["nprobe"], nprobe)
         self.write_reg(regmap.CTRL, regmap.AP_START)
-        self.wait_done(timeout_s, f"{nq} queries x {nprobe} probes")
+        what = f"{nq} queries x {nprobe} probes"
+        self.wait_done(timeout_s, what)
+        self.check_axi_error(what)
         return self.read_reg(regmap.ARG_OFFSETS["config"])
+
+    def check_axi_error(self, what: str) -> None:
+        """Fail the launch that just finished if its AXI masters got SLVERR/DECERR (`axi_error`, cleared by
+        the next ap_start; the HLS kernel has no such register and reads 0 there)."""
+        bits = self.read_reg(regmap.AXI_ERROR)
+        channels = [ch for bit, ch in ((regmap.AXI_ERROR_READ, "read (codes, ids, tables, lists)"),
+                                       (regmap.AXI_ERROR_WRITE, "write (results)")) if bits & bit]
+        if channels:
+            raise BoardError(f"{self.name}: the kernel's AXI {' and '.join(channels)} got SLVERR/DECERR responses "
+                             f"({what}, axi_error={bits:#x}); this launch's results are discarded: check the buffer "
+                             f"placement (every buffer must lie in a memory bank that its argument's AXI master "
+                             f"reaches)")
 
     def wait_done(self, timeout_s: float, what: str) -> None:
         """Poll CTRL until ap_done (clear on read), backing off after 64 polls."""

@@ -8,7 +8,7 @@ software board.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -72,7 +72,8 @@ class ComputeUnit:
         return buf
 
     def scan(self, qtables: np.ndarray, list_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """qtables uint16[nq, nprobe, m, 256], local list ids int64[nq, nprobe] -> (dist, ids) int64[nq, k]."""
+        """qtables uint16[nq, nprobe, m, 256], local list ids int64[nq, nprobe] -> (dist, ids) int64[nq, k].
+        A launch the device fails (BoardError: timeout, AXI error responses) raises before its results are read."""
         nq, nprobe = list_ids.shape
         lay, p = self.layout, self.layout.params
         tables = self._buffer("tables", nq * nprobe, np.uint16, (KSUB, p.m))
@@ -155,6 +156,7 @@ class KernelDriver:
         if len(self.units) == 1:
             return self.units[0].scan(qtables, self.local[list_ids])
         parts = [self._pool.submit(self._unit_part, u, qtables, list_ids) for u in range(len(self.units))]
+        wait(parts)               # a failed unit fails the batch only after every unit's launch has ended
         got = [f.result() for f in parts]
         return reference.merge_topk(self.params, np.stack([d for d, _ in got]), np.stack([i for _, i in got]))
 

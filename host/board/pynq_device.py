@@ -2,7 +2,9 @@
 
 `AnoleScanIP` is a `pynq.DefaultIP` bound (`bindto`) to the kernel's VLNV, so `pynq.Overlay` hands it out
 for every kernel instance; its `register_map` (from the .hwh) is checked against host/spec/regmap.py when
-the board opens. Buffers come from `pynq.allocate`. Each kernel instance of the overlay is one compute unit.
+the board opens. Buffers come from `pynq.allocate`. Each kernel instance of the overlay is one compute unit;
+a launch goes through its MMIO (`MmioDevice.launch`), which also reads the RTL kernel's `axi_error` register
+(0x70; an HLS kernel reads 0 there) and fails a launch whose AXI masters got SLVERR/DECERR.
 """
 from __future__ import annotations
 
@@ -79,12 +81,14 @@ def check_register_map(name: str, offsets: dict[str, int]) -> None:
 
 
 class PynqDevice(MmioDevice):
-    """One kernel instance (`ip`, an `AnoleScanIP`) of a loaded overlay; registers via its MMIO."""
+    """One kernel instance (`ip`, an `AnoleScanIP`, named ``name`` in the overlay); registers via its MMIO."""
 
     name = "pynq"
 
-    def __init__(self, pynq, overlay, ip):
+    def __init__(self, pynq, overlay, ip, name: str = ""):
         self._pynq, self.overlay, self.ip = pynq, overlay, ip
+        if name:
+            self.name = f"pynq:{name}"
 
     def write_reg(self, offset: int, value: int) -> None:
         self.ip.write(offset, int(value))
@@ -134,5 +138,5 @@ def open_overlay(bitstream: str | Path | None, download: bool = True, cus: int =
     for name in names[: cus or len(names)]:
         ip = reduce(getattr, name.split("/"), overlay)           # pynq instantiates the bound driver
         check_register_map(name, ip.register_offsets())
-        units.append(PynqDevice(pynq, overlay, ip))
+        units.append(PynqDevice(pynq, overlay, ip, name))
     return units

@@ -4,7 +4,8 @@
 cocotb_tools.runner with the cocotb server sim/axi_kernel/rtl_server.py, and talks to it over a local
 TCP socket: register reads and writes become AXI4-Lite transactions on `s_axi_control`, buffer syncs
 copy bytes into / out of the AXI RAM the kernel's masters read and write. `KernelDriver` runs on it
-unchanged. Slow (a few thousand kernel cycles per second): for tests of the board path, not for serving.
+unchanged (a launch reads the kernel's own `axi_error` register, as on a board). Slow (a few thousand kernel
+cycles per second): for tests of the board path, not for serving.
 """
 from __future__ import annotations
 

@@ -91,6 +91,7 @@ class SoftDevice(MmioDevice):
             self._regs[regmap.ARG_OFFSETS[name] + 4] = 0
         self._regs.update({regmap.GIE: 0, regmap.IER: 0, regmap.ISR: 0, regmap.CONFIG_CTRL: 0})
         self._done = self._ready = False
+        self._axi_error = 0                       # read-only, sticky per run (regmap.AXI_ERROR)
         self._busy_left = 0
         self.runs = 0
 
@@ -132,6 +133,8 @@ class SoftDevice(MmioDevice):
         if offset == regmap.CONFIG_CTRL:
             value, self._regs[offset] = self._regs[offset], 0
             return value
+        if offset == regmap.AXI_ERROR:
+            return self._axi_error
         return self._regs.get(offset, 0)
 
     def _arg(self, name: str) -> int:
@@ -142,6 +145,7 @@ class SoftDevice(MmioDevice):
 
     def _start(self) -> None:
         args = {name: self._arg(name) for name in regmap.POINTER_ARGS + regmap.SCALAR_ARGS}
+        self._axi_error = 0
         self._outputs = self.execute(args)
         self.runs += 1
         self._busy_left = self.busy_reads
@@ -153,8 +157,10 @@ class SoftDevice(MmioDevice):
         self._regs[regmap.ISR] |= self._regs[regmap.IER] & 0x3
         self._regs[regmap.ARG_OFFSETS["config"]] = self._outputs["config"]
         self._regs[regmap.CONFIG_CTRL] = 1
+        self._axi_error = self._outputs.get("axi_error", 0) & (regmap.AXI_ERROR_READ | regmap.AXI_ERROR_WRITE)
 
     @abstractmethod
     def execute(self, args: dict[str, int]) -> dict[str, int]:
         """Run the kernel on device memory: ``args`` maps argument names to register values (bus addresses
-        for pointers); returns the output scalars ({"config": word})."""
+        for pointers); returns the output scalars ({"config": word}), plus {"axi_error": bits} where the
+        kernel saw error responses on its AXI masters (the RTL kernel's `axi_error` register)."""

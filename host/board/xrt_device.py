@@ -4,7 +4,8 @@
 and opens every compute unit `anole_scan_<i>` as its own `pyxrt.kernel`. Buffers are `pyxrt.bo`s in the
 memory bank each argument of that unit is linked to (`kernel.group_id(arg)`, hls/link/<card>.cfg); a launch
 is `run = kernel(bo..., nq, nprobe)` then `run.wait(ms)`. pyxrt binds no register access, so the `config`
-output register is not read on XRT; the xclbin's kernel name and argument count are checked instead.
+output register is not read on XRT; the xclbin's kernel name and argument count are checked instead. Nor is
+the RTL kernel's `axi_error` register: a bus fault shows only as far as XRT sees it, in the run's state.
 """
 from __future__ import annotations
 
@@ -79,10 +80,15 @@ class XrtComputeUnit(Device):
 
     def launch(self, buffers: dict[str, Buffer], nq: int, nprobe: int, timeout_s: float) -> None:
         run = self.kernel(*[buffers[n].bo for n in regmap.POINTER_ARGS], int(nq), int(nprobe))
-        state = run.wait(max(1, int(timeout_s * 1000)))
-        if state != self._pyxrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
-            raise BoardError(f"{self.cu}: the kernel run ended in {state} ({nq} queries x {nprobe} probes, "
-                             f"timeout {timeout_s} s); check `xbutil examine -r all`")
+        state = run.wait(max(1, int(timeout_s * 1000)))        # run.state() once done, or ..._TIMEOUT
+        states = self._pyxrt.ert_cmd_state
+        if state == states.ERT_CMD_STATE_TIMEOUT:
+            raise BoardError(f"{self.cu}: the kernel did not finish within {timeout_s} s ({nq} queries x {nprobe} "
+                             f"probes); check `xbutil examine -r all`")
+        if state != states.ERT_CMD_STATE_COMPLETED:
+            raise BoardError(f"{self.cu}: the kernel run ended in {state} ({nq} queries x {nprobe} probes); this "
+                             f"launch's results are discarded: check the buffer placement (memory banks of the "
+                             f"link config) and `xbutil examine -r all`")
         return None
 
 

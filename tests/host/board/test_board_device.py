@@ -90,3 +90,21 @@ def test_register_map_is_vitis_hls_spacing():
     assert [regmap.ARG_OFFSETS[n] for n in regmap.SCALAR_ARGS + regmap.OUTPUT_ARGS] == [0x4C, 0x54, 0x5C]
     assert regmap.ARG_INDEX == {"codes": 0, "ids": 1, "tables": 2, "lists": 3, "results": 4,
                                 "nq": 5, "nprobe": 6, "config": 7}
+
+
+def test_axi_error_is_sticky_per_run_and_read_only(axi_fault):
+    """axi_error: 0 while running, the run's bits after ap_done, writes ignored, cleared by the next ap_start."""
+    dev = EchoDevice(busy_reads=1)
+    axi_fault(dev, regmap.AXI_ERROR_WRITE, run=0)
+    start(dev)
+    assert dev.read_reg(regmap.AXI_ERROR) == 0
+    assert dev.read_reg(regmap.CTRL) == regmap.AP_START                  # the run ends with this read
+    assert dev.read_reg(regmap.CTRL) & regmap.AP_DONE
+    assert dev.read_reg(regmap.AXI_ERROR) == regmap.AXI_ERROR_WRITE
+    dev.write_reg(regmap.AXI_ERROR, 0)
+    assert dev.read_reg(regmap.AXI_ERROR) == regmap.AXI_ERROR_WRITE
+    _, dst = start(dev)
+    assert dev.read_reg(regmap.AXI_ERROR) == 0
+    assert [dev.read_reg(regmap.CTRL) & regmap.AP_DONE for _ in range(2)] == [0, regmap.AP_DONE]
+    dst.sync_from_device()
+    assert dev.read_reg(regmap.AXI_ERROR) == 0 and dst.array.tolist() == [7, 8, 9]

@@ -67,6 +67,31 @@ def test_mismatched_bitstream_is_refused(small_index):
         drv.scan(np.zeros((1, 1, built.m, 256), np.uint16), np.zeros((1, 1), np.int64))
 
 
+@pytest.mark.parametrize("bits,channel", [(regmap.AXI_ERROR_READ, r"read \(codes, ids, tables, lists\)"),
+                                          (regmap.AXI_ERROR_WRITE, r"write \(results\)"),
+                                          (3, r"read \(.*\) and write \(results\)")], ids=["read", "write", "both"])
+def test_axi_error_fails_that_launch_only(bits, channel, small_index, axi_fault):
+    """One unit's launch ends with axi_error set (and scrambled results): the batch fails with one line naming
+    the channel and the fix; the next batch on the same units is exact again."""
+    p = ScanParams(m=small_index.m, k=10, lanes=4)
+    shard = small_index.shards[0]
+    units = [HlsCsimDevice(p, busy_reads=1) for _ in range(2)]
+    axi_fault(units[1], bits)
+    drv = KernelDriver(units, p, shard)
+    lists = np.stack([np.flatnonzero(drv.owner == u)[:3] for u in (0, 1)], axis=1)      # [3, 2]: both units
+    qt = np.random.default_rng(1).integers(0, p.lut_max, (3, 2, p.m, 256), dtype=np.uint16, endpoint=True)
+    with pytest.raises(BoardError, match=f"^csim: the kernel's AXI {channel} got SLVERR/DECERR .*results are "
+                                         f"discarded: check the buffer placement.*memory bank") as e:
+        drv.scan(qt, lists)
+    assert "\n" not in str(e.value)
+    dist, ids = drv.scan(qt, lists)
+    assert [u.runs for u in units] == [2, 2]
+    for q in range(3):
+        want = reference.scan_query(p, qt[q], [shard.list(int(c)) for c in lists[q]])
+        np.testing.assert_array_equal(dist[q], want[0])
+        np.testing.assert_array_equal(ids[q], want[1])
+
+
 def test_missing_sync_reads_stale_memory(small_index):
     """The software board keeps host and device copies apart: skipping sync_to_device changes results."""
     p = ScanParams(m=small_index.m)

@@ -189,6 +189,33 @@ def test_pynq_driver_end_to_end(units, overlay, small_index, small_data):
     np.testing.assert_array_equal(got.dist, want.dist)
 
 
+def test_pynq_axi_error_fails_that_launch(overlay, small_index, small_data, axi_fault):
+    """An RTL overlay's kernel reports a read error response in axi_error (read through pynq's MMIO): one line
+    naming the instance, the channel and the fix, no results; the next search is bit-exact."""
+    _, queries = small_data
+    queries = queries[:8]
+    lists = small_index.coarse_search(queries, 4)
+    p = ScanParams(m=small_index.m, k=10, lanes=4)
+    shard = small_index.shards[1]
+    board = SimZynq(p)
+    b = make_backend("pynq", small_index, shard, p, bitstream=overlay(1, vlnv=regmap.RTL_VLNV), pynq_device=board)
+    try:
+        unit = next(iter(board.units.values()))
+        axi_fault(unit, regmap.AXI_ERROR_READ, run=unit.runs)
+        with pytest.raises(BoardError, match=r"^pynq:anole_scan_0: the kernel's AXI read \(.*\) got SLVERR/DECERR "
+                                             r".*discarded: check the buffer placement") as e:
+            b.search(queries, lists)
+        assert "\n" not in str(e.value)
+        assert b.devices[0].ip.read(regmap.AXI_ERROR) == regmap.AXI_ERROR_READ
+        got = b.search(queries, lists)
+        assert b.devices[0].ip.read(regmap.AXI_ERROR) == 0
+    finally:
+        b.close()
+    want = ReferenceBackend(small_index, shard, p).search(queries, lists)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.dist, want.dist)
+
+
 def test_pynq_refuses_other_kernels(overlay, small_index, tmp_path):
     p = ScanParams(m=small_index.m)
     shard = small_index.shards[0]

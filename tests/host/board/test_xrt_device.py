@@ -99,3 +99,32 @@ def test_wrong_bank_is_refused_by_the_runtime(pyxrt, small_index, tmp_path):
     bufs = {n: units[1].alloc((16,), np.uint8, arg=n) for n in ("codes", "ids", "tables", "lists", "results")}
     with pytest.raises(RuntimeError, match="bank mismatch"):
         units[0].launch(bufs, 1, 1, 1.0)
+
+
+def test_failed_run_is_one_line_and_the_next_works(pyxrt, small_index, request_data, tmp_path):
+    """A run XRT reports in ERT_CMD_STATE_ERROR (the stand-in's CU faults once) fails that search with one line
+    naming the fix; the next search on the same compute unit is bit-exact."""
+    queries, lists = request_data
+    p = ScanParams(m=small_index.m, k=20, lanes=4)
+    xclbin = pyxrt.write_xclbin(tmp_path / "a.xclbin", HLS / "link/u250.cfg", p, "u250")
+    shard = small_index.shards[0]
+    b = make_backend("xrt", small_index, shard, p, xclbin=str(xclbin), cus=1)
+    try:
+        unit = b.devices[0].kernel._unit
+        execute = unit.execute
+
+        def fault_once(args):
+            unit.execute = execute
+            raise BoardError("DECERR on m_axi_gmem0")
+
+        unit.execute = fault_once
+        with pytest.raises(BoardError, match=r"^anole_scan_1: the kernel run ended in .*ERT_CMD_STATE_ERROR "
+                                         r".*discarded: check the buffer placement \(memory banks") as e:
+            b.search(queries, lists)
+        assert "\n" not in str(e.value)
+        got = b.search(queries, lists)
+    finally:
+        b.close()
+    want = ReferenceBackend(small_index, shard, p).search(queries, lists)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.dist, want.dist)
