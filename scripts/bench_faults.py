@@ -340,6 +340,7 @@ def plot(panels: list[tuple[str, list]], path: Path) -> None:
             ax.text(s, ax.get_ylim()[1], name, rotation=90, va="top", fontsize=7)
         ax.set(yscale="log", xlabel="time (s)", ylabel="latency (ms)", title=f"bench_faults: {title}")
         ax.legend(loc="lower right")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
 
