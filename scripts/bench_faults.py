@@ -6,15 +6,18 @@ Phases: baseline; kill -9 of one replica; its restart; SIGSTOP of one replica (o
 root: a partition of the replica that runs in a network namespace this script creates (its veth link goes
 down), healed, then netem delay and loss on that link (skipped, saying why, where the kernel lacks netem);
 head-of-line: one 20,000-query request (nprobe 128) beside the single-query clients; kill -9 and restart of
-the coordinator.  Per phase: requests sent, correct, failed with a clear error within the deadline,
-wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.  Targets (issue 19): SIGSTOP phase p99
-< 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.  --plot writes latency over time.
+the coordinator; then the LLM-node phases of ``bench_faults_llm`` (two LLM nodes behind LLMPool: kill -9,
+restart, SIGSTOP/SIGCONT of one; --skip-llm / --llm-only).  Per phase: requests sent, correct, failed with
+a clear error within the deadline, wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.
+Targets (issue 19): SIGSTOP phase p99 < 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.
+--plot writes latency over time (one panel for the retrieval path, one for the LLM nodes).
 
     python scripts/bench_faults.py --plot build/bench_faults.png
     ...
     bench_faults: wrong 0 lost 0 (target 0); SIGSTOP p99 55 ms, max 730 ms (target < 1000); head-of-line
     single-query p90 52.5 ms = 2.4x the quiet p90 21.6 ms (mean of before and after; target <= 5x);
     big request 21.9 s, correct=True          (2 shared cores, load average 9-13; docs/operations.md)
+    bench_faults (LLM nodes): wrong 0 lost 0 (target 0); SIGSTOP phase: 2 failed with an error, p99 126 ms, ...
 """
 from __future__ import annotations
 
