@@ -1,6 +1,6 @@
 """The LLM-node phases of ``scripts/bench_faults.py``: two `anole serve llm-node` processes of one small model
-behind ``llm_node.pool.LLMPool`` (failover before the first token; a stream that stalls afterwards ends with a
-clear error after the pool's stall timeout) under a bounded load of concurrent greedy generations.  Every
+behind ``llm_node.pool.LLMPool`` (failover before the first token; a stream under way on a node that is
+ejected ends with a clear error) under a bounded load of concurrent greedy generations.  Every
 answer is compared with the greedy output each node gave for the same prompt, one request at a time, before
 any fault.  Phases: baseline; kill -9 of node 1; its restart on the same port; SIGSTOP of node 1; SIGCONT.
 
@@ -36,8 +36,9 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--llm-clients", type=int, default=4)
     ap.add_argument("--llm-prompts", type=int, default=24)
     ap.add_argument("--llm-tokens", type=int, default=12, help="greedy tokens per request")
-    ap.add_argument("--llm-stall-s", type=float, default=2.0,
-                    help="the pool's timeout: a stream that yields nothing for this long fails")
+    ap.add_argument("--llm-stall-s", type=float, default=60.0,
+                    help="the pool's timeout: a stream that yields nothing for this long fails (default 60, "
+                         "LLMPool's default, which the HTTP API uses)")
     ap.add_argument("--llm-deadline-s", type=float, default=3.0,
                     help="a generation without answer or error by then counts as lost (the client's deadline)")
 
@@ -129,7 +130,7 @@ class LLMLoad:
                 outcome = "correct" if got in self.accept[i] else "wrong"
             except RpcError as e:
                 outcome = "failed"                                      # within the deadline
-                self.count_error(e.message.split(": ", 1)[-1][:70])
+                self.count_error(e.message[:100])
                 await asyncio.sleep(0.05)
             except TimeoutError:
                 outcome = "lost"
