@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from host.net.frames import RpcError  # noqa: E402
+from host.net.timeouts import within  # noqa: E402
 from llm_node.client import LLMClient  # noqa: E402
 from llm_node.defaults import DEMO_MODEL  # noqa: E402
 from llm_node.pool import LLMPool  # noqa: E402
@@ -67,10 +68,14 @@ class Nodes:
     def __init__(self, model: Path, spawn):
         self.model, self.spawn = model, spawn
         self.procs, self.addrs = [], []
-        for _ in range(2):
-            p, a = self.start()
-            self.procs.append(p)
-            self.addrs.append(a)
+        try:
+            for _ in range(2):
+                p, a = self.start()
+                self.procs.append(p)
+                self.addrs.append(a)
+        except BaseException:
+            self.close()
+            raise
 
     def start(self, port: int = 0) -> tuple[subprocess.Popen, str]:
         return self.spawn("llm-node", "--model", str(self.model), "--threads", "1", "--kv-blocks", "256",
@@ -124,7 +129,7 @@ class LLMLoad:
             i = int(rng.integers(len(self.prompts)))
             t0 = time.perf_counter()
             try:
-                async with asyncio.timeout(self.deadline_s):       # the pool takes no deadline: the client's
+                async with within(self.deadline_s):                # the pool takes no deadline: the client's
                     got = await completion(pool.generate(self.prompts[i], max_tokens=self.tokens, temperature=0.0,
                                                          ignore_eos=True))
                 outcome = "correct" if got in self.accept[i] else "wrong"
@@ -132,7 +137,7 @@ class LLMLoad:
                 outcome = "failed"                                      # within the deadline
                 self.count_error(e.message[:100])
                 await asyncio.sleep(0.05)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 outcome = "lost"
                 self.count_error("no answer and no error within the deadline")
             self.records.append((self.phase, t0, time.perf_counter() - t0, outcome))
