@@ -3,11 +3,13 @@
 Nodes are ``host.net.replicas`` replicas: health-probed, ejected when they fail, time out or drain,
 re-admitted when they answer again (logged once each way).  ``info``/``score`` fail over to another node;
 ``generate`` fails over until its first item arrives (afterwards an error ends the stream: tokens already
-yielded cannot be taken back); ``mix`` goes to the node that runs its step-mode request.  Every node must
+yielded cannot be taken back), and the ejection of its node ends its wait at once (a hung node: the probe's
+timeout, not the pool's); ``mix`` goes to the node that runs its step-mode request.  Every node must
 report the same model (architecture, vocab_size, hidden_size) as the first one that answered.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import types
 from typing import AsyncIterator
@@ -93,7 +95,7 @@ class LLMPool:
             started, seqs = False, {}
             r.inflight += 1
             try:
-                async for item in r.client.stream(T_GENERATE, fields):
+                async for item in _until_ejected(r, r.client.stream(T_GENERATE, fields)):
                     started = True
                     if "seq" in item:                # node-local ids -> pool-wide ids
                         node_seq = item["seq"]
@@ -125,3 +127,23 @@ class LLMPool:
         for r in self.nodes.replicas:
             if r.client is not None:
                 await r.client.close()
+
+
+async def _until_ejected(r: Replica, stream: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    """The items of ``stream``, ended with E_UNAVAILABLE the moment ``r`` is ejected (a probe found it hung)."""
+    try:
+        with r.watch() as ejected:
+            while True:
+                step = asyncio.ensure_future(anext(stream))
+                await asyncio.wait({step, ejected}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    await asyncio.wait({step})
+                    raise r.ejected_error()
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+    finally:
+        await stream.aclose()

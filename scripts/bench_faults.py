@@ -6,15 +6,18 @@ Phases: baseline; kill -9 of one replica; its restart; SIGSTOP of one replica (o
 root: a partition of the replica that runs in a network namespace this script creates (its veth link goes
 down), healed, then netem delay and loss on that link (skipped, saying why, where the kernel lacks netem);
 head-of-line: one 20,000-query request (nprobe 128) beside the single-query clients; kill -9 and restart of
-the coordinator.  Per phase: requests sent, correct, failed with a clear error within the deadline,
-wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.  Targets (issue 19): SIGSTOP phase p99
-< 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.  --plot writes latency over time.
+the coordinator; then the LLM-node phases of ``bench_faults_llm`` (two LLM nodes behind LLMPool: kill -9,
+restart, SIGSTOP/SIGCONT of one; --skip-llm / --llm-only).  Per phase: requests sent, correct, failed with
+a clear error within the deadline, wrong (must be 0), lost/hung (must be 0), latency p50/p90/p99/max.
+Targets (issue 19): SIGSTOP phase p99 < 1 s; head-of-line phase single-query p90 <= 5x the baseline p90.
+--plot writes latency over time (one panel for the retrieval path, one for the LLM nodes).
 
     python scripts/bench_faults.py --plot build/bench_faults.png
     ...
     bench_faults: wrong 0 lost 0 (target 0); SIGSTOP p99 55 ms, max 730 ms (target < 1000); head-of-line
     single-query p90 52.5 ms = 2.4x the quiet p90 21.6 ms (mean of before and after; target <= 5x);
     big request 21.9 s, correct=True          (2 shared cores, load average 9-13; docs/operations.md)
+    bench_faults (LLM nodes): wrong 0 lost 0 (target 0); SIGSTOP phase: 2 failed with an error (after at most ...
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ from host.net.client import RpcClient  # noqa: E402
 from host.net.frames import RpcError  # noqa: E402
 from host.serve.coordinator_server import client_search  # noqa: E402
 from host.spec.scan_params import ScanParams  # noqa: E402
+
+from bench_faults_llm import PHASES as LLM_PHASES, add_args as add_llm_args, llm_bench  # noqa: E402
 
 
 QUIET = ("quiet (before head-of-line)", "quiet (after head-of-line)")
@@ -162,14 +167,19 @@ class Load:
             self.records.append((self.phase, t0, time.perf_counter() - t0, outcome))   # the phase it ended in
 
     def report(self, phase: str) -> dict:
-        rows = [r for r in self.records if r[0] == phase]
-        lat = np.array([r[2] for r in rows if r[3] == "correct"]) * 1e3
-        out = {o: sum(r[3] == o for r in rows) for o in ("correct", "failed", "wrong", "lost")}
-        out["sent"] = len(rows)
-        for q in (50, 90, 99):
-            out[f"p{q}"] = float(np.percentile(lat, q)) if len(lat) else float("nan")
-        out["max"] = float(lat.max()) if len(lat) else float("nan")
-        return out
+        return summarize(self.records, phase)
+
+
+def summarize(records: list[tuple[str, float, float, str]], phase: str) -> dict:
+    """Outcome counts and latency percentiles (ms, of the correct answers) of the requests that ended in ``phase``."""
+    rows = [r for r in records if r[0] == phase]
+    lat = np.array([r[2] for r in rows if r[3] == "correct"]) * 1e3
+    out = {o: sum(r[3] == o for r in rows) for o in ("correct", "failed", "wrong", "lost")}
+    out["sent"] = len(rows)
+    for q in (50, 90, 99):
+        out[f"p{q}"] = float(np.percentile(lat, q)) if len(lat) else float("nan")
+    out["max"] = float(lat.max()) if len(lat) else float("nan")
+    return out
 
 
 async def run(args, cluster: Cluster, load: Load, big: np.ndarray, big_want: np.ndarray) -> list[tuple[str, dict]]:
@@ -227,19 +237,8 @@ async def run(args, cluster: Cluster, load: Load, big: np.ndarray, big_want: np.
     return results
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--nlist", type=int, default=256)
-    ap.add_argument("--nprobe", type=int, default=16)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--phase-s", type=float, default=4.0)
-    ap.add_argument("--deadline-s", type=float, default=5.0)
-    ap.add_argument("--big", type=int, default=20_000)
-    ap.add_argument("--backend", default="cpu")
-    ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench_faults")
-    ap.add_argument("--plot", type=Path, default=None)
-    args = ap.parse_args()
+def memory_bench(args) -> tuple[list[tuple[str, dict]], Load]:
+    """The retrieval-path phases; -> (per-phase reports, the load with its records and errors)."""
     path = args.workdir / f"n{args.n}_nlist{args.nlist}"
     x = synthetic_clustered(args.n + 1000 + args.big, 32, seed=0, clusters=args.nlist)
     if not (path / "manifest.json").is_file():
@@ -261,44 +260,92 @@ def main() -> int:
             cluster.close()
         if link is not None:
             link.close()
+    return results, load
+
+
+def print_report(results: list[tuple[str, dict]], errors: dict[tuple[str, str], int]) -> tuple[int, int]:
+    """Print one line per phase and the errors seen; -> (wrong, lost) over all phases."""
     for name, r in results:
         print(f"{name:32s} " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
-    for (phase, why), n in sorted(load.errors.items()):
+    for (phase, why), n in sorted(errors.items()):
         print(f"  {phase}: {n} x {why}")
+    return sum(r.get("wrong", 0) for _, r in results), sum(r.get("lost", 0) for _, r in results)
+
+
+def memory_summary(results: list[tuple[str, dict]], wrong: int, lost: int) -> str:
     rep = dict(results)
     base = float(np.mean([rep[q]["p90"] for q in QUIET]))
     stop, hol = rep["SIGSTOP replica"], rep["head-of-line"]
-    wrong = sum(r.get("wrong", 0) for _, r in results)
-    lost = sum(r.get("lost", 0) for _, r in results)
-    print(f"bench_faults: wrong {wrong} lost {lost} (target 0); "
-          f"SIGSTOP p99 {stop['p99']:.0f} ms, max {stop['max']:.0f} ms (target < 1000); "
-          f"head-of-line single-query p90 {hol['p90']:.1f} ms = {hol['p90'] / base:.1f}x the quiet p90 {base:.1f} ms "
-          f"(mean of before and after; target <= 5x); big request {rep['big request'].get('s', float('nan')):.1f} s, "
-          f"correct={rep['big request'].get('ok')}")
+    return (f"bench_faults: wrong {wrong} lost {lost} (target 0); "
+            f"SIGSTOP p99 {stop['p99']:.0f} ms, max {stop['max']:.0f} ms (target < 1000); "
+            f"head-of-line single-query p90 {hol['p90']:.1f} ms = {hol['p90'] / base:.1f}x the quiet p90 {base:.1f} ms "
+            f"(mean of before and after; target <= 5x); big request {rep['big request'].get('s', float('nan')):.1f} s, "
+            f"correct={rep['big request'].get('ok')}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--nlist", type=int, default=256)
+    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--phase-s", type=float, default=4.0)
+    ap.add_argument("--deadline-s", type=float, default=5.0)
+    ap.add_argument("--big", type=int, default=20_000)
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "bench_faults")
+    ap.add_argument("--plot", type=Path, default=None)
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--skip-llm", action="store_true", help="only the memory-node and coordinator phases")
+    which.add_argument("--llm-only", action="store_true", help="only the LLM-node phases")
+    add_llm_args(ap)
+    args = ap.parse_args()
+    bad, panels = 0, []
+    if not args.llm_only:
+        results, load = memory_bench(args)
+        wrong, lost = print_report(results, load.errors)
+        print(memory_summary(results, wrong, lost))
+        bad += wrong + lost
+        panels.append(("retrieval: single-query latency", load.records))
+    if not args.skip_llm:
+        llm, setup = llm_bench(args, spawn)
+        print(setup)
+        results = [(p, summarize(llm.records, p)) for p in LLM_PHASES]
+        wrong, lost = print_report(results, llm.errors)
+        stop = dict(results)["LLM SIGSTOP node"]
+        failed = [r[2] * 1e3 for r in llm.records if r[0] == "LLM SIGSTOP node" and r[3] == "failed"]
+        print(f"bench_faults (LLM nodes): wrong {wrong} lost {lost} (target 0); SIGSTOP phase: {stop['failed']} "
+              f"failed with an error (after at most {max(failed, default=0):.0f} ms), p99 {stop['p99']:.0f} ms, "
+              f"max {stop['max']:.0f} ms of the correct answers")
+        bad += wrong + lost
+        panels.append(("LLM nodes: greedy generation latency", llm.records))
     if args.plot:
-        plot(load.records, args.plot)
-    return 0 if wrong == 0 and lost == 0 else 1
+        plot(panels, args.plot)
+    return 0 if bad == 0 else 1
 
 
-def plot(records, path: Path) -> None:
+def plot(panels: list[tuple[str, list]], path: Path) -> None:
     import matplotlib  # lazy: plotting only
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t0 = min(r[1] for r in records)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for outcome, colour in (("correct", "tab:blue"), ("failed", "tab:orange"), ("wrong", "red"), ("lost", "black")):
-        pts = [(r[1] - t0, r[2] * 1e3) for r in records if r[3] == outcome]
-        if pts:
-            ax.scatter(*zip(*pts), s=3, c=colour, label=outcome)
-    starts: dict[str, float] = {}
-    for r in records:
-        starts.setdefault(r[0], r[1] - t0)
-    for name, s in starts.items():
-        ax.axvline(s, color="grey", lw=0.5)
-        ax.text(s, ax.get_ylim()[1], name, rotation=90, va="top", fontsize=7)
-    ax.set(yscale="log", xlabel="time (s)", ylabel="latency (ms)", title="bench_faults: single-query latency")
-    ax.legend(loc="lower right")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 4 * len(panels)), squeeze=False)
+    for ax, (title, records) in zip(axes[:, 0], panels):
+        t0 = min(r[1] for r in records)
+        for outcome, colour in (("correct", "tab:blue"), ("failed", "tab:orange"), ("wrong", "red"),
+                                ("lost", "black")):
+            pts = [(r[1] - t0, r[2] * 1e3) for r in records if r[3] == outcome]
+            if pts:
+                ax.scatter(*zip(*pts), s=3, c=colour, label=outcome)
+        starts: dict[str, float] = {}
+        for r in records:
+            starts.setdefault(r[0], r[1] - t0)
+        for name, s in starts.items():
+            ax.axvline(s, color="grey", lw=0.5)
+            ax.text(s, ax.get_ylim()[1], name, rotation=90, va="top", fontsize=7)
+        ax.set(yscale="log", xlabel="time (s)", ylabel="latency (ms)", title=f"bench_faults: {title}")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
 

@@ -12,6 +12,7 @@ LLM node pool (``llm_node.pool``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -71,20 +72,33 @@ class Replica:
             self.eject("it is draining (shutting down)")
         return self.up
 
+    @contextlib.contextmanager
+    def watch(self):
+        """Within the block: a future that completes when this replica is ejected (at once if it is out)."""
+        watcher = asyncio.get_running_loop().create_future()
+        if not self.up:
+            watcher.set_result(None)
+        self._watchers.add(watcher)
+        try:
+            yield watcher
+        finally:
+            self._watchers.discard(watcher)
+
+    def ejected_error(self) -> RpcError:
+        return RpcError(E_UNAVAILABLE, f"ejected while the request was out ({self.reason})")
+
     async def call(self, msg_type: int, fields: dict, timeout: float, deadline: float | None) -> dict:
         """One call that also ends (E_UNAVAILABLE) the moment this replica is ejected."""
-        watcher = asyncio.get_running_loop().create_future()
-        self._watchers.add(watcher)
         task = asyncio.ensure_future(self.client.call(msg_type, fields, timeout=timeout, deadline=deadline))
         self.inflight += 1
         try:
-            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            with self.watch() as watcher:
+                await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task.done():
                 return task.result()
-            raise RpcError(E_UNAVAILABLE, f"ejected while the request was out ({self.reason})")
+            raise self.ejected_error()
         finally:
             self.inflight -= 1
-            self._watchers.discard(watcher)
             task.cancel()
 
 

@@ -13,7 +13,7 @@ from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams
 from llm_node.errors import RequestError
 from llm_node.pool import LLMPool
-from llm_node.server import T_INFO, LLMNode
+from llm_node.server import T_GENERATE, T_INFO, LLMNode
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,6 +59,66 @@ def test_pool_fails_over_and_readmits(llama_checkpoint, caplog):
     assert score["logprobs"].shape == (3,) and np.isfinite(score["logprobs"]).all()
     ejected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ejected")]
     assert len([m for m in ejected if m.startswith("ejected LLM node")]) == 3   # once per outage
+
+
+def test_ejection_ends_the_streams_of_a_hung_node(llama_checkpoint):
+    """A stand-in node that hangs in generation after ``sent`` items (as a SIGSTOPped one; no pool timeout) is
+    ejected: a generation before its first item fails over to the other node and equals the engine's
+    output, one under way ends with an error naming the ejection; neither waits any longer."""
+    want = _engine(llama_checkpoint[1]).generate([[3, 4, 5]], SamplingParams(temperature=0, max_tokens=6,
+                                                                             ignore_eos=True))[0].completion_ids
+
+    async def run(port, info, sent):
+        hung = RpcServer()
+
+        async def hung_info(fields):
+            return info
+
+        async def hung_generate(fields):
+            for i in range(sent):
+                yield {"token": 1, "index": i, "t": 0.0}
+            await asyncio.Event().wait()
+        hung.register(T_INFO, hung_info)
+        hung.register(T_GENERATE, hung_generate, stream=True)
+        _, hung_port = await hung.start("127.0.0.1", 0)
+        pool = await LLMPool.connect([f"127.0.0.1:{hung_port}", f"127.0.0.1:{port}"], timeout=None,
+                                     probe_interval_s=3600)
+        stand_in, first = pool.nodes.replicas[0], asyncio.Event()
+
+        async def tokens():
+            items = []
+            async for item in pool.generate([3, 4, 5], max_tokens=6, temperature=0.0, ignore_eos=True):
+                items.append(item)
+                first.set()
+            return items[-1]["token_ids"].tolist()
+        task = asyncio.ensure_future(tokens())
+        for _ in range(500):                                 # the request is out on the stand-in (first in turn)
+            if stand_in.inflight and (first.is_set() or not sent):
+                break
+            await asyncio.sleep(0.01)
+        stand_in.eject("no answer to a probe")
+        try:
+            return await asyncio.wait_for(task, 60)
+        except RpcError as e:
+            return e
+        finally:
+            await pool.close()
+            await hung.close()
+
+    async def main():
+        node = LLMNode(_engine(llama_checkpoint[1]))
+        _, port = await node.start("127.0.0.1", 0)
+        one = await LLMPool.connect([f"127.0.0.1:{port}"])
+        info = await one.info()
+        await one.close()
+        out = [await run(port, info, sent) for sent in (0, 1)]
+        await node.close()
+        return out
+
+    before, under_way = asyncio.run(main())
+    assert before == want
+    assert isinstance(under_way, RpcError) and under_way.code == E_UNAVAILABLE
+    assert "ejected while the request was out (no answer to a probe)" in under_way.message
 
 
 def test_pool_refuses_another_model(llama_checkpoint):
