@@ -130,20 +130,25 @@ class LLMPool:
 
 
 async def _until_ejected(r: Replica, stream: AsyncIterator[dict]) -> AsyncIterator[dict]:
-    """The items of ``stream``, ended with E_UNAVAILABLE the moment ``r`` is ejected (a probe found it hung)."""
+    """The items of ``stream``, ended with E_UNAVAILABLE the moment ``r`` is ejected (a probe found it hung).
+    However it ends (ejection, the consumer's cancellation or close), the pending read is cancelled before the
+    stream is closed, so the stream's own clean-up (T_CANCEL to the node) runs."""
+    step = None
     try:
         with r.watch() as ejected:
             while True:
                 step = asyncio.ensure_future(anext(stream))
                 await asyncio.wait({step, ejected}, return_when=asyncio.FIRST_COMPLETED)
                 if not step.done():
-                    step.cancel()
-                    await asyncio.wait({step})
                     raise r.ejected_error()
                 try:
                     item = step.result()
                 except StopAsyncIteration:
                     return
+                step = None
                 yield item
     finally:
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.wait({step})
         await stream.aclose()
