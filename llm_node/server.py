@@ -35,7 +35,7 @@ import torch
 
 from host.net.latency import LatencyWindow
 from host.net.lifecycle import bind, serve_node
-from host.net.server import RpcServer
+from host.net.server import RpcNode, RpcServer
 from llm_node.engine.llm_engine import LLMEngine
 from llm_node.engine.sequence import SamplingParams, Sequence
 from llm_node.errors import RequestError
@@ -194,7 +194,7 @@ def _summary(seq: Sequence) -> dict:
     return out
 
 
-class LLMNode:
+class LLMNode(RpcNode):
     """Serves an engine over host.net (T_INFO, T_GENERATE, T_SCORE)."""
 
     def __init__(self, engine: LLMEngine, max_frame: int = 64 << 20):
@@ -211,18 +211,8 @@ class LLMNode:
         self._mixers: dict[int, StepMixer] = {}
         self._step_group = StepGroup()           # used by the engine thread only
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, sock=None) -> tuple[str, int]:
-        return await self.server.start(host, port, sock=sock)
-
-    async def serve_forever(self) -> None:
-        await self.server.serve_forever()
-
-    async def drain(self, timeout: float) -> int:
-        """Stop accepting, tell the clients (T_GOAWAY), let running generations finish (at most ``timeout`` s)."""
-        return await self.server.drain(timeout)
-
     async def close(self) -> None:
-        await self.server.close()
+        await super().close()
         self.worker.close()
 
     async def _info(self, fields: dict) -> dict:

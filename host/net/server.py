@@ -13,8 +13,8 @@ from host.net.codec import (F_RESPONSE, F_STREAM, T_AUTH, T_CANCEL, T_END, T_ERR
 from host.net.frames import (E_AUTH, E_BAD_FRAME, E_BAD_PAYLOAD, E_BAD_REQUEST, E_BUSY, E_DEADLINE, E_INTERNAL,
                              E_TOO_LARGE, E_UNAVAILABLE, E_UNKNOWN_TYPE, E_VERSION, RpcError, encode_frame,
                              read_header)
-from host.net.timeouts import within, within_at
 from host.net.lifecycle import serve_node  # noqa: F401 - its former home; callers may import it from here
+from host.net.timeouts import within, within_at
 from host.spec.errors import AnoleError
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,26 @@ class RpcServer:
             await conn.serve()
         finally:
             self._conns.pop(asyncio.current_task(), None)
+
+
+class RpcNode:
+    """A server whose transport is ``self.server`` (an RpcServer): start, serve_forever, drain and close go
+    to it (what ``serve_node`` drives); subclasses extend close with their own clean-up."""
+
+    server: RpcServer
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, sock=None) -> tuple[str, int]:
+        return await self.server.start(host, port, sock=sock)
+
+    async def serve_forever(self) -> None:
+        await self.server.serve_forever()
+
+    async def drain(self, timeout: float) -> int:
+        """Stop accepting, tell the clients (T_GOAWAY), finish the requests in flight (at most ``timeout`` s)."""
+        return await self.server.drain(timeout)
+
+    async def close(self) -> None:
+        await self.server.close()
 
 
 class Connection:

@@ -22,10 +22,10 @@ from host.index.index_dir import IndexDir
 from host.net import deadline as dl
 from host.net.client import RpcClient
 from host.net.frames import E_INTERNAL, E_TIMEOUT, RpcError, parse_address
+from host.net.replicas import Prober, ReplicaSet
 from host.net.timeouts import within
 from host.serve import wire
 from host.serve.batcher import FairBatcher, batch_deadline
-from host.net.replicas import Prober, ReplicaSet
 from host.serve.replicas import MemoryReplica, identity_problem, replica_sets
 from host.serve.topology import Topology, parse_topology
 from host.spec import reference

@@ -12,14 +12,14 @@ from host.index.index_dir import load_index
 from host.net.client import RpcClient
 from host.net.latency import LatencyWindow
 from host.net.lifecycle import bind, serve_node
-from host.net.server import RpcServer
+from host.net.server import RpcNode, RpcServer
 from host.serve import wire
 from host.serve.coordinator import Coordinator, CoordinatorConfig
 
 log = logging.getLogger(__name__)
 
 
-class CoordinatorServer:
+class CoordinatorServer(RpcNode):
     """Serves a connected ``Coordinator`` to clients: concurrent T_SEARCH requests share its batches."""
 
     def __init__(self, coordinator: Coordinator, max_nq: int = 1 << 16, max_frame: int = 64 << 20, *,
@@ -33,17 +33,8 @@ class CoordinatorServer:
         self.server.register(wire.T_SEARCH, self._search)
         self.server.register(wire.T_STATS, self._stats)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, sock=None) -> tuple[str, int]:
-        return await self.server.start(host, port, sock=sock)
-
-    async def serve_forever(self) -> None:
-        await self.server.serve_forever()
-
-    async def drain(self, timeout: float) -> int:
-        return await self.server.drain(timeout)
-
     async def close(self) -> None:
-        await self.server.close()
+        await super().close()
         await self.coordinator.close()
 
     async def _info(self, fields: dict) -> dict:

@@ -20,7 +20,7 @@ from host.backends.base import ShardResult
 from host.index.index_dir import IndexDir, load_index
 from host.net.latency import LatencyWindow
 from host.net.lifecycle import bind, serve_node
-from host.net.server import RpcServer
+from host.net.server import RpcNode, RpcServer
 from host.serve import wire
 from host.spec.errors import InputError
 from host.spec.scan_params import ScanParams
@@ -53,7 +53,7 @@ class MemoryNodeConfig:
                              f"drain_timeout_s={self.drain_timeout_s}, idle_timeout_s={self.idle_timeout_s}")
 
 
-class MemoryNode:
+class MemoryNode(RpcNode):
     """Serves shard ``shard`` of ``index`` (an IndexDir loaded with ``shards=[shard]``) with ``params``."""
 
     def __init__(self, index: IndexDir, shard: int, params: ScanParams, config: MemoryNodeConfig | None = None):
@@ -98,15 +98,8 @@ class MemoryNode:
                  self.config.backend, *addr)
         return addr
 
-    async def serve_forever(self) -> None:
-        await self.server.serve_forever()
-
-    async def drain(self, timeout: float) -> int:
-        """Stop accepting, tell the coordinators (T_GOAWAY), finish the scans in flight (at most ``timeout`` s)."""
-        return await self.server.drain(timeout)
-
     async def close(self) -> None:
-        await self.server.close()
+        await super().close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.backend.close()
 
