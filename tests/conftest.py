@@ -1,3 +1,4 @@
+import hashlib
 import logging
 
 import numpy as np
@@ -73,3 +74,20 @@ def small_ip_faiss(small_data):
     """The small data set as an inner-product IndexIVFPQ."""
     base, _ = small_data
     return build_ivfpq(base, BuildConfig(nlist=64, m=8, seed=0, metric="ip"))
+
+
+class HashEmbedder:
+    """Bag of words hashed into 32 dims, unit norm: a deterministic stand-in for MiniLM (same ``encode``)."""
+
+    def encode(self, texts, progress=False):
+        x = np.zeros((len(texts), 32), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split():
+                x[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 32] += 1
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
+@pytest.fixture(scope="session")
+def hash_embedder():
+    """A HashEmbedder: type-1 chunk datastores and flows without MiniLM."""
+    return HashEmbedder()

@@ -1,4 +1,9 @@
-"""Tiny randomly initialised Hugging Face models of each family, saved as checkpoint folders."""
+"""Tiny randomly initialised Hugging Face models of each family, saved as checkpoint folders; LLM nodes served
+on a background event loop."""
+import asyncio
+import contextlib
+import threading
+
 import pytest
 import torch
 
@@ -55,3 +60,24 @@ def gpt2_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def llama_checkpoint(tmp_path_factory):
     return make_checkpoint("llama_gqa", tmp_path_factory.mktemp("llama_single"))
+
+
+@contextlib.contextmanager
+def _serving_in_thread(node):
+    """Serve ``node`` (an LLMNode) on an event loop in a background thread; yields its port, then closes it."""
+    loop = asyncio.new_event_loop()
+    _, port = loop.run_until_complete(node.start("127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(node.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def serving_in_thread():
+    """``with serving_in_thread(node) as port:`` an LLMNode served on a background event loop."""
+    return _serving_in_thread

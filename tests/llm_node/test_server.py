@@ -24,18 +24,12 @@ KV_BLOCKS = 64
 
 
 @pytest.fixture(scope="module")
-def node(llama_checkpoint):
+def node(llama_checkpoint, serving_in_thread):
     """An LLM node on an event loop in a background thread; yields (node, port)."""
     engine = LLMEngine(EngineConfig(llama_checkpoint[1], block_size=4, num_kv_blocks=KV_BLOCKS, max_model_len=128))
-    loop = asyncio.new_event_loop()
     server = LLMNode(engine)
-    _, port = loop.run_until_complete(server.start("127.0.0.1", 0))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield server, port
-    asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serving_in_thread(server) as port:
+        yield server, port
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """The LLM node tokenizes text prompts off its event loop and refuses one that cannot fit without tokenizing."""
-import asyncio
 import threading
 
 import pytest
@@ -15,17 +14,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def node(tokenized_gpt2):
+def node(tokenized_gpt2, serving_in_thread):
     """An LLM node over a tiny GPT-2 with a real BPE tokenizer (context 128), on a background loop."""
-    loop = asyncio.new_event_loop()
     server = LLMNode(LLMEngine(EngineConfig(tokenized_gpt2, block_size=4, num_kv_blocks=32)))
-    _, port = loop.run_until_complete(server.start("127.0.0.1", 0))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield server, port
-    asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serving_in_thread(server) as port:
+        yield server, port
 
 
 def test_text_prompt_is_tokenized_in_a_worker_thread(node):

@@ -1,6 +1,5 @@
 """Retrieval through the API (kNN-LM and chunks, each over two memory nodes) against in-process references;
 /metrics scraped and parsed against the nodes' own counters; /health and /ready, also with a memory node gone."""
-import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -38,30 +37,19 @@ def knn_store(tokenized_gpt2, api_tools, tmp_path_factory):
     return out, motifs
 
 
-class HashEmbedder:
-    """Bag of words hashed into 32 dims, unit norm: a deterministic stand-in for MiniLM (same ``encode``)."""
-
-    def encode(self, texts, progress=False):
-        x = np.zeros((len(texts), 32), np.float32)
-        for i, t in enumerate(texts):
-            for w in t.split():
-                x[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 32] += 1
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
-
-
 @pytest.fixture(scope="module")
-def chunk_store(tmp_path_factory):
+def chunk_store(tmp_path_factory, hash_embedder):
     rng = np.random.default_rng(1)
     words = [f"w{i}" for i in range(400)]
     chunks = [Chunk(f"doc{i}", " ".join(rng.choice(words, 20))) for i in range(300)]
     out = tmp_path_factory.mktemp("api_chunks")
-    x = HashEmbedder().encode([c.text for c in chunks])
+    x = hash_embedder.encode([c.text for c in chunks])
     build_chunk_datastore(chunks, x, out, DatastoreConfig(BuildConfig(nlist=16, m=8, threads=1), shards=2))
     return out
 
 
 @pytest.fixture(scope="module")
-def rag_api(tokenized_gpt2, api_tools, knn_store, chunk_store):
+def rag_api(tokenized_gpt2, api_tools, knn_store, chunk_store, hash_embedder):
     """(serving tuple, the kNN memory nodes, their addresses, loop) with the kNN datastore as the default
     retrieval and the chunk datastore beside it."""
     import asyncio
@@ -75,7 +63,7 @@ def rag_api(tokenized_gpt2, api_tools, knn_store, chunk_store):
     threading.Thread(target=loop.run_forever, daemon=True).start()
     names = [f"{h}:{p}" for h, p in addrs]
     try:
-        with api_tools[1](tokenized_gpt2, HashEmbedder(), knn=store, knn_nodes=names[:2], chunks=chunk_store,
+        with api_tools[1](tokenized_gpt2, hash_embedder, knn=store, knn_nodes=names[:2], chunks=chunk_store,
                           chunk_nodes=names[2:]) as s:
             yield s, nodes[:2], names[:2], loop
     finally:
@@ -133,12 +121,12 @@ def test_knn_lm_through_the_api_equals_in_process(rag_api, tokenized_gpt2, api_t
     assert plain.choices[0].text != want                      # retrieval changed the text
 
 
-def test_chunks_through_the_api_equal_in_process(rag_api, tokenized_gpt2, api_tools, chunk_store):
+def test_chunks_through_the_api_equal_in_process(rag_api, tokenized_gpt2, api_tools, chunk_store, hash_embedder):
     """One retrieval interval: the chunk nearest to the prompt's words, put before the prompt, then greedy."""
     (_, _, _, api, base), _, _, _ = rag_api
     prompt = "w5 w17 w230 w42 w99 w7 w300 w12\n"
     ds = load_datastore(chunk_store)
-    res = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=1)).search(HashEmbedder().encode([prompt]), NPROBE)
+    res = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=1)).search(hash_embedder.encode([prompt]), NPROBE)
     tok = api.backend.tokenizer
     ctx = tok.encode(ds.chunks[int(res.ids[0, 0])]["text"] + "\n\n")[:48]
     engine = api_tools[0](tokenized_gpt2)
@@ -150,11 +138,11 @@ def test_chunks_through_the_api_equal_in_process(rag_api, tokenized_gpt2, api_to
     assert r.choices[0].text == tok.decode(ids)
 
 
-def test_retrieve_endpoint_equals_a_local_search(rag_api, chunk_store):
+def test_retrieve_endpoint_equals_a_local_search(rag_api, chunk_store, hash_embedder):
     (_, _, _, _, base), _, _, _ = rag_api
     queries = ["w5 w17 w230", "w1 w2 w3 w4"]
     ds = load_datastore(chunk_store)
-    want = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=3)).search(HashEmbedder().encode(queries), NPROBE)
+    want = LocalSearcher(ds.index, ScanParams(m=ds.index.m, k=3)).search(hash_embedder.encode(queries), NPROBE)
     body = json.dumps({"query": queries, "k": 3, "nprobe": NPROBE}).encode()
     req = urllib.request.Request(base + "/v1/retrieve", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:

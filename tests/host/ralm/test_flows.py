@@ -1,7 +1,6 @@
 """RALM flows over real localhost servers (memory nodes + an LLM node, framed TCP) with a tiny random GPT-2."""
 import asyncio
 import contextlib
-import hashlib
 
 import numpy as np
 import pytest
@@ -53,17 +52,6 @@ def knn_store(model_dir, tmp_path_factory):
     return out, motifs
 
 
-class HashEmbedder:
-    """Bag-of-words hashed into 32 dims, unit norm: a deterministic stand-in for MiniLM."""
-
-    def encode(self, texts, progress=False):
-        x = np.zeros((len(texts), 32), np.float32)
-        for i, t in enumerate(texts):
-            for w in t.split():
-                x[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 32] += 1
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
-
-
 class CharTokenizer:
     def encode(self, text):
         return [1 + ord(c) % (VOCAB - 1) for c in text]
@@ -73,12 +61,12 @@ class CharTokenizer:
 
 
 @pytest.fixture(scope="module")
-def chunk_store(tmp_path_factory):
+def chunk_store(tmp_path_factory, hash_embedder):
     rng = np.random.default_rng(1)
     words = [f"w{i}" for i in range(400)]
     chunks = [Chunk(f"doc{i}", " ".join(rng.choice(words, 20))) for i in range(300)]
     out = tmp_path_factory.mktemp("chunks")
-    x = HashEmbedder().encode([c.text for c in chunks])
+    x = hash_embedder.encode([c.text for c in chunks])
     build_chunk_datastore(chunks, x, out, DatastoreConfig(BuildConfig(nlist=16, m=8), shards=2))
     return out, chunks
 
@@ -160,14 +148,14 @@ def test_step_group_emits_a_whole_engine_step_at_once():
     assert len(sent) == 3                                    # nothing new: the step's items went out once
 
 
-def test_type1_retrieves_and_reprefills(model_dir, chunk_store):
+def test_type1_retrieves_and_reprefills(model_dir, chunk_store, hash_embedder):
     store, chunks = chunk_store
     cfg = RalmConfig(nprobe=NPROBE, k=K, interval=4, chunk_tokens=30, query_words=20)
 
     async def run():
         async with cluster(model_dir, store) as (ds, coord, llm, _):
             ralm = RalmCoordinator(llm, cfg, chunks=coord, chunk_texts=[c["text"] for c in ds.chunks],
-                                   embedder=HashEmbedder(), tokenizer=CharTokenizer())
+                                   embedder=hash_embedder, tokenizer=CharTokenizer())
             return await ralm.generate_chunks(prompt, max_tokens=10, ignore_eos=True)
     prompt = " ".join(chunks[5].text.split()[:10])
     res = asyncio.run(run())
@@ -224,13 +212,13 @@ def test_memory_node_death_fails_or_falls_back(model_dir, knn_store):
     assert info["running"] == 0 and more[-1]["finish_reason"] == "length"
 
 
-def test_type1_memory_node_death_is_a_clear_error(model_dir, chunk_store):
+def test_type1_memory_node_death_is_a_clear_error(model_dir, chunk_store, hash_embedder):
     store, chunks = chunk_store
 
     async def run():
         async with cluster(model_dir, store) as (ds, coord, llm, nodes):
             ralm = RalmCoordinator(llm, RalmConfig(nprobe=NPROBE, k=K, interval=4, chunk_tokens=30), chunks=coord,
-                                   chunk_texts=[c["text"] for c in ds.chunks], embedder=HashEmbedder(),
+                                   chunk_texts=[c["text"] for c in ds.chunks], embedder=hash_embedder,
                                    tokenizer=CharTokenizer())
             await nodes[0].close()
             with pytest.raises(RalmError, match="chunk retrieval failed"):
