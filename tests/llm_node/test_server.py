@@ -89,14 +89,27 @@ def test_concurrent_clients(node, reference):
 def test_disconnect_mid_stream_frees_blocks(node, cancel):
     server, port = node
     before = server.worker.stats["aborted"]
-    c = SyncClient("127.0.0.1", port)
-    stream = c.stream(T_GENERATE, greedy_request([4, 5, 6], 120))
-    got = [next(stream) for _ in range(3)]
-    assert [g["index"] for g in got] == [0, 1, 2]
-    if cancel:
-        stream.close()                           # T_CANCEL, then the connection closes
-    c.close()                                    # without it: the client just goes away
-    info = wait_idle(port)
+    engine, worker = server.worker.engine, server.worker
+    step, steps = engine.step, [0]
+
+    def step_until_cancelled():              # from the 4th step the model waits for the abort to reach the engine
+        steps[0] += 1
+        give_up = time.monotonic() + 60
+        while steps[0] > 3 and worker._calls.empty() and time.monotonic() < give_up:
+            time.sleep(0.005)
+        return step()
+    engine.step = step_until_cancelled
+    try:
+        c = SyncClient("127.0.0.1", port)
+        stream = c.stream(T_GENERATE, greedy_request([4, 5, 6], 120))
+        got = [next(stream) for _ in range(3)]
+        assert [g["index"] for g in got] == [0, 1, 2]
+        if cancel:
+            stream.close()                       # T_CANCEL, then the connection closes
+        c.close()                                # without it: the client just goes away
+        info = wait_idle(port)
+    finally:
+        engine.step = step
     assert info["free_kv_blocks"] == KV_BLOCKS
     assert server.worker.stats["aborted"] == before + 1
 

@@ -127,18 +127,22 @@ def test_request_id_is_echoed_and_logged_by_the_api_and_the_llm_node(api, caplog
 CANCELLED = 'anole_api_requests_total{endpoint="/v1/completions",outcome="cancelled"}'
 
 
-@pytest.mark.parametrize("stream, read, delay", [(True, 2, 0.02), (True, 0, 0.3), (False, 0, 0.02)],
+@pytest.mark.parametrize("stream, read, free_steps", [(True, 2, 2), (True, 0, 1), (False, 0, 1)],
                          ids=["mid-stream", "before-the-first-token", "not-streamed"])
-def test_client_gone_mid_generation_cancels_it(api, stream, read, delay):
+def test_client_gone_mid_generation_cancels_it(api, stream, read, free_steps):
     _, node, address, _, base = api
     before, cancelled = node_info(address), metric(base, CANCELLED)
     engine = node.worker.engine
-    step = engine.step
+    step, steps, held, stalled, gate = engine.step, [0], [], threading.Event(), threading.Event()
 
-    def slow_step():                         # a slower model: the stream is surely still running when we leave
-        time.sleep(delay)
+    def gated_step():                        # after free_steps the model stalls until the API has given up
+        steps[0] += 1
+        if steps[0] > free_steps:
+            held.append((len(engine.scheduler.running), engine.block_manager.num_free_blocks))
+            stalled.set()
+            gate.wait(60)
         return step()
-    engine.step = slow_step
+    engine.step = gated_step
     try:
         host, port = base.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -149,24 +153,23 @@ def test_client_gone_mid_generation_cancels_it(api, stream, read, delay):
             assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
             assert r.readline().startswith(b"data: {")
             r.readline()
-        deadline = time.monotonic() + 20
-        while (mid := node_info(address))["running"] + mid["waiting"] == 0:     # no byte has come yet
-            assert time.monotonic() < deadline, "the generation did not start"
-            time.sleep(0.02)
-        if read:                                                       # its KV blocks are in use
-            assert mid["running"] == 1 and mid["free_kv_blocks"] < mid["num_kv_blocks"]
+        assert stalled.wait(20), "the generation did not start"
+        if read:                                                       # it runs, its KV blocks are in use
+            assert held[0][0] == 1 and held[0][1] < before["num_kv_blocks"]
         conn.sock.close()
         conn.close()
+        deadline = time.monotonic() + 20              # the access log counts the request once its response ended
+        while metric(base, CANCELLED) < cancelled + 1:
+            assert time.monotonic() < deadline, "the cancelled request was not counted"
+            time.sleep(0.05)
+        gate.set()                                    # the node now takes the cancel at its next step
         after = wait_idle(address)
     finally:
+        gate.set()
         engine.step = step
     assert after["aborted"] == before["aborted"] + 1
-    deadline = time.monotonic() + 10                  # the access log counts the request once its response ended
-    while metric(base, CANCELLED) < cancelled + 1:
-        assert time.monotonic() < deadline, "the cancelled request was not counted"
-        time.sleep(0.05)
     assert metric(base, "anole_api_choices_running") == 0
-    assert after["tokens"] - before["tokens"] < 119
+    assert after["tokens"] - before["tokens"] <= free_steps + 1
 
 
 def test_tokenizer_runs_off_the_event_loop(api):
